@@ -1,0 +1,480 @@
+import CAdamCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// The update kernels. Each is generic over the element type T and an arithmetic policy P and is `@inlinable`, so
+// the module that instantiates it compiles it with its own CPU flags (baseline here, AVX2+FMA in AdamCoreAVX2).
+// Inside a kernel, options are compile-time constants of one specialization: no per-element branches.
+//
+// Every element, in the body or in the tail, goes through the same vector code, so an element's result depends
+// only on its own inputs: never on the count, its position, or which elements share a register.
+
+/// The buffers of one tensor. `grad` is only read. Unused state slots point at `param` and are never touched.
+public struct Streams<T: KernelScalar> {
+    public var param: UnsafeMutablePointer<T>
+    public var grad: UnsafePointer<T>
+    public var s0: UnsafeMutablePointer<T>
+    public var s1: UnsafeMutablePointer<T>
+    public var s2: UnsafeMutablePointer<T>
+
+    @inlinable @inline(__always)
+    public init(param: UnsafeMutablePointer<T>, grad: UnsafePointer<T>, s0: UnsafeMutablePointer<T>,
+                s1: UnsafeMutablePointer<T>, s2: UnsafeMutablePointer<T>) {
+        self.param = param; self.grad = grad; self.s0 = s0; self.s1 = s1; self.s2 = s2
+    }
+}
+
+@inlinable @inline(__always)
+func load<T: KernelScalar>(_ p: UnsafePointer<T>, _ i: Int) -> T.Vector {
+    UnsafeRawPointer(p + i).loadUnaligned(as: T.Vector.self)
+}
+
+@inlinable @inline(__always)
+func load<T: KernelScalar>(_ p: UnsafeMutablePointer<T>, _ i: Int) -> T.Vector {
+    UnsafeRawPointer(p + i).loadUnaligned(as: T.Vector.self)
+}
+
+@inlinable @inline(__always)
+func store<T: KernelScalar>(_ p: UnsafeMutablePointer<T>, _ i: Int, _ v: T.Vector) {
+    UnsafeMutableRawPointer(p + i).storeBytes(of: v, as: T.Vector.self)
+}
+
+/// Elements per reduction block: partial sums are kept in T for a block, then added in Double, in a fixed order.
+public let reductionBlock = 1024
+
+/// Runs `body` over every vector of `count` elements and returns the Double sum of what it returns.
+/// The last partial vector goes through the same body on zero-padded stack copies; only its first lanes are
+/// copied back (param, unless `readOnly`, and the first `states` state slots) and summed.
+@inlinable @inline(__always)
+func forEachVector<T: KernelScalar, P: ArithmeticPolicy>(
+    _: P.Type, _ s: Streams<T>, count n: Int, states: Int, readOnly: Bool = false,
+    _ body: (Streams<T>, Int) -> T.Vector
+) -> Double {
+    let lanes = T.Vector.scalarCount
+    let fullEnd = n &- n % lanes
+    var total = 0.0
+    var i = 0
+    while i < fullEnd {
+        let blockEnd = Swift.min(i &+ reductionBlock, fullEnd)
+        var partial = T.Vector()
+        while i < blockEnd {
+            partial += body(s, i)
+            i &+= lanes
+        }
+        total += laneSum(partial, lanes: lanes)
+    }
+    let rest = n &- fullEnd
+    guard rest > 0 else { return total }
+    return withUnsafeTemporaryAllocation(of: T.self, capacity: 5 * lanes) { scratch -> Double in
+        let base = scratch.baseAddress!
+        base.initialize(repeating: 0, count: 5 * lanes)
+        let t = Streams(param: base, grad: UnsafePointer(base + lanes), s0: base + 2 * lanes, s1: base + 3 * lanes,
+                        s2: base + 4 * lanes)
+        for k in 0..<(2 + states) { t.slot(k).update(from: s.slot(k) + fullEnd, count: rest) }
+        let contribution = body(t, 0)
+        for k in 0..<(2 + states) where k != 1 && !(readOnly && k == 0) {
+            (s.slot(k) + fullEnd).update(from: t.slot(k), count: rest)
+        }
+        var tail = 0.0
+        for lane in 0..<rest { tail += Double(contribution[lane]) }
+        return total + tail
+    }
+}
+
+extension Streams {
+    /// Buffers by position: 0 param, 1 grad (never written through this pointer), 2... state slots.
+    @inlinable @inline(__always)
+    func slot(_ k: Int) -> UnsafeMutablePointer<T> {
+        switch k {
+        case 0: return param
+        case 1: return UnsafeMutablePointer(mutating: grad)
+        case 2: return s0
+        case 3: return s1
+        default: return s2
+        }
+    }
+}
+
+/// Sum of the lanes in lane order (not `sum()`, whose order is unspecified and could differ between builds).
+@inlinable @inline(__always)
+func laneSum<V: SIMD>(_ v: V, lanes: Int) -> Double where V.Scalar: BinaryFloatingPoint {
+    var s = 0.0
+    for lane in 0..<lanes { s += Double(v[lane]) }
+    return s
+}
+
+// MARK: - Adam, AMSGrad, AdaFix
+
+/// Per-step scalars of the Adam family, rounded once to T.
+public struct AdamCoefficients<T: KernelScalar> {
+    public var sign: T             // -1 to maximize
+    public var l2: T               // L2 weight decay added to the gradient
+    public var decay: T            // 1 - lr*wd with decoupled weight decay, else exactly 1
+    public var oneMinusBeta1: T
+    public var beta2: T
+    public var oneMinusBeta2: T
+    public var amsScale: T         // AMSGrad: max(vmax, v * amsScale); 1/bc2 in optax's order, 1 in torch's
+    public var denomScale: T       // sqrt(v' * denomScale + epsRoot) + eps
+    public var epsRoot: T
+    public var eps: T
+    public var negStepSize: T      // -lr / bc1
+
+    public init(_ c: adamcore_config, step: Int64) {
+        let t = Double(step)
+        let bias = (c.flags & ADAMCORE_FLAG_NO_BIAS_CORRECTION.rawValue) == 0
+        let bc1 = bias ? 1 - pow(c.beta1, t) : 1
+        let bc2 = bias ? 1 - pow(c.beta2, t) : 1
+        let decoupled = (c.flags & ADAMCORE_FLAG_DECOUPLED_WEIGHT_DECAY.rawValue) != 0
+        let optaxOrder = (c.flags & ADAMCORE_FLAG_AMSGRAD_OPTAX_ORDER.rawValue) != 0
+        sign = (c.flags & ADAMCORE_FLAG_MAXIMIZE.rawValue) != 0 ? -1 : 1
+        l2 = decoupled ? 0 : T(c.weight_decay)
+        decay = decoupled ? T(1 - c.lr * c.weight_decay) : 1
+        oneMinusBeta1 = T(1 - c.beta1)
+        beta2 = T(c.beta2)
+        oneMinusBeta2 = T(1 - c.beta2)
+        amsScale = optaxOrder ? T(1 / bc2) : 1
+        denomScale = optaxOrder ? 1 : T(1 / bc2)
+        epsRoot = T(c.eps_root)
+        eps = T(c.eps)
+        negStepSize = T(-(c.lr / bc1))
+    }
+}
+
+/// Which Adam loop to run. `updateV: false` holds v fixed (AdaFix's frozen second moment); `trackStep` makes the
+/// kernel return ||p_new - p_old||^2; `saveGradient` copies the gradient into slot 2 (AdaFix's next-gradient mode).
+public struct AdamVariant: Equatable, Sendable {
+    public var hasL2: Bool
+    public var amsgrad: Bool
+    public var updateV: Bool
+    public var trackStep: Bool
+    public var saveGradient: Bool
+    public init(hasL2: Bool, amsgrad: Bool, updateV: Bool, trackStep: Bool, saveGradient: Bool) {
+        self.hasL2 = hasL2; self.amsgrad = amsgrad; self.updateV = updateV
+        self.trackStep = trackStep; self.saveGradient = saveGradient
+    }
+}
+
+@inlinable @inline(__always)
+func adamLoop<T: KernelScalar, P: ArithmeticPolicy>(
+    _: P.Type, _ s: Streams<T>, _ n: Int, _ c: AdamCoefficients<T>,
+    hasL2: Bool, amsgrad: Bool, updateV: Bool, trackStep: Bool, saveGradient: Bool
+) -> Double {
+    typealias V = T.Vector
+    let sign = V(repeating: c.sign), l2 = V(repeating: c.l2), decay = V(repeating: c.decay)
+    let oneMinusBeta1 = V(repeating: c.oneMinusBeta1), beta2 = V(repeating: c.beta2)
+    let oneMinusBeta2 = V(repeating: c.oneMinusBeta2), amsScale = V(repeating: c.amsScale)
+    let denomScale = V(repeating: c.denomScale), epsRoot = V(repeating: c.epsRoot), eps = V(repeating: c.eps)
+    let negStepSize = V(repeating: c.negStepSize)
+    let states = amsgrad || saveGradient ? 3 : 2
+    return forEachVector(P.self, s, count: n, states: states) { s, i in
+        let rawGrad: V = load(s.grad, i)
+        let old: V = load(s.param, i)
+        var g = rawGrad * sign
+        if hasL2 { g = P.multiplyAdd(l2, old, g) }
+        var p = old * decay
+        var m: V = load(s.s0, i)
+        m = P.multiplyAdd(oneMinusBeta1, g - m, m)            // torch: exp_avg.lerp_(grad, 1 - beta1)
+        store(s.s0, i, m)
+        var v: V = load(s.s1, i)
+        if updateV {
+            v = P.multiplyAdd(oneMinusBeta2 * g, g, v * beta2)  // exp_avg_sq * beta2 + (1 - beta2) * g * g
+            store(s.s1, i, v)
+        }
+        var vUsed = v
+        if amsgrad {
+            vUsed = pointwiseMax(load(s.s2, i), v * amsScale)
+            store(s.s2, i, vUsed)
+        }
+        let denom = T.vectorSqrt(P.multiplyAdd(vUsed, denomScale, epsRoot)) + eps
+        p = P.multiplyAdd(negStepSize, m / denom, p)
+        store(s.param, i, p)
+        if saveGradient { store(s.s2, i, rawGrad) }
+        if trackStep {
+            let d = p - old
+            return d * d
+        }
+        return V()
+    }
+}
+
+/// One Adam-family update of `n` elements; returns ||p_new - p_old||^2 when `variant.trackStep`, else 0.
+@inlinable
+public func adamKernel<T: KernelScalar, P: ArithmeticPolicy>(
+    _: P.Type, _ s: Streams<T>, _ n: Int, _ c: AdamCoefficients<T>, _ v: AdamVariant
+) -> Double {
+    // Only the combinations Adam and AdaFix use are instantiated.
+    switch (v.hasL2, v.amsgrad, v.updateV, v.trackStep, v.saveGradient) {
+    case (false, false, true, false, false):
+        return adamLoop(P.self, s, n, c, hasL2: false, amsgrad: false, updateV: true, trackStep: false, saveGradient: false)
+    case (true, false, true, false, false):
+        return adamLoop(P.self, s, n, c, hasL2: true, amsgrad: false, updateV: true, trackStep: false, saveGradient: false)
+    case (false, true, true, false, false):
+        return adamLoop(P.self, s, n, c, hasL2: false, amsgrad: true, updateV: true, trackStep: false, saveGradient: false)
+    case (true, true, true, false, false):
+        return adamLoop(P.self, s, n, c, hasL2: true, amsgrad: true, updateV: true, trackStep: false, saveGradient: false)
+    case (let l2, false, let updateV, true, let save):
+        switch (l2, updateV, save) {
+        case (false, false, false):
+            return adamLoop(P.self, s, n, c, hasL2: false, amsgrad: false, updateV: false, trackStep: true, saveGradient: false)
+        case (false, true, false):
+            return adamLoop(P.self, s, n, c, hasL2: false, amsgrad: false, updateV: true, trackStep: true, saveGradient: false)
+        case (true, false, false):
+            return adamLoop(P.self, s, n, c, hasL2: true, amsgrad: false, updateV: false, trackStep: true, saveGradient: false)
+        case (true, true, false):
+            return adamLoop(P.self, s, n, c, hasL2: true, amsgrad: false, updateV: true, trackStep: true, saveGradient: false)
+        case (false, false, true):
+            return adamLoop(P.self, s, n, c, hasL2: false, amsgrad: false, updateV: false, trackStep: true, saveGradient: true)
+        case (false, true, true):
+            return adamLoop(P.self, s, n, c, hasL2: false, amsgrad: false, updateV: true, trackStep: true, saveGradient: true)
+        case (true, false, true):
+            return adamLoop(P.self, s, n, c, hasL2: true, amsgrad: false, updateV: false, trackStep: true, saveGradient: true)
+        case (true, true, true):
+            return adamLoop(P.self, s, n, c, hasL2: true, amsgrad: false, updateV: true, trackStep: true, saveGradient: true)
+        }
+    default:
+        preconditionFailure("adamcore: Adam variant not instantiated") // unreachable: variants come from ValidConfig
+    }
+}
+
+// MARK: - SGD
+
+public struct SGDCoefficients<T: KernelScalar> {
+    public var sign: T
+    public var l2: T
+    public var momentum: T
+    public var oneMinusDampening: T
+    public var negLr: T
+
+    public init(_ c: adamcore_config) {
+        sign = (c.flags & ADAMCORE_FLAG_MAXIMIZE.rawValue) != 0 ? -1 : 1
+        l2 = T(c.weight_decay)
+        momentum = T(c.momentum)
+        oneMinusDampening = T(1 - c.dampening)
+        negLr = T(-c.lr)
+    }
+}
+
+public struct SGDVariant: Equatable, Sendable {
+    public var hasL2: Bool
+    public var momentum: Bool
+    public var firstStep: Bool     // torch's first step: the buffer becomes a copy of the gradient
+    public var nesterov: Bool
+    public init(hasL2: Bool, momentum: Bool, firstStep: Bool, nesterov: Bool) {
+        self.hasL2 = hasL2; self.momentum = momentum; self.firstStep = firstStep; self.nesterov = nesterov
+    }
+}
+
+@inlinable @inline(__always)
+func sgdLoop<T: KernelScalar, P: ArithmeticPolicy>(
+    _: P.Type, _ s: Streams<T>, _ n: Int, _ c: SGDCoefficients<T>,
+    hasL2: Bool, momentum: Bool, firstStep: Bool, nesterov: Bool
+) -> Double {
+    typealias V = T.Vector
+    let sign = V(repeating: c.sign), l2 = V(repeating: c.l2), mu = V(repeating: c.momentum)
+    let oneMinusDampening = V(repeating: c.oneMinusDampening), negLr = V(repeating: c.negLr)
+    return forEachVector(P.self, s, count: n, states: momentum ? 1 : 0) { s, i in
+        var p: V = load(s.param, i)
+        var g: V = load(s.grad, i) * sign
+        if hasL2 { g = P.multiplyAdd(l2, p, g) }
+        if momentum {
+            let buf: V = firstStep ? g : P.multiplyAdd(oneMinusDampening, g, load(s.s0, i) * mu)
+            store(s.s0, i, buf)
+            g = nesterov ? P.multiplyAdd(mu, buf, g) : buf
+        }
+        p = P.multiplyAdd(negLr, g, p)
+        store(s.param, i, p)
+        return V()
+    }
+}
+
+@inlinable
+public func sgdKernel<T: KernelScalar, P: ArithmeticPolicy>(
+    _: P.Type, _ s: Streams<T>, _ n: Int, _ c: SGDCoefficients<T>, _ v: SGDVariant
+) {
+    switch (v.hasL2, v.momentum, v.firstStep, v.nesterov) {
+    case (false, false, _, _): _ = sgdLoop(P.self, s, n, c, hasL2: false, momentum: false, firstStep: false, nesterov: false)
+    case (true, false, _, _): _ = sgdLoop(P.self, s, n, c, hasL2: true, momentum: false, firstStep: false, nesterov: false)
+    case (false, true, false, false): _ = sgdLoop(P.self, s, n, c, hasL2: false, momentum: true, firstStep: false, nesterov: false)
+    case (false, true, false, true): _ = sgdLoop(P.self, s, n, c, hasL2: false, momentum: true, firstStep: false, nesterov: true)
+    case (false, true, true, false): _ = sgdLoop(P.self, s, n, c, hasL2: false, momentum: true, firstStep: true, nesterov: false)
+    case (false, true, true, true): _ = sgdLoop(P.self, s, n, c, hasL2: false, momentum: true, firstStep: true, nesterov: true)
+    case (true, true, false, false): _ = sgdLoop(P.self, s, n, c, hasL2: true, momentum: true, firstStep: false, nesterov: false)
+    case (true, true, false, true): _ = sgdLoop(P.self, s, n, c, hasL2: true, momentum: true, firstStep: false, nesterov: true)
+    case (true, true, true, false): _ = sgdLoop(P.self, s, n, c, hasL2: true, momentum: true, firstStep: true, nesterov: false)
+    case (true, true, true, true): _ = sgdLoop(P.self, s, n, c, hasL2: true, momentum: true, firstStep: true, nesterov: true)
+    }
+}
+
+// MARK: - RMSprop
+
+public struct RMSpropCoefficients<T: KernelScalar> {
+    public var sign: T
+    public var l2: T
+    public var alpha: T
+    public var oneMinusAlpha: T
+    public var eps: T
+    public var momentum: T
+    public var negLr: T
+
+    public init(_ c: adamcore_config) {
+        sign = (c.flags & ADAMCORE_FLAG_MAXIMIZE.rawValue) != 0 ? -1 : 1
+        l2 = T(c.weight_decay)
+        alpha = T(c.alpha)
+        oneMinusAlpha = T(1 - c.alpha)
+        eps = T(c.eps)
+        momentum = T(c.momentum)
+        negLr = T(-c.lr)
+    }
+}
+
+public struct RMSpropVariant: Equatable, Sendable {
+    public var hasL2: Bool
+    public var centered: Bool
+    public var momentum: Bool
+    public init(hasL2: Bool, centered: Bool, momentum: Bool) {
+        self.hasL2 = hasL2; self.centered = centered; self.momentum = momentum
+    }
+}
+
+@inlinable @inline(__always)
+func rmspropLoop<T: KernelScalar, P: ArithmeticPolicy>(
+    _: P.Type, _ s: Streams<T>, _ n: Int, _ c: RMSpropCoefficients<T>, hasL2: Bool, centered: Bool, momentum: Bool
+) -> Double {
+    typealias V = T.Vector
+    let sign = V(repeating: c.sign), l2 = V(repeating: c.l2), alpha = V(repeating: c.alpha)
+    let oneMinusAlpha = V(repeating: c.oneMinusAlpha), eps = V(repeating: c.eps), mu = V(repeating: c.momentum)
+    let negLr = V(repeating: c.negLr), zero = V()
+    let states = 1 + (centered ? 1 : 0) + (momentum ? 1 : 0)
+    return forEachVector(P.self, s, count: n, states: states) { s, i in
+        var p: V = load(s.param, i)
+        var g: V = load(s.grad, i) * sign
+        if hasL2 { g = P.multiplyAdd(l2, p, g) }
+        var sq: V = load(s.s0, i)
+        sq = P.multiplyAdd(oneMinusAlpha * g, g, sq * alpha)     // square_avg * alpha + (1 - alpha) * g * g
+        store(s.s0, i, sq)
+        var avg: V
+        if centered {
+            var ga: V = load(s.s1, i)
+            ga = P.multiplyAdd(oneMinusAlpha, g - ga, ga)          // grad_avg.lerp_(grad, 1 - alpha)
+            store(s.s1, i, ga)
+            // sq >= ga^2 in exact arithmetic; clamp the rounding residue so it cannot become sqrt(negative) = NaN.
+            avg = T.vectorSqrt(pointwiseMax(P.multiplyAdd(zero - ga, ga, sq), zero))
+        } else {
+            avg = T.vectorSqrt(sq)
+        }
+        avg += eps
+        if momentum {
+            let bufPtr = centered ? s.s2 : s.s1
+            let buf = P.multiplyAdd(load(bufPtr, i), mu, g / avg)   // buf * momentum + grad / avg
+            store(bufPtr, i, buf)
+            p = P.multiplyAdd(negLr, buf, p)
+        } else {
+            p = P.multiplyAdd(negLr, g / avg, p)
+        }
+        store(s.param, i, p)
+        return V()
+    }
+}
+
+@inlinable
+public func rmspropKernel<T: KernelScalar, P: ArithmeticPolicy>(
+    _: P.Type, _ s: Streams<T>, _ n: Int, _ c: RMSpropCoefficients<T>, _ v: RMSpropVariant
+) {
+    switch (v.hasL2, v.centered, v.momentum) {
+    case (false, false, false): _ = rmspropLoop(P.self, s, n, c, hasL2: false, centered: false, momentum: false)
+    case (false, false, true): _ = rmspropLoop(P.self, s, n, c, hasL2: false, centered: false, momentum: true)
+    case (false, true, false): _ = rmspropLoop(P.self, s, n, c, hasL2: false, centered: true, momentum: false)
+    case (false, true, true): _ = rmspropLoop(P.self, s, n, c, hasL2: false, centered: true, momentum: true)
+    case (true, false, false): _ = rmspropLoop(P.self, s, n, c, hasL2: true, centered: false, momentum: false)
+    case (true, false, true): _ = rmspropLoop(P.self, s, n, c, hasL2: true, centered: false, momentum: true)
+    case (true, true, false): _ = rmspropLoop(P.self, s, n, c, hasL2: true, centered: true, momentum: false)
+    case (true, true, true): _ = rmspropLoop(P.self, s, n, c, hasL2: true, centered: true, momentum: true)
+    }
+}
+
+// MARK: - AdaGrad
+
+public struct AdagradCoefficients<T: KernelScalar> {
+    public var sign: T
+    public var l2: T
+    public var eps: T
+    public var negClr: T            // -lr / (1 + (step - 1) * lr_decay)
+
+    public init(_ c: adamcore_config, step: Int64) {
+        sign = (c.flags & ADAMCORE_FLAG_MAXIMIZE.rawValue) != 0 ? -1 : 1
+        l2 = T(c.weight_decay)
+        eps = T(c.eps)
+        let decayed: Double = 1 + Double(step - 1) * c.lr_decay
+        negClr = T(-(c.lr / decayed))
+    }
+}
+
+@inlinable @inline(__always)
+func adagradLoop<T: KernelScalar, P: ArithmeticPolicy>(
+    _: P.Type, _ s: Streams<T>, _ n: Int, _ c: AdagradCoefficients<T>, hasL2: Bool
+) -> Double {
+    typealias V = T.Vector
+    let sign = V(repeating: c.sign), l2 = V(repeating: c.l2), eps = V(repeating: c.eps)
+    let negClr = V(repeating: c.negClr)
+    return forEachVector(P.self, s, count: n, states: 1) { s, i in
+        var p: V = load(s.param, i)
+        var g: V = load(s.grad, i) * sign
+        if hasL2 { g = P.multiplyAdd(l2, p, g) }
+        let sum = P.multiplyAdd(g, g, load(s.s0, i))               // state_sum.addcmul_(grad, grad)
+        store(s.s0, i, sum)
+        p = P.multiplyAdd(negClr, g / (T.vectorSqrt(sum) + eps), p)
+        store(s.param, i, p)
+        return V()
+    }
+}
+
+@inlinable
+public func adagradKernel<T: KernelScalar, P: ArithmeticPolicy>(
+    _: P.Type, _ s: Streams<T>, _ n: Int, _ c: AdagradCoefficients<T>, hasL2: Bool
+) {
+    if hasL2 {
+        _ = adagradLoop(P.self, s, n, c, hasL2: true)
+    } else {
+        _ = adagradLoop(P.self, s, n, c, hasL2: false)
+    }
+}
+
+// MARK: - Reductions (AdaFix's gate and Lipschitz estimate)
+
+/// max |a[i]| (NaN lanes are ignored by the comparison, as with pointwise max).
+@inlinable
+public func maxAbsKernel<T: KernelScalar, P: ArithmeticPolicy>(_: P.Type, _ a: UnsafePointer<T>, _ n: Int) -> Double {
+    let lanes = T.Vector.scalarCount
+    let fullEnd = n &- n % lanes
+    var best = T.Vector()
+    var i = 0
+    while i < fullEnd {
+        let x: T.Vector = load(a, i)
+        best = pointwiseMax(best, pointwiseMax(x, T.Vector() - x))
+        i &+= lanes
+    }
+    var result = 0.0
+    for lane in 0..<lanes { result = Swift.max(result, Double(best[lane])) }
+    while i < n {
+        result = Swift.max(result, Double(abs(a[i])))
+        i &+= 1
+    }
+    return result
+}
+
+/// sum (a[i] - b[i])^2, in the same blocked order as the update kernels.
+@inlinable
+public func diffNormSquaredKernel<T: KernelScalar, P: ArithmeticPolicy>(
+    _: P.Type, _ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ n: Int
+) -> Double {
+    // Both inputs travel in read-only positions: `b` as param with readOnly, so neither is ever written.
+    let s = Streams(param: UnsafeMutablePointer(mutating: b), grad: a, s0: UnsafeMutablePointer(mutating: b),
+                    s1: UnsafeMutablePointer(mutating: b), s2: UnsafeMutablePointer(mutating: b))
+    return forEachVector(P.self, s, count: n, states: 0, readOnly: true) { s, i in
+        let d: T.Vector = load(s.grad, i) - load(s.param, i)
+        return P.multiplyAdd(d, d, T.Vector())
+    }
+}

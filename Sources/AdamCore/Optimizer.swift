@@ -1,0 +1,377 @@
+import CAdamCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An optimizer: hyperparameter groups, the step count, AdaFix's Lipschitz estimate, and registered tensors that
+/// one `step` call updates together.
+///
+/// Not thread-safe: calls on one optimizer must not overlap in time; distinct optimizers are independent.
+/// Registered buffers are the caller's: they must stay alive and unmoved while the optimizer can step them.
+public final class Optimizer {
+    public let kernels: KernelSet
+    public let algorithm: Algorithm
+    private var groups: ContiguousArray<ValidConfig>
+    private var coefficients: ContiguousArray<GroupCoefficients>  // recomputed each step, one per group
+    private var tensors: ContiguousArray<Tensor> = []
+
+    /// Steps taken (torch's state['step']).
+    public private(set) var stepCount: Int64 = 0
+    /// AdaFix's Lipschitz estimate L; 0 before any estimate.
+    public private(set) var lipschitz: Double = 0
+    /// Whether the last AdaFix step updated v.
+    public private(set) var vUpdated = true
+    /// AdaFix: ||x_{t+1} - x_t||^2 of the last step, while a Lipschitz observation may use it.
+    private var lastStepNormSquared: Double?
+
+    public init(_ config: Config, kernels: KernelSet = .baseline) throws(AdamCoreError) {
+        let c = try ValidConfig(config.raw)
+        self.kernels = kernels
+        algorithm = c.algorithm
+        groups = [c]
+        coefficients = [GroupCoefficients.none]
+    }
+
+    deinit {
+        for t in tensors where t.ownsState {
+            free(t.s0); free(t.s1); free(t.s2)
+        }
+    }
+
+    // MARK: Groups
+
+    public var groupCount: Int { groups.count }
+
+    /// Adds a hyperparameter group of the optimizer's algorithm; returns its index.
+    public func addGroup(_ config: Config) throws(AdamCoreError) -> Int {
+        let c = try ValidConfig(config.raw)
+        guard c.algorithm == algorithm else { throw fail(ADAMCORE_E_ALGORITHM) }
+        if algorithm == .adafix, c.flags.contains(.adafixNextGradient) != groups[0].flags.contains(.adafixNextGradient) {
+            throw fail(ADAMCORE_E_FLAGS) // one Lipschitz protocol per optimizer
+        }
+        groups.append(c)
+        coefficients.append(.none)
+        return groups.count - 1
+    }
+
+    public func config(ofGroup group: Int) throws(AdamCoreError) -> Config {
+        guard groups.indices.contains(group) else { throw fail(ADAMCORE_E_INDEX) }
+        return Config(raw: groups[group].raw)
+    }
+
+    /// Replaces a group's hyperparameters; the state layout must stay the same.
+    public func setConfig(_ config: Config, forGroup group: Int) throws(AdamCoreError) {
+        guard groups.indices.contains(group) else { throw fail(ADAMCORE_E_INDEX) }
+        let c = try ValidConfig(config.raw)
+        guard c.algorithm == algorithm else { throw fail(ADAMCORE_E_ALGORITHM) }
+        guard c.hasSameLayout(as: groups[group]) else { throw fail(ADAMCORE_E_STATE) }
+        if algorithm == .adafix, c.flags.contains(.adafixNextGradient) != groups[0].flags.contains(.adafixNextGradient) {
+            throw fail(ADAMCORE_E_FLAGS)
+        }
+        groups[group] = c
+    }
+
+    // MARK: Tensors
+
+    public var tensorCount: Int { tensors.count }
+
+    /// Registers a tensor (the C API's adamcore_optimizer_add_tensor); returns its index.
+    /// `state` NULL: the library allocates the state (zeroed; AdaGrad's filled with initial_accumulator_value).
+    public func addTensor(group: Int, dtype: Int32, param: UnsafeMutableRawPointer?, grad: UnsafeRawPointer?,
+                          count: Int, state: UnsafePointer<UnsafeMutableRawPointer?>?, stateCount: Int)
+        throws(AdamCoreError) -> Int {
+        guard groups.indices.contains(group) else { throw fail(ADAMCORE_E_INDEX) }
+        guard let kind = DType(dtype) else { throw fail(ADAMCORE_E_DTYPE) }
+        let config = groups[group]
+        let slots = config.stateCount
+        let paramRange = try kind.range(param, count)
+        let gradRange = grad == nil ? nil : try kind.range(grad, count)
+        var given: [UnsafeMutableRawPointer?] = [nil, nil, nil]
+        var ranges = [paramRange] + (gradRange.map { [$0] } ?? [])
+        if let state {
+            guard stateCount == slots else { throw fail(ADAMCORE_E_STATE) }
+            for k in 0..<slots {
+                ranges.append(try kind.range(state[k], count))
+                given[k] = state[k]
+            }
+        } else {
+            guard stateCount == 0 || stateCount == slots else { throw fail(ADAMCORE_E_STATE) }
+        }
+        for i in ranges.indices {
+            for j in ranges.indices where j > i && ranges[i].overlaps(ranges[j]) { throw fail(ADAMCORE_E_OVERLAP) }
+            for t in tensors where t.overlaps(ranges[i]) { throw fail(ADAMCORE_E_OVERLAP) }
+        }
+        let owns = state == nil && slots > 0
+        if owns {
+            for k in 0..<slots {
+                guard let buffer = kind.allocate(count, filledWith: config.initialStateValue) else {
+                    for j in 0..<k { free(given[j]) }
+                    throw fail(ADAMCORE_E_NO_MEMORY)
+                }
+                given[k] = buffer
+            }
+        }
+        tensors.append(Tensor(dtype: kind, group: group, count: count, param: param!, grad: grad,
+                              s0: given[0], s1: given[1], s2: given[2], ownsState: owns))
+        return tensors.count - 1
+    }
+
+    /// Registers a tensor whose state the library allocates, or the caller provides as `state`.
+    public func addTensor<T: Steppable>(_ param: UnsafeMutableBufferPointer<T>, grad: UnsafeBufferPointer<T>? = nil,
+                                        group: Int = 0, state: [UnsafeMutableBufferPointer<T>]? = nil)
+        throws(AdamCoreError) -> Int {
+        if let grad, grad.count != param.count { throw fail(ADAMCORE_E_LENGTH) }
+        guard let state else {
+            return try addTensor(group: group, dtype: Int32(T.dtype.rawValue), param: UnsafeMutableRawPointer(param.baseAddress),
+                                 grad: UnsafeRawPointer(grad?.baseAddress), count: param.count, state: nil, stateCount: 0)
+        }
+        guard state.allSatisfy({ $0.count == param.count }) else { throw fail(ADAMCORE_E_LENGTH) }
+        let raw = state.map { UnsafeMutableRawPointer($0.baseAddress) }
+        return try raw.withUnsafeBufferPointer { (buffer) throws(AdamCoreError) -> Int in
+            try addTensor(group: group, dtype: Int32(T.dtype.rawValue), param: UnsafeMutableRawPointer(param.baseAddress),
+                          grad: UnsafeRawPointer(grad?.baseAddress), count: param.count, state: buffer.baseAddress,
+                          stateCount: raw.count)
+        }
+    }
+
+    public func tensorInfo(_ tensor: Int) throws(AdamCoreError) -> (count: Int, dtype: adamcore_dtype) {
+        guard tensors.indices.contains(tensor) else { throw fail(ADAMCORE_E_INDEX) }
+        return (tensors[tensor].count, tensors[tensor].dtype.cValue)
+    }
+
+    /// The state buffer in `slot` of `tensor` (library- or caller-owned).
+    public func stateBuffer(tensor: Int, slot: Int) throws(AdamCoreError) -> UnsafeMutableRawPointer {
+        guard tensors.indices.contains(tensor) else { throw fail(ADAMCORE_E_INDEX) }
+        let t = tensors[tensor]
+        guard slot >= 0, slot < groups[t.group].stateCount, let buffer = t.slot(slot) else { throw fail(ADAMCORE_E_INDEX) }
+        return buffer
+    }
+
+    // MARK: Scalars
+
+    public func setStepCount(_ step: Int64) throws(AdamCoreError) {
+        guard step >= 0 else { throw fail(ADAMCORE_E_STEP) }
+        stepCount = step
+        lastStepNormSquared = nil
+    }
+
+    public func setLipschitz(_ value: Double) throws(AdamCoreError) {
+        guard algorithm == .adafix else { throw fail(ADAMCORE_E_ALGORITHM) }
+        guard value.isFinite, value >= 0 else { throw fail(ADAMCORE_E_LIPSCHITZ) }
+        lipschitz = value
+    }
+
+    // MARK: Stepping
+
+    /// One step of every tensor with its registered gradient.
+    public func step() throws(AdamCoreError) { try step(grads: nil, count: tensors.count) }
+
+    /// One step; `grads` holds one gradient pointer per tensor in registration order (nil: the registered ones).
+    public func step(grads: UnsafePointer<UnsafeRawPointer?>?, count: Int) throws(AdamCoreError) {
+        guard stepCount < Int64.max else { throw fail(ADAMCORE_E_STEP) }
+        try checkGradients(grads, count: count)
+        let t = stepCount + 1
+        let isAdaFix = algorithm == .adafix
+        let nextGradient = isAdaFix && groups[0].flags.contains(.adafixNextGradient)
+
+        // AdaFix, everything that decides the step before anything is written.
+        var newLipschitz = lipschitz
+        var updateV = true
+        if isAdaFix {
+            if nextGradient, let previous = lastStepNormSquared {
+                var diff = 0.0
+                for (i, tensor) in tensors.enumerated() {
+                    diff += tensor.diffNormSquared(gradient(grads, i), tensor.s2!, kernels)
+                }
+                newLipschitz = try raiseLipschitz(lipschitz, diffNormSquared: diff, stepNormSquared: previous)
+            }
+            updateV = try adafixGateAllGroups(grads, lipschitz: newLipschitz)
+        }
+
+        for g in groups.indices { coefficients[g] = GroupCoefficients(groups[g], step: t, updateV: updateV) }
+        var stepNormSquared = 0.0
+        for (i, tensor) in tensors.enumerated() {
+            stepNormSquared += tensor.update(gradient(grads, i), coefficients[tensor.group], kernels)
+        }
+        stepCount = t
+        if isAdaFix {
+            lipschitz = newLipschitz
+            vUpdated = updateV
+            lastStepNormSquared = stepNormSquared
+        }
+    }
+
+    /// AdaFix (exact mode): L = max(L, ||g' - g|| / ||x_{t+1} - x_t||) with the gradients of the last step (`grads`,
+    /// nil: the registered ones) and of the same minibatch at the new point (`newGrads`).
+    public func adafixObserve(grads: UnsafePointer<UnsafeRawPointer?>?, newGrads: UnsafePointer<UnsafeRawPointer?>?,
+                              count: Int) throws(AdamCoreError) {
+        guard algorithm == .adafix else { throw fail(ADAMCORE_E_ALGORITHM) }
+        guard !groups[0].flags.contains(.adafixNextGradient), let stepNorm = lastStepNormSquared else {
+            throw fail(ADAMCORE_E_SEQUENCE)
+        }
+        guard let newGrads else { throw fail(ADAMCORE_E_NULL_POINTER) }
+        try checkGradients(grads, count: count)
+        try checkGradients(newGrads, count: count)
+        var diff = 0.0
+        for (i, tensor) in tensors.enumerated() {
+            diff += tensor.diffNormSquared(gradient(grads, i), newGrads[i]!, kernels)
+        }
+        lipschitz = try raiseLipschitz(lipschitz, diffNormSquared: diff, stepNormSquared: stepNorm)
+        lastStepNormSquared = nil
+    }
+
+    // MARK: Internals
+
+    @inline(__always)
+    private func gradient(_ grads: UnsafePointer<UnsafeRawPointer?>?, _ i: Int) -> UnsafeRawPointer {
+        grads.map { $0[i]! } ?? tensors[i].grad!
+    }
+
+    /// Gradients given or registered for every tensor, valid, and disjoint from the tensor's param and state.
+    private func checkGradients(_ grads: UnsafePointer<UnsafeRawPointer?>?, count: Int) throws(AdamCoreError) {
+        guard count == tensors.count else { throw fail(ADAMCORE_E_COUNT) }
+        for i in tensors.indices {
+            let tensor = tensors[i]
+            guard let g = grads.map({ $0[i] }) ?? tensor.grad else { throw fail(ADAMCORE_E_NULL_POINTER) }
+            let range = try tensor.dtype.range(g, tensor.count)
+            if tensor.overlapsOwnBuffers(range) { throw fail(ADAMCORE_E_OVERLAP) }
+        }
+    }
+
+    /// One decision for the whole optimizer: v is updated iff some group has max|g| >= L * lr over its tensors.
+    private func adafixGateAllGroups(_ grads: UnsafePointer<UnsafeRawPointer?>?, lipschitz: Double)
+        throws(AdamCoreError) -> Bool {
+        guard lipschitz > 0 else { return true }
+        for (i, tensor) in tensors.enumerated() {
+            let maxAbs = tensor.maxAbs(gradient(grads, i), kernels)
+            if adafixGate(maxAbsGrad: maxAbs, lipschitz: lipschitz, lr: groups[tensor.group].raw.lr) { return true }
+        }
+        return false
+    }
+}
+
+// MARK: - Per-tensor records
+
+enum DType {
+    case float32, float64
+
+    init?(_ code: Int32) {
+        switch code {
+        case Int32(ADAMCORE_FLOAT32.rawValue): self = .float32
+        case Int32(ADAMCORE_FLOAT64.rawValue): self = .float64
+        default: return nil
+        }
+    }
+
+    var cValue: adamcore_dtype { self == .float32 ? ADAMCORE_FLOAT32 : ADAMCORE_FLOAT64 }
+
+    func range(_ p: UnsafeRawPointer?, _ count: Int) throws(AdamCoreError) -> ByteRange {
+        self == .float32 ? try ByteRange(p, count: count, of: Float.self) : try ByteRange(p, count: count, of: Double.self)
+    }
+
+    /// A 64-byte aligned buffer of `count` elements set to `value`, or nil when memory is short.
+    func allocate(_ count: Int, filledWith value: Double) -> UnsafeMutableRawPointer? {
+        let stride = self == .float32 ? 4 : 8
+        var raw: UnsafeMutableRawPointer?
+        guard posix_memalign(&raw, 64, Swift.max(count * stride, 64)) == 0, let raw else { return nil }
+        switch self {
+        case .float32: raw.bindMemory(to: Float.self, capacity: count).initialize(repeating: Float(value), count: count)
+        case .float64: raw.bindMemory(to: Double.self, capacity: count).initialize(repeating: value, count: count)
+        }
+        return raw
+    }
+}
+
+/// Per-step scalars of one group, for both dtypes.
+enum GroupCoefficients {
+    case none
+    case adam(AdamCoefficients<Float>, AdamCoefficients<Double>, AdamVariant)
+    case sgd(SGDCoefficients<Float>, SGDCoefficients<Double>, SGDVariant)
+    case rmsprop(RMSpropCoefficients<Float>, RMSpropCoefficients<Double>, RMSpropVariant)
+    case adagrad(AdagradCoefficients<Float>, AdagradCoefficients<Double>, Bool)
+
+    init(_ c: ValidConfig, step: Int64, updateV: Bool) {
+        switch c.algorithm {
+        case .adam, .adafix:
+            let adafix = c.algorithm == .adafix
+            let variant = AdamVariant(hasL2: hasL2(c), amsgrad: c.flags.contains(.amsgrad), updateV: updateV,
+                                      trackStep: adafix, saveGradient: adafix && c.flags.contains(.adafixNextGradient))
+            self = .adam(AdamCoefficients(c.raw, step: step), AdamCoefficients(c.raw, step: step), variant)
+        case .sgd:
+            self = .sgd(SGDCoefficients(c.raw), SGDCoefficients(c.raw), sgdVariant(c, step: step))
+        case .rmsprop:
+            self = .rmsprop(RMSpropCoefficients(c.raw), RMSpropCoefficients(c.raw), rmspropVariant(c))
+        case .adagrad:
+            self = .adagrad(AdagradCoefficients(c.raw, step: step), AdagradCoefficients(c.raw, step: step), hasL2(c))
+        }
+    }
+}
+
+struct Tensor {
+    let dtype: DType
+    let group: Int
+    let count: Int
+    let param: UnsafeMutableRawPointer
+    let grad: UnsafeRawPointer?
+    let s0, s1, s2: UnsafeMutableRawPointer?
+    let ownsState: Bool
+
+    func slot(_ k: Int) -> UnsafeMutableRawPointer? { k == 0 ? s0 : k == 1 ? s1 : k == 2 ? s2 : nil }
+
+    private var stride: Int { dtype == .float32 ? 4 : 8 }
+
+    private func range(_ p: UnsafeRawPointer) -> ByteRange {
+        // Validated at registration, so this cannot throw.
+        (try? dtype.range(p, count)) ?? ByteRange.empty
+    }
+
+    func overlapsOwnBuffers(_ r: ByteRange) -> Bool {
+        if range(param).overlaps(r) { return true }
+        for k in 0..<3 { if let s = slot(k), range(s).overlaps(r) { return true } }
+        return false
+    }
+
+    func overlaps(_ r: ByteRange) -> Bool {
+        if overlapsOwnBuffers(r) { return true }
+        if let grad, range(grad).overlaps(r) { return true }
+        return false
+    }
+
+    @inline(__always)
+    private func streams<T: KernelScalar>(_ grad: UnsafeRawPointer, _: T.Type) -> Streams<T> {
+        let p = param.assumingMemoryBound(to: T.self)
+        return Streams(param: p, grad: grad.assumingMemoryBound(to: T.self),
+                       s0: s0?.assumingMemoryBound(to: T.self) ?? p, s1: s1?.assumingMemoryBound(to: T.self) ?? p,
+                       s2: s2?.assumingMemoryBound(to: T.self) ?? p)
+    }
+
+    /// Runs this tensor's kernel; returns ||dx||^2 for AdaFix, else 0.
+    @inline(__always)
+    func update(_ grad: UnsafeRawPointer, _ c: GroupCoefficients, _ k: KernelSet) -> Double {
+        switch (c, dtype) {
+        case (.none, _): return 0
+        case let (.adam(c32, _, v), .float32): return k.adam32(streams(grad, Float.self), count, c32, v)
+        case let (.adam(_, c64, v), .float64): return k.adam64(streams(grad, Double.self), count, c64, v)
+        case let (.sgd(c32, _, v), .float32): k.sgd32(streams(grad, Float.self), count, c32, v)
+        case let (.sgd(_, c64, v), .float64): k.sgd64(streams(grad, Double.self), count, c64, v)
+        case let (.rmsprop(c32, _, v), .float32): k.rmsprop32(streams(grad, Float.self), count, c32, v)
+        case let (.rmsprop(_, c64, v), .float64): k.rmsprop64(streams(grad, Double.self), count, c64, v)
+        case let (.adagrad(c32, _, l2), .float32): k.adagrad32(streams(grad, Float.self), count, c32, l2)
+        case let (.adagrad(_, c64, l2), .float64): k.adagrad64(streams(grad, Double.self), count, c64, l2)
+        }
+        return 0
+    }
+
+    func maxAbs(_ grad: UnsafeRawPointer, _ k: KernelSet) -> Double {
+        dtype == .float32 ? k.maxAbs32(grad.assumingMemoryBound(to: Float.self), count)
+            : k.maxAbs64(grad.assumingMemoryBound(to: Double.self), count)
+    }
+
+    func diffNormSquared(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ k: KernelSet) -> Double {
+        dtype == .float32
+            ? k.diffNormSquared32(a.assumingMemoryBound(to: Float.self), b.assumingMemoryBound(to: Float.self), count)
+            : k.diffNormSquared64(a.assumingMemoryBound(to: Double.self), b.assumingMemoryBound(to: Double.self), count)
+    }
+}

@@ -1,0 +1,40 @@
+import CAdamCore
+
+/// An element type the kernels run on: `Float` (16 lanes) or `Double` (8 lanes), 64 bytes per vector either way.
+public protocol KernelScalar: BinaryFloatingPoint & SIMDScalar & Codable where Self.SIMDMaskScalar: FixedWidthInteger & SignedInteger {
+    associatedtype Vector: SIMD where Vector.Scalar == Self, Vector.MaskStorage.Scalar == Self.SIMDMaskScalar
+    /// Lane-wise square root as one instruction per register (see the shim for why not `squareRoot()`).
+    static func vectorSqrt(_ x: Vector) -> Vector
+    /// The dtype code of the C API.
+    static var dtype: adamcore_dtype { get }
+}
+
+extension Float: KernelScalar {
+    public typealias Vector = SIMD16<Float>
+    @inlinable @inline(__always)
+    public static func vectorSqrt(_ x: Vector) -> Vector { adamcore_shim_sqrt_f32x16(x) }
+    @inlinable public static var dtype: adamcore_dtype { ADAMCORE_FLOAT32 }
+}
+
+extension Double: KernelScalar {
+    public typealias Vector = SIMD8<Double>
+    @inlinable @inline(__always)
+    public static func vectorSqrt(_ x: Vector) -> Vector { adamcore_shim_sqrt_f64x8(x) }
+    @inlinable public static var dtype: adamcore_dtype { ADAMCORE_FLOAT64 }
+}
+
+/// How a kernel computes `a * b + c`. The policy is a type parameter, so each specialization is compiled for one
+/// choice; the AVX2 module declares its own fused policy so its specializations never share a symbol with the
+/// baseline ones (the linker would merge identical names, and baseline code could end up running AVX2 code).
+public protocol ArithmeticPolicy {
+    static func multiplyAdd<V: SIMD>(_ a: V, _ b: V, _ c: V) -> V where V.Scalar: FloatingPoint
+}
+
+/// Separate multiply and add: two roundings, identical on every CPU, and cheap without FMA hardware
+/// (`addingProduct` would become a libm `fma()` call per lane there).
+public enum UnfusedArithmetic: ArithmeticPolicy {
+    @inlinable @inline(__always)
+    public static func multiplyAdd<V: SIMD>(_ a: V, _ b: V, _ c: V) -> V where V.Scalar: FloatingPoint {
+        a * b + c
+    }
+}

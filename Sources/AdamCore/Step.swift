@@ -1,0 +1,236 @@
+import CAdamCore
+
+/// Stateless steps: one in-place update of one buffer set. Every function validates all of its arguments before
+/// it writes anything, and throws the header's status on any problem (nothing has been modified then).
+///
+/// The pointer forms mirror the C API (and back it); the buffer-pointer forms below check that all buffers have
+/// the gradient's length.
+public enum Step {
+    // MARK: Pointer forms
+
+    /// Adam / AdamW / AMSGrad (`maxExpAvgSq` exactly when the config has `.amsgrad`).
+    public static func adam<T: Steppable>(
+        _ config: adamcore_config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
+        expAvg: UnsafeMutablePointer<T>?, expAvgSq: UnsafeMutablePointer<T>?, maxExpAvgSq: UnsafeMutablePointer<T>?,
+        kernels: KernelSet = .baseline
+    ) throws(AdamCoreError) {
+        let c = try ValidConfig(config)
+        guard c.algorithm == .adam else { throw fail(ADAMCORE_E_ALGORITHM) }
+        try checkStep(step)
+        let amsgrad = c.flags.contains(.amsgrad)
+        let s = try streams(count, param, grad, expAvg, expAvgSq, maxExpAvgSq, required: amsgrad ? 3 : 2)
+        let variant = AdamVariant(hasL2: hasL2(c), amsgrad: amsgrad, updateV: true, trackStep: false, saveGradient: false)
+        _ = T.adam(kernels)(s, count, AdamCoefficients(config, step: step), variant)
+    }
+
+    /// AdaFix on a buffer set that is the whole model: v is updated only if max|grad| >= lipschitz * lr.
+    public static func adafix<T: Steppable>(
+        _ config: adamcore_config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
+        expAvg: UnsafeMutablePointer<T>?, expAvgSq: UnsafeMutablePointer<T>?, lipschitz: Double,
+        kernels: KernelSet = .baseline
+    ) throws(AdamCoreError) -> adamcore_adafix_result {
+        let c = try ValidConfig(config)
+        guard c.algorithm == .adafix else { throw fail(ADAMCORE_E_ALGORITHM) }
+        // The next-gradient mode needs the optimizer object, which keeps the previous gradient.
+        guard !c.flags.contains(.adafixNextGradient) else { throw fail(ADAMCORE_E_FLAGS) }
+        try checkStep(step)
+        guard lipschitz.isFinite, lipschitz >= 0 else { throw fail(ADAMCORE_E_LIPSCHITZ) }
+        let s = try streams(count, param, grad, expAvg, expAvgSq, nil, required: 2)
+        let maxAbs = T.maxAbs(kernels)(s.grad, count)
+        let update = adafixGate(maxAbsGrad: maxAbs, lipschitz: lipschitz, lr: config.lr)
+        let variant = AdamVariant(hasL2: hasL2(c), amsgrad: false, updateV: update, trackStep: true, saveGradient: false)
+        let norm = T.adam(kernels)(s, count, AdamCoefficients(config, step: step), variant)
+        return adamcore_adafix_result(max_abs_grad: maxAbs, step_norm_sq: norm, v_updated: update ? 1 : 0, reserved: 0)
+    }
+
+    /// L = max(L, ||newGrad - grad|| / sqrt(stepNormSquared)); unchanged when stepNormSquared is 0.
+    public static func adafixLipschitz<T: Steppable>(
+        count: Int, grad: UnsafePointer<T>?, newGrad: UnsafePointer<T>?, stepNormSquared: Double, lipschitz: Double,
+        kernels: KernelSet = .baseline
+    ) throws(AdamCoreError) -> Double {
+        guard lipschitz.isFinite, lipschitz >= 0 else { throw fail(ADAMCORE_E_LIPSCHITZ) }
+        guard stepNormSquared.isFinite, stepNormSquared >= 0 else { throw fail(ADAMCORE_E_NONFINITE) }
+        let a = try ByteRange(grad, count: count, of: T.self)
+        let b = try ByteRange(newGrad, count: count, of: T.self)
+        _ = (a, b) // reading overlapping inputs is harmless
+        return try raiseLipschitz(lipschitz, diffNormSquared: T.diffNormSquared(kernels)(grad!, newGrad!, count),
+                                  stepNormSquared: stepNormSquared)
+    }
+
+    /// SGD (`momentumBuffer` exactly when momentum > 0; at step 1 it is overwritten with the gradient).
+    public static func sgd<T: Steppable>(
+        _ config: adamcore_config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
+        momentumBuffer: UnsafeMutablePointer<T>?, kernels: KernelSet = .baseline
+    ) throws(AdamCoreError) {
+        let c = try ValidConfig(config)
+        guard c.algorithm == .sgd else { throw fail(ADAMCORE_E_ALGORITHM) }
+        try checkStep(step)
+        let s = try streams(count, param, grad, momentumBuffer, nil, nil, required: c.stateCount)
+        T.sgd(kernels)(s, count, SGDCoefficients(config), sgdVariant(c, step: step))
+    }
+
+    /// RMSprop (`gradAvg` exactly when centered, `momentumBuffer` exactly when momentum > 0).
+    public static func rmsprop<T: Steppable>(
+        _ config: adamcore_config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
+        squareAvg: UnsafeMutablePointer<T>?, gradAvg: UnsafeMutablePointer<T>?, momentumBuffer: UnsafeMutablePointer<T>?,
+        kernels: KernelSet = .baseline
+    ) throws(AdamCoreError) {
+        let c = try ValidConfig(config)
+        guard c.algorithm == .rmsprop else { throw fail(ADAMCORE_E_ALGORITHM) }
+        try checkStep(step)
+        let centered = c.flags.contains(.centered), momentum = config.momentum > 0
+        // The named C arguments, checked for presence, then packed into the kernel's slot order.
+        guard squareAvg != nil, gradAvg != nil || !centered, momentumBuffer != nil || !momentum else {
+            throw fail(ADAMCORE_E_NULL_POINTER)
+        }
+        guard gradAvg == nil || centered, momentumBuffer == nil || momentum else { throw fail(ADAMCORE_E_STATE) }
+        let s = try streams(count, param, grad, squareAvg, centered ? gradAvg : momentumBuffer,
+                            centered ? momentumBuffer : nil, required: c.stateCount)
+        T.rmsprop(kernels)(s, count, RMSpropCoefficients(config), rmspropVariant(c))
+    }
+
+    /// AdaGrad.
+    public static func adagrad<T: Steppable>(
+        _ config: adamcore_config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
+        stateSum: UnsafeMutablePointer<T>?, kernels: KernelSet = .baseline
+    ) throws(AdamCoreError) {
+        let c = try ValidConfig(config)
+        guard c.algorithm == .adagrad else { throw fail(ADAMCORE_E_ALGORITHM) }
+        try checkStep(step)
+        let s = try streams(count, param, grad, stateSum, nil, nil, required: 1)
+        T.adagrad(kernels)(s, count, AdagradCoefficients(config, step: step), hasL2(c))
+    }
+
+    // MARK: Buffer-pointer forms (Swift)
+
+    public static func adam<T: Steppable>(
+        _ config: Config, step: Int, param: UnsafeMutableBufferPointer<T>, grad: UnsafeBufferPointer<T>,
+        expAvg: UnsafeMutableBufferPointer<T>, expAvgSq: UnsafeMutableBufferPointer<T>,
+        maxExpAvgSq: UnsafeMutableBufferPointer<T>? = nil, kernels: KernelSet = .baseline
+    ) throws(AdamCoreError) {
+        try sameLength(grad.count, param.count, expAvg.count, expAvgSq.count, maxExpAvgSq?.count)
+        try adam(config.raw, step: Int64(step), count: grad.count, param: param.baseAddress, grad: grad.baseAddress,
+                 expAvg: expAvg.baseAddress, expAvgSq: expAvgSq.baseAddress, maxExpAvgSq: maxExpAvgSq?.baseAddress,
+                 kernels: kernels)
+    }
+
+    public static func sgd<T: Steppable>(
+        _ config: Config, step: Int, param: UnsafeMutableBufferPointer<T>, grad: UnsafeBufferPointer<T>,
+        momentumBuffer: UnsafeMutableBufferPointer<T>? = nil, kernels: KernelSet = .baseline
+    ) throws(AdamCoreError) {
+        try sameLength(grad.count, param.count, momentumBuffer?.count)
+        try sgd(config.raw, step: Int64(step), count: grad.count, param: param.baseAddress, grad: grad.baseAddress,
+                momentumBuffer: momentumBuffer?.baseAddress, kernels: kernels)
+    }
+
+    public static func rmsprop<T: Steppable>(
+        _ config: Config, step: Int, param: UnsafeMutableBufferPointer<T>, grad: UnsafeBufferPointer<T>,
+        squareAvg: UnsafeMutableBufferPointer<T>, gradAvg: UnsafeMutableBufferPointer<T>? = nil,
+        momentumBuffer: UnsafeMutableBufferPointer<T>? = nil, kernels: KernelSet = .baseline
+    ) throws(AdamCoreError) {
+        try sameLength(grad.count, param.count, squareAvg.count, gradAvg?.count, momentumBuffer?.count)
+        try rmsprop(config.raw, step: Int64(step), count: grad.count, param: param.baseAddress, grad: grad.baseAddress,
+                    squareAvg: squareAvg.baseAddress, gradAvg: gradAvg?.baseAddress,
+                    momentumBuffer: momentumBuffer?.baseAddress, kernels: kernels)
+    }
+
+    public static func adagrad<T: Steppable>(
+        _ config: Config, step: Int, param: UnsafeMutableBufferPointer<T>, grad: UnsafeBufferPointer<T>,
+        stateSum: UnsafeMutableBufferPointer<T>, kernels: KernelSet = .baseline
+    ) throws(AdamCoreError) {
+        try sameLength(grad.count, param.count, stateSum.count)
+        try adagrad(config.raw, step: Int64(step), count: grad.count, param: param.baseAddress, grad: grad.baseAddress,
+                    stateSum: stateSum.baseAddress, kernels: kernels)
+    }
+
+    public static func adafix<T: Steppable>(
+        _ config: Config, step: Int, param: UnsafeMutableBufferPointer<T>, grad: UnsafeBufferPointer<T>,
+        expAvg: UnsafeMutableBufferPointer<T>, expAvgSq: UnsafeMutableBufferPointer<T>, lipschitz: Double,
+        kernels: KernelSet = .baseline
+    ) throws(AdamCoreError) -> adamcore_adafix_result {
+        try sameLength(grad.count, param.count, expAvg.count, expAvgSq.count)
+        return try adafix(config.raw, step: Int64(step), count: grad.count, param: param.baseAddress,
+                          grad: grad.baseAddress, expAvg: expAvg.baseAddress, expAvgSq: expAvgSq.baseAddress,
+                          lipschitz: lipschitz, kernels: kernels)
+    }
+
+    // MARK: Shared checks
+
+    @usableFromInline
+    static func checkStep(_ step: Int64) throws(AdamCoreError) {
+        guard step >= 1 else { throw fail(ADAMCORE_E_STEP) }
+    }
+
+    /// Validates param, grad and the state pointers (the first `required` non-NULL, the rest NULL), their sizes,
+    /// alignment and disjointness, and packs them for a kernel. Allocation-free: it runs on every call.
+    @usableFromInline
+    static func streams<T: KernelScalar>(
+        _ count: Int, _ param: UnsafeMutablePointer<T>?, _ grad: UnsafePointer<T>?,
+        _ s0: UnsafeMutablePointer<T>?, _ s1: UnsafeMutablePointer<T>?, _ s2: UnsafeMutablePointer<T>?,
+        required: Int
+    ) throws(AdamCoreError) -> Streams<T> {
+        guard let param, let grad else { throw fail(ADAMCORE_E_NULL_POINTER) }
+        func check(_ slot: Int, _ isPresent: Bool) throws(AdamCoreError) {
+            if (slot < required) != isPresent { throw fail(isPresent ? ADAMCORE_E_STATE : ADAMCORE_E_NULL_POINTER) }
+        }
+        try check(0, s0 != nil)
+        try check(1, s1 != nil)
+        try check(2, s2 != nil)
+        let p = try ByteRange(param, count: count, of: T.self), g = try ByteRange(grad, count: count, of: T.self)
+        let r0 = required > 0 ? try ByteRange(s0, count: count, of: T.self) : nil
+        let r1 = required > 1 ? try ByteRange(s1, count: count, of: T.self) : nil
+        let r2 = required > 2 ? try ByteRange(s2, count: count, of: T.self) : nil
+        let all = (p, g, r0, r1, r2)
+        func at(_ k: Int) -> ByteRange? {
+            switch k { case 0: return all.0; case 1: return all.1; case 2: return all.2; case 3: return all.3
+            default: return all.4 }
+        }
+        for i in 0..<5 {
+            for j in (i + 1)..<5 {
+                if let a = at(i), let b = at(j), a.overlaps(b) { throw fail(ADAMCORE_E_OVERLAP) }
+            }
+        }
+        return Streams(param: param, grad: grad, s0: s0 ?? param, s1: s1 ?? param, s2: s2 ?? param)
+    }
+
+    /// Throws ADAMCORE_E_LENGTH unless every optional count is nil or equal to `count`.
+    static func sameLength(_ count: Int, _ a: Int?, _ b: Int? = nil, _ c: Int? = nil, _ d: Int? = nil)
+        throws(AdamCoreError) {
+        func same(_ x: Int?) -> Bool { x == nil || x == count }
+        guard same(a), same(b), same(c), same(d) else { throw fail(ADAMCORE_E_LENGTH) }
+    }
+}
+
+// MARK: - Rules shared by the stateless functions and the optimizer object
+
+@inlinable
+func hasL2(_ c: ValidConfig) -> Bool {
+    c.raw.weight_decay != 0 && !c.flags.contains(.decoupledWeightDecay)
+}
+
+@inlinable
+func sgdVariant(_ c: ValidConfig, step: Int64) -> SGDVariant {
+    SGDVariant(hasL2: hasL2(c), momentum: c.raw.momentum > 0, firstStep: step == 1,
+               nesterov: c.flags.contains(.nesterov))
+}
+
+@inlinable
+func rmspropVariant(_ c: ValidConfig) -> RMSpropVariant {
+    RMSpropVariant(hasL2: hasL2(c), centered: c.flags.contains(.centered), momentum: c.raw.momentum > 0)
+}
+
+/// AdaFix's gate (seed 001, Algorithm 1, line 4): update v iff max|g| >= L * lr. With L = 0 it always passes.
+@inlinable
+public func adafixGate(maxAbsGrad: Double, lipschitz: Double, lr: Double) -> Bool {
+    maxAbsGrad >= lipschitz * lr
+}
+
+/// AdaFix's estimate (lines 11-12): max(L, ||g' - g|| / ||dx||), skipped when the step was zero.
+@inlinable
+public func raiseLipschitz(_ lipschitz: Double, diffNormSquared: Double, stepNormSquared: Double)
+    throws(AdamCoreError) -> Double {
+    guard stepNormSquared > 0 else { return lipschitz }
+    let l = (diffNormSquared / stepNormSquared).squareRoot()
+    guard l.isFinite else { throw fail(ADAMCORE_E_NONFINITE) }
+    return Swift.max(lipschitz, l)
+}

@@ -1,0 +1,401 @@
+// The C ABI: every function of include/adamcore.h, as thin shims over AdamCore. They convert arguments, call the
+// core, and map a thrown AdamCoreError to its status. Nothing here decides an update rule.
+import AdamCore
+import CAdamCore
+#if arch(x86_64)
+import AdamCoreAVX2
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: - Kernel choice
+
+/// Chosen once, on first use (Swift's thread-safe lazy global initialisation).
+let activeKernels: KernelSet = {
+    if let isa = getenv("ADAMCORE_ISA"), String(cString: isa) == "baseline" { return .baseline }
+    #if arch(x86_64)
+    // The check runs here, in baseline code; only then is AVX2-compiled code entered.
+    if adamcore_shim_cpu_has_avx2_fma() != 0 { return makeAVX2Kernels() }
+    #endif
+    return .baseline
+}()
+
+@inline(__always)
+func status(_ body: () throws(AdamCoreError) -> Void) -> Int32 {
+    do {
+        try body()
+        return ADAMCORE_OK.rawValue
+    } catch {
+        return error.code
+    }
+}
+
+@inline(__always)
+func cString(_ s: StaticString) -> UnsafePointer<CChar> {
+    UnsafeRawPointer(s.utf8Start).assumingMemoryBound(to: CChar.self)
+}
+
+@inline(__always)
+func config(_ p: UnsafePointer<adamcore_config>?) throws(AdamCoreError) -> adamcore_config {
+    guard let p else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
+    return p.pointee
+}
+
+@inline(__always)
+func optimizer(_ handle: OpaquePointer?) throws(AdamCoreError) -> Optimizer {
+    guard let handle else { throw AdamCoreError(ADAMCORE_E_HANDLE) }
+    return Unmanaged<Optimizer>.fromOpaque(UnsafeRawPointer(handle)).takeUnretainedValue()
+}
+
+/// A size_t element count; counts above INTPTR_MAX cannot describe a buffer.
+@inline(__always)
+func count(_ n: UInt) throws(AdamCoreError) -> Int {
+    guard n <= UInt(Int.max) else { throw AdamCoreError(ADAMCORE_E_LENGTH) }
+    return Int(n)
+}
+
+/// A size_t index or list length; values above INTPTR_MAX become -1, which every range check rejects.
+@inline(__always)
+func position(_ i: UInt) -> Int { i <= UInt(Int.max) ? Int(i) : -1 }
+
+// MARK: - Version and status
+
+@_cdecl("adamcore_version_number")
+public func adamcore_version_number_() -> UInt32 {
+    UInt32(ADAMCORE_VERSION_MAJOR * 10000 + ADAMCORE_VERSION_MINOR * 100 + ADAMCORE_VERSION_PATCH)
+}
+
+@_cdecl("adamcore_version_string")
+public func adamcore_version_string_() -> UnsafePointer<CChar> { cString(AdamCoreVersion.string) }
+
+@_cdecl("adamcore_status_name")
+public func adamcore_status_name_(_ code: Int32) -> UnsafePointer<CChar> { cString(AdamCoreError.describe(code).name) }
+
+@_cdecl("adamcore_strerror")
+public func adamcore_strerror_(_ code: Int32) -> UnsafePointer<CChar> { cString(AdamCoreError.describe(code).message) }
+
+@_cdecl("adamcore_active_isa")
+public func adamcore_active_isa_() -> Int32 { Int32(activeKernels.isa.rawValue) }
+
+// MARK: - Config
+
+@_cdecl("adamcore_config_init")
+public func adamcore_config_init_(_ out: UnsafeMutablePointer<adamcore_config>?, _ algorithm: Int32) -> Int32 {
+    status { () throws(AdamCoreError) in
+        guard let out else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
+        guard let a = Algorithm(rawValue: algorithm) else { throw AdamCoreError(ADAMCORE_E_ALGORITHM) }
+        out.pointee = Config(a).raw
+    }
+}
+
+@_cdecl("adamcore_config_validate")
+public func adamcore_config_validate_(_ c: UnsafePointer<adamcore_config>?) -> Int32 {
+    status { () throws(AdamCoreError) in _ = try ValidConfig(config(c)) }
+}
+
+@_cdecl("adamcore_config_state_count")
+public func adamcore_config_state_count_(_ c: UnsafePointer<adamcore_config>?, _ out: UnsafeMutablePointer<UInt>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        let v = try ValidConfig(config(c))
+        guard let out else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
+        out.pointee = UInt(v.stateCount)
+    }
+}
+
+@_cdecl("adamcore_config_state_name")
+public func adamcore_config_state_name_(_ c: UnsafePointer<adamcore_config>?, _ slot: UInt,
+                                        _ out: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        let v = try ValidConfig(config(c))
+        guard let out else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
+        guard slot < UInt(v.stateCount) else { throw AdamCoreError(ADAMCORE_E_INDEX) }
+        out.pointee = cString(v.slot(Int(slot)).cName)
+    }
+}
+
+// MARK: - Stateless steps
+
+@_cdecl("adamcore_adam_step_f32")
+public func adamcore_adam_step_f32_(_ c: UnsafePointer<adamcore_config>?, _ step: Int64, _ n: UInt,
+                                    _ param: UnsafeMutablePointer<Float>?, _ grad: UnsafePointer<Float>?,
+                                    _ m: UnsafeMutablePointer<Float>?, _ v: UnsafeMutablePointer<Float>?,
+                                    _ vmax: UnsafeMutablePointer<Float>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        try Step.adam(config(c), step: step, count: count(n), param: param, grad: grad, expAvg: m, expAvgSq: v,
+                      maxExpAvgSq: vmax, kernels: activeKernels)
+    }
+}
+
+@_cdecl("adamcore_adam_step_f64")
+public func adamcore_adam_step_f64_(_ c: UnsafePointer<adamcore_config>?, _ step: Int64, _ n: UInt,
+                                    _ param: UnsafeMutablePointer<Double>?, _ grad: UnsafePointer<Double>?,
+                                    _ m: UnsafeMutablePointer<Double>?, _ v: UnsafeMutablePointer<Double>?,
+                                    _ vmax: UnsafeMutablePointer<Double>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        try Step.adam(config(c), step: step, count: count(n), param: param, grad: grad, expAvg: m, expAvgSq: v,
+                      maxExpAvgSq: vmax, kernels: activeKernels)
+    }
+}
+
+@_cdecl("adamcore_adafix_step_f32")
+public func adamcore_adafix_step_f32_(_ c: UnsafePointer<adamcore_config>?, _ step: Int64, _ n: UInt,
+                                      _ param: UnsafeMutablePointer<Float>?, _ grad: UnsafePointer<Float>?,
+                                      _ m: UnsafeMutablePointer<Float>?, _ v: UnsafeMutablePointer<Float>?,
+                                      _ lipschitz: Double, _ result: UnsafeMutablePointer<adamcore_adafix_result>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        let r = try Step.adafix(config(c), step: step, count: count(n), param: param, grad: grad, expAvg: m,
+                                expAvgSq: v, lipschitz: lipschitz, kernels: activeKernels)
+        result?.pointee = r
+    }
+}
+
+@_cdecl("adamcore_adafix_step_f64")
+public func adamcore_adafix_step_f64_(_ c: UnsafePointer<adamcore_config>?, _ step: Int64, _ n: UInt,
+                                      _ param: UnsafeMutablePointer<Double>?, _ grad: UnsafePointer<Double>?,
+                                      _ m: UnsafeMutablePointer<Double>?, _ v: UnsafeMutablePointer<Double>?,
+                                      _ lipschitz: Double, _ result: UnsafeMutablePointer<adamcore_adafix_result>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        let r = try Step.adafix(config(c), step: step, count: count(n), param: param, grad: grad, expAvg: m,
+                                expAvgSq: v, lipschitz: lipschitz, kernels: activeKernels)
+        result?.pointee = r
+    }
+}
+
+@_cdecl("adamcore_adafix_lipschitz_f32")
+public func adamcore_adafix_lipschitz_f32_(_ n: UInt, _ grad: UnsafePointer<Float>?, _ newGrad: UnsafePointer<Float>?,
+                                           _ stepNormSq: Double, _ lipschitz: UnsafeMutablePointer<Double>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        guard let lipschitz else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
+        lipschitz.pointee = try Step.adafixLipschitz(count: count(n), grad: grad, newGrad: newGrad,
+                                                     stepNormSquared: stepNormSq, lipschitz: lipschitz.pointee,
+                                                     kernels: activeKernels)
+    }
+}
+
+@_cdecl("adamcore_adafix_lipschitz_f64")
+public func adamcore_adafix_lipschitz_f64_(_ n: UInt, _ grad: UnsafePointer<Double>?, _ newGrad: UnsafePointer<Double>?,
+                                           _ stepNormSq: Double, _ lipschitz: UnsafeMutablePointer<Double>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        guard let lipschitz else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
+        lipschitz.pointee = try Step.adafixLipschitz(count: count(n), grad: grad, newGrad: newGrad,
+                                                     stepNormSquared: stepNormSq, lipschitz: lipschitz.pointee,
+                                                     kernels: activeKernels)
+    }
+}
+
+@_cdecl("adamcore_sgd_step_f32")
+public func adamcore_sgd_step_f32_(_ c: UnsafePointer<adamcore_config>?, _ step: Int64, _ n: UInt,
+                                   _ param: UnsafeMutablePointer<Float>?, _ grad: UnsafePointer<Float>?,
+                                   _ buf: UnsafeMutablePointer<Float>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        try Step.sgd(config(c), step: step, count: count(n), param: param, grad: grad, momentumBuffer: buf,
+                     kernels: activeKernels)
+    }
+}
+
+@_cdecl("adamcore_sgd_step_f64")
+public func adamcore_sgd_step_f64_(_ c: UnsafePointer<adamcore_config>?, _ step: Int64, _ n: UInt,
+                                   _ param: UnsafeMutablePointer<Double>?, _ grad: UnsafePointer<Double>?,
+                                   _ buf: UnsafeMutablePointer<Double>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        try Step.sgd(config(c), step: step, count: count(n), param: param, grad: grad, momentumBuffer: buf,
+                     kernels: activeKernels)
+    }
+}
+
+@_cdecl("adamcore_rmsprop_step_f32")
+public func adamcore_rmsprop_step_f32_(_ c: UnsafePointer<adamcore_config>?, _ step: Int64, _ n: UInt,
+                                       _ param: UnsafeMutablePointer<Float>?, _ grad: UnsafePointer<Float>?,
+                                       _ sq: UnsafeMutablePointer<Float>?, _ ga: UnsafeMutablePointer<Float>?,
+                                       _ buf: UnsafeMutablePointer<Float>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        try Step.rmsprop(config(c), step: step, count: count(n), param: param, grad: grad, squareAvg: sq, gradAvg: ga,
+                         momentumBuffer: buf, kernels: activeKernels)
+    }
+}
+
+@_cdecl("adamcore_rmsprop_step_f64")
+public func adamcore_rmsprop_step_f64_(_ c: UnsafePointer<adamcore_config>?, _ step: Int64, _ n: UInt,
+                                       _ param: UnsafeMutablePointer<Double>?, _ grad: UnsafePointer<Double>?,
+                                       _ sq: UnsafeMutablePointer<Double>?, _ ga: UnsafeMutablePointer<Double>?,
+                                       _ buf: UnsafeMutablePointer<Double>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        try Step.rmsprop(config(c), step: step, count: count(n), param: param, grad: grad, squareAvg: sq, gradAvg: ga,
+                         momentumBuffer: buf, kernels: activeKernels)
+    }
+}
+
+@_cdecl("adamcore_adagrad_step_f32")
+public func adamcore_adagrad_step_f32_(_ c: UnsafePointer<adamcore_config>?, _ step: Int64, _ n: UInt,
+                                       _ param: UnsafeMutablePointer<Float>?, _ grad: UnsafePointer<Float>?,
+                                       _ sum: UnsafeMutablePointer<Float>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        try Step.adagrad(config(c), step: step, count: count(n), param: param, grad: grad, stateSum: sum,
+                         kernels: activeKernels)
+    }
+}
+
+@_cdecl("adamcore_adagrad_step_f64")
+public func adamcore_adagrad_step_f64_(_ c: UnsafePointer<adamcore_config>?, _ step: Int64, _ n: UInt,
+                                       _ param: UnsafeMutablePointer<Double>?, _ grad: UnsafePointer<Double>?,
+                                       _ sum: UnsafeMutablePointer<Double>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        try Step.adagrad(config(c), step: step, count: count(n), param: param, grad: grad, stateSum: sum,
+                         kernels: activeKernels)
+    }
+}
+
+// MARK: - Optimizer objects
+
+@_cdecl("adamcore_optimizer_create")
+public func adamcore_optimizer_create_(_ c: UnsafePointer<adamcore_config>?,
+                                       _ handleOut: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        let cfg = try config(c)
+        guard let handleOut else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
+        let opt = try Optimizer(Config(raw: cfg), kernels: activeKernels)
+        handleOut.pointee = OpaquePointer(Unmanaged.passRetained(opt).toOpaque())
+    }
+}
+
+@_cdecl("adamcore_optimizer_destroy")
+public func adamcore_optimizer_destroy_(_ handle: OpaquePointer?) -> Int32 {
+    if let handle { Unmanaged<Optimizer>.fromOpaque(UnsafeRawPointer(handle)).release() }
+    return ADAMCORE_OK.rawValue
+}
+
+@_cdecl("adamcore_optimizer_add_group")
+public func adamcore_optimizer_add_group_(_ handle: OpaquePointer?, _ c: UnsafePointer<adamcore_config>?,
+                                          _ group: UnsafeMutablePointer<UInt>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        let opt = try optimizer(handle)
+        let cfg = try config(c)
+        guard let group else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
+        group.pointee = UInt(try opt.addGroup(Config(raw: cfg)))
+    }
+}
+
+@_cdecl("adamcore_optimizer_group_count")
+public func adamcore_optimizer_group_count_(_ handle: OpaquePointer?, _ out: UnsafeMutablePointer<UInt>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        let opt = try optimizer(handle)
+        guard let out else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
+        out.pointee = UInt(opt.groupCount)
+    }
+}
+
+@_cdecl("adamcore_optimizer_get_config")
+public func adamcore_optimizer_get_config_(_ handle: OpaquePointer?, _ group: UInt,
+                                           _ out: UnsafeMutablePointer<adamcore_config>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        let opt = try optimizer(handle)
+        guard let out else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
+        guard out.pointee.struct_size == UInt32(MemoryLayout<adamcore_config>.size) else {
+            throw AdamCoreError(ADAMCORE_E_CONFIG_SIZE)
+        }
+        out.pointee = try opt.config(ofGroup: position(group)).raw
+    }
+}
+
+@_cdecl("adamcore_optimizer_set_config")
+public func adamcore_optimizer_set_config_(_ handle: OpaquePointer?, _ group: UInt,
+                                           _ c: UnsafePointer<adamcore_config>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        let opt = try optimizer(handle)
+        try opt.setConfig(Config(raw: config(c)), forGroup: position(group))
+    }
+}
+
+@_cdecl("adamcore_optimizer_add_tensor")
+public func adamcore_optimizer_add_tensor_(_ handle: OpaquePointer?, _ group: UInt, _ dtype: Int32,
+                                           _ param: UnsafeMutableRawPointer?, _ grad: UnsafeRawPointer?, _ n: UInt,
+                                           _ state: UnsafePointer<UnsafeMutableRawPointer?>?, _ stateCount: UInt,
+                                           _ out: UnsafeMutablePointer<UInt>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        let opt = try optimizer(handle)
+        let i = try opt.addTensor(group: position(group), dtype: dtype, param: param, grad: grad, count: count(n),
+                                  state: state, stateCount: position(stateCount))
+        out?.pointee = UInt(i)
+    }
+}
+
+@_cdecl("adamcore_optimizer_tensor_count")
+public func adamcore_optimizer_tensor_count_(_ handle: OpaquePointer?, _ out: UnsafeMutablePointer<UInt>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        let opt = try optimizer(handle)
+        guard let out else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
+        out.pointee = UInt(opt.tensorCount)
+    }
+}
+
+@_cdecl("adamcore_optimizer_tensor_info")
+public func adamcore_optimizer_tensor_info_(_ handle: OpaquePointer?, _ tensor: UInt, _ n: UnsafeMutablePointer<UInt>?,
+                                            _ dtype: UnsafeMutablePointer<Int32>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        let info = try optimizer(handle).tensorInfo(position(tensor))
+        n?.pointee = UInt(info.count)
+        dtype?.pointee = Int32(info.dtype.rawValue)
+    }
+}
+
+@_cdecl("adamcore_optimizer_state_buffer")
+public func adamcore_optimizer_state_buffer_(_ handle: OpaquePointer?, _ tensor: UInt, _ slot: UInt,
+                                             _ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        let opt = try optimizer(handle)
+        guard let out else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
+        out.pointee = try opt.stateBuffer(tensor: position(tensor), slot: position(slot))
+    }
+}
+
+@_cdecl("adamcore_optimizer_step")
+public func adamcore_optimizer_step_(_ handle: OpaquePointer?, _ grads: UnsafePointer<UnsafeRawPointer?>?,
+                                     _ n: UInt) -> Int32 {
+    status { () throws(AdamCoreError) in try optimizer(handle).step(grads: grads, count: position(n)) }
+}
+
+@_cdecl("adamcore_optimizer_adafix_observe")
+public func adamcore_optimizer_adafix_observe_(_ handle: OpaquePointer?, _ grads: UnsafePointer<UnsafeRawPointer?>?,
+                                               _ newGrads: UnsafePointer<UnsafeRawPointer?>?, _ n: UInt) -> Int32 {
+    status { () throws(AdamCoreError) in try optimizer(handle).adafixObserve(grads: grads, newGrads: newGrads, count: position(n)) }
+}
+
+@_cdecl("adamcore_optimizer_get_step")
+public func adamcore_optimizer_get_step_(_ handle: OpaquePointer?, _ out: UnsafeMutablePointer<Int64>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        let opt = try optimizer(handle)
+        guard let out else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
+        out.pointee = opt.stepCount
+    }
+}
+
+@_cdecl("adamcore_optimizer_set_step")
+public func adamcore_optimizer_set_step_(_ handle: OpaquePointer?, _ step: Int64) -> Int32 {
+    status { () throws(AdamCoreError) in try optimizer(handle).setStepCount(step) }
+}
+
+@_cdecl("adamcore_optimizer_get_lipschitz")
+public func adamcore_optimizer_get_lipschitz_(_ handle: OpaquePointer?, _ out: UnsafeMutablePointer<Double>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        let opt = try optimizer(handle)
+        guard opt.algorithm == .adafix else { throw AdamCoreError(ADAMCORE_E_ALGORITHM) }
+        guard let out else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
+        out.pointee = opt.lipschitz
+    }
+}
+
+@_cdecl("adamcore_optimizer_set_lipschitz")
+public func adamcore_optimizer_set_lipschitz_(_ handle: OpaquePointer?, _ value: Double) -> Int32 {
+    status { () throws(AdamCoreError) in try optimizer(handle).setLipschitz(value) }
+}
+
+@_cdecl("adamcore_optimizer_adafix_v_updated")
+public func adamcore_optimizer_adafix_v_updated_(_ handle: OpaquePointer?, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        let opt = try optimizer(handle)
+        guard opt.algorithm == .adafix else { throw AdamCoreError(ADAMCORE_E_ALGORITHM) }
+        guard let out else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
+        out.pointee = opt.vUpdated ? 1 : 0
+    }
+}

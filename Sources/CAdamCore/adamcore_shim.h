@@ -1,0 +1,37 @@
+/* Internal helpers the Swift kernels need and Swift cannot express (not part of the public API). */
+#ifndef ADAMCORE_SHIM_H
+#define ADAMCORE_SHIM_H
+
+#include <stdint.h>
+
+/* Swift imports these as SIMD16<Float> and SIMD8<Double>. Swift's own squareRoot() lowers to per-lane sqrtss
+ * plus a libm errno fallback on Linux; the clang builtin gives one sqrtps/vsqrtps per register. */
+typedef float adamcore_shim_f32x16 __attribute__((ext_vector_type(16)));
+typedef double adamcore_shim_f64x8 __attribute__((ext_vector_type(8)));
+
+static inline adamcore_shim_f32x16 adamcore_shim_sqrt_f32x16(adamcore_shim_f32x16 x) {
+    return __builtin_elementwise_sqrt(x);
+}
+static inline adamcore_shim_f64x8 adamcore_shim_sqrt_f64x8(adamcore_shim_f64x8 x) {
+    return __builtin_elementwise_sqrt(x);
+}
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+/* 1 if the CPU has AVX2 and FMA and the OS saves the YMM registers, else 0. */
+static inline int adamcore_shim_cpu_has_avx2_fma(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    const unsigned fma = 1u << 12, osxsave = 1u << 27, avx = 1u << 28;
+    if ((c & (fma | osxsave | avx)) != (fma | osxsave | avx)) return 0;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 6u) != 6u) return 0; /* XMM and YMM state enabled by the OS */
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return (b & (1u << 5)) != 0; /* AVX2 */
+}
+#else
+static inline int adamcore_shim_cpu_has_avx2_fma(void) { return 0; }
+#endif
+
+#endif

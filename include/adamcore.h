@@ -1,0 +1,303 @@
+/*
+ * adamcore.h: the C interface of adamcore, in-place SIMD optimizer steps over caller-owned buffers.
+ *
+ * This header is the contract. Every type the library uses is defined here once; the Swift core sees the same
+ * definitions through a module map. Every function returns an int status: ADAMCORE_OK (0) or a negative
+ * ADAMCORE_E_* code. On any error no caller buffer and no optimizer state has been modified, nothing has been
+ * printed, and the process has not been aborted.
+ *
+ * Conventions
+ *   - Counts are element counts (not bytes). Buffers of float must be 4-byte aligned, of double 8-byte aligned.
+ *   - Buffers of one call must not overlap each other (ADAMCORE_E_OVERLAP).
+ *   - `step` is the 1-based number of the update being made (torch's state['step'] after its increment).
+ *   - Defaults and update rules follow torch.optim (README.md gives them in full).
+ *
+ * Thread safety
+ *   - Version, status and config functions, and the stateless step functions, are thread-safe and reentrant;
+ *     concurrent stateless calls must not share a buffer that either of them writes.
+ *   - An adamcore_optimizer is not thread-safe: calls on one optimizer must not overlap in time. Distinct
+ *     optimizers may be used from different threads at once.
+ */
+#ifndef ADAMCORE_H
+#define ADAMCORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Version
+ * ------------------------------------------------------------------------------------------------------------- */
+
+#define ADAMCORE_VERSION_MAJOR 0
+#define ADAMCORE_VERSION_MINOR 1
+#define ADAMCORE_VERSION_PATCH 0
+/** MAJOR * 10000 + MINOR * 100 + PATCH, comparable with adamcore_version_number(). */
+#define ADAMCORE_VERSION_NUMBER (ADAMCORE_VERSION_MAJOR * 10000 + ADAMCORE_VERSION_MINOR * 100 + ADAMCORE_VERSION_PATCH)
+#define ADAMCORE_VERSION_STRING "0.1.0"
+
+/** The version of the library loaded at run time, as ADAMCORE_VERSION_NUMBER. */
+uint32_t adamcore_version_number(void);
+/** The version of the library loaded at run time, as "MAJOR.MINOR.PATCH". Static storage; never NULL. */
+const char *adamcore_version_string(void);
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Status codes
+ * ------------------------------------------------------------------------------------------------------------- */
+
+typedef enum adamcore_status {
+    ADAMCORE_OK = 0,
+    ADAMCORE_E_NULL_POINTER = -1,        /* a required pointer is NULL */
+    ADAMCORE_E_LENGTH = -2,              /* buffers of different lengths, or a count too large for the address space */
+    ADAMCORE_E_OVERLAP = -3,             /* two buffers of one call overlap */
+    ADAMCORE_E_MISALIGNED = -4,          /* a buffer is not aligned to its element size */
+    ADAMCORE_E_STEP = -5,                /* step < 1, or the step count would overflow */
+    ADAMCORE_E_CONFIG_SIZE = -6,         /* config->struct_size is not sizeof(adamcore_config) */
+    ADAMCORE_E_ALGORITHM = -7,           /* unknown algorithm, or a call made for another algorithm */
+    ADAMCORE_E_FLAGS = -8,               /* unknown flag, or a flag the algorithm does not take */
+    ADAMCORE_E_LR = -9,                  /* lr is not finite and >= 0 */
+    ADAMCORE_E_BETA1 = -10,              /* beta1 is not in [0, 1) (or not 0 where unused) */
+    ADAMCORE_E_BETA2 = -11,              /* beta2 is not in [0, 1) (or not 0 where unused) */
+    ADAMCORE_E_EPS = -12,                /* eps is not finite and >= 0 (or not 0 where unused) */
+    ADAMCORE_E_EPS_ROOT = -13,           /* eps_root is not finite and >= 0 (or not 0 where unused) */
+    ADAMCORE_E_WEIGHT_DECAY = -14,       /* weight_decay is not finite and >= 0 */
+    ADAMCORE_E_MOMENTUM = -15,           /* momentum is not in [0, 1] (or not 0 where unused) */
+    ADAMCORE_E_DAMPENING = -16,          /* dampening is not in [0, 1], or Nesterov with dampening != 0 */
+    ADAMCORE_E_NESTEROV = -17,           /* Nesterov momentum requires momentum > 0 */
+    ADAMCORE_E_ALPHA = -18,              /* alpha is not in [0, 1] (or not 0 where unused) */
+    ADAMCORE_E_LR_DECAY = -19,           /* lr_decay is not finite and >= 0 (or not 0 where unused) */
+    ADAMCORE_E_INITIAL_ACCUMULATOR = -20,/* initial_accumulator_value is not finite and >= 0 (or not 0 where unused) */
+    ADAMCORE_E_RESERVED = -21,           /* a reserved field is not 0 */
+    ADAMCORE_E_STATE = -22,              /* missing, extra or wrongly sized state buffers for the options */
+    ADAMCORE_E_DTYPE = -23,              /* unknown dtype, or a buffer of another dtype than the tensor's */
+    ADAMCORE_E_HANDLE = -24,             /* the optimizer handle is NULL */
+    ADAMCORE_E_INDEX = -25,              /* a group, tensor or state slot index is out of range */
+    ADAMCORE_E_COUNT = -26,              /* a list does not have one entry per registered tensor */
+    ADAMCORE_E_NO_MEMORY = -27,          /* the library could not allocate memory */
+    ADAMCORE_E_SEQUENCE = -28,           /* the call is not valid in the optimizer's current state */
+    ADAMCORE_E_NONFINITE = -29,          /* a value that must be finite is NaN or infinite */
+    ADAMCORE_E_LIPSCHITZ = -30           /* an AdaFix Lipschitz estimate is not finite and >= 0 */
+} adamcore_status;
+
+/** The enumerator's name, e.g. "ADAMCORE_E_BETA1"; "ADAMCORE_E_UNKNOWN" for a value not listed. Never NULL. */
+const char *adamcore_status_name(int status);
+/** A one-line English description, e.g. "beta1 must be finite and in [0, 1)". Never NULL. */
+const char *adamcore_strerror(int status);
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Configuration
+ * ------------------------------------------------------------------------------------------------------------- */
+
+typedef enum adamcore_algorithm {
+    ADAMCORE_ADAM = 1,    /* Adam; AdamW with ADAMCORE_FLAG_DECOUPLED_WEIGHT_DECAY; AMSGrad with ADAMCORE_FLAG_AMSGRAD */
+    ADAMCORE_ADAFIX = 2,  /* AdaFix (Bae, Ryu, Shin): Adam whose second moment freezes once max|g| < L*lr */
+    ADAMCORE_SGD = 3,     /* SGD with optional momentum, dampening and Nesterov */
+    ADAMCORE_RMSPROP = 4, /* RMSprop with optional momentum and centering */
+    ADAMCORE_ADAGRAD = 5  /* AdaGrad with learning-rate decay */
+} adamcore_algorithm;
+
+typedef enum adamcore_flag {
+    ADAMCORE_FLAG_MAXIMIZE = 1u << 0,                /* all: ascend instead of descend (the gradient is negated) */
+    ADAMCORE_FLAG_AMSGRAD = 1u << 1,                 /* Adam: keep the running maximum of v (third state buffer) */
+    ADAMCORE_FLAG_AMSGRAD_OPTAX_ORDER = 1u << 2,     /* Adam+AMSGRAD: max over bias-corrected v (optax) instead of raw v (torch) */
+    ADAMCORE_FLAG_DECOUPLED_WEIGHT_DECAY = 1u << 3,  /* Adam, AdaFix: p *= 1 - lr*weight_decay first (AdamW) instead of L2 */
+    ADAMCORE_FLAG_NO_BIAS_CORRECTION = 1u << 4,      /* Adam, AdaFix: use m and v without bias correction */
+    ADAMCORE_FLAG_NESTEROV = 1u << 5,                /* SGD: Nesterov momentum */
+    ADAMCORE_FLAG_CENTERED = 1u << 6,                /* RMSprop: normalise by the estimated variance */
+    ADAMCORE_FLAG_ADAFIX_NEXT_GRADIENT = 1u << 7     /* AdaFix optimizer: estimate L from the next step's gradient */
+} adamcore_flag;
+
+/*
+ * Hyperparameters of one algorithm. Initialise with adamcore_config_init(), which sets struct_size and torch's
+ * defaults, then change fields. Fields the algorithm does not use must stay 0: a value there is rejected with the
+ * field's status rather than silently ignored.
+ *
+ *   field                      used by                      default
+ *   lr                         all                          1e-3 (Adam, AdaFix, SGD), 1e-2 (RMSprop, AdaGrad)
+ *   beta1, beta2               Adam, AdaFix                 0.9, 0.999
+ *   eps                        Adam, AdaFix, RMSprop, AdaGrad  1e-8 (AdaGrad 1e-10)
+ *   eps_root                   Adam, AdaFix                 0 (eps inside the square root, as optax)
+ *   weight_decay               all                          0
+ *   momentum                   SGD, RMSprop                 0
+ *   dampening                  SGD                          0
+ *   alpha                      RMSprop                      0.99
+ *   lr_decay                   AdaGrad                      0
+ *   initial_accumulator_value  AdaGrad                      0 (fills library-allocated state)
+ */
+typedef struct adamcore_config {
+    uint32_t struct_size; /* sizeof(adamcore_config); guards against a header/library mismatch */
+    int32_t algorithm;    /* an adamcore_algorithm */
+    uint32_t flags;       /* adamcore_flag bits */
+    uint32_t reserved;    /* must be 0 */
+    double lr;
+    double beta1;
+    double beta2;
+    double eps;
+    double eps_root;
+    double weight_decay;
+    double momentum;
+    double dampening;
+    double alpha;
+    double lr_decay;
+    double initial_accumulator_value;
+} adamcore_config;
+
+/** Fill *config with torch's defaults for the algorithm. ADAMCORE_E_ALGORITHM for an unknown one. */
+int adamcore_config_init(adamcore_config *config, int algorithm);
+/** Check every field of *config; ADAMCORE_OK if a step with it would be accepted. */
+int adamcore_config_validate(const adamcore_config *config);
+/** Number of state buffers per tensor for this config (e.g. 2 for Adam, 3 for AMSGrad, 0 for plain SGD). */
+int adamcore_config_state_count(const adamcore_config *config, size_t *count);
+/** torch's name of state slot `slot` ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer", "square_avg",
+ *  "grad_avg", "sum", "prev_grad"); static storage. */
+int adamcore_config_state_name(const adamcore_config *config, size_t slot, const char **name);
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Stateless steps: one in-place update of one buffer set.
+ * param and the state buffers are read and written; grad is only read. All have `count` elements.
+ * ------------------------------------------------------------------------------------------------------------- */
+
+/** Adam / AdamW / AMSGrad. max_exp_avg_sq is required with ADAMCORE_FLAG_AMSGRAD and must be NULL without it. */
+int adamcore_adam_step_f32(const adamcore_config *config, int64_t step, size_t count, float *param,
+                           const float *grad, float *exp_avg, float *exp_avg_sq, float *max_exp_avg_sq);
+int adamcore_adam_step_f64(const adamcore_config *config, int64_t step, size_t count, double *param,
+                           const double *grad, double *exp_avg, double *exp_avg_sq, double *max_exp_avg_sq);
+
+/* What an AdaFix step decided and measured. */
+typedef struct adamcore_adafix_result {
+    double max_abs_grad;   /* max |g| over the buffer (the gate's left side) */
+    double step_norm_sq;   /* ||x_{t+1} - x_t||^2, as the parameters actually moved */
+    int32_t v_updated;     /* 1 if v was updated (max|g| >= L*lr), 0 if it was held fixed */
+    int32_t reserved;
+} adamcore_adafix_result;
+
+/** AdaFix on one buffer set that is the whole model: v is updated only if max|grad| >= lipschitz*lr.
+ *  `lipschitz` is the current estimate L (0 before any); result may be NULL. */
+int adamcore_adafix_step_f32(const adamcore_config *config, int64_t step, size_t count, float *param,
+                             const float *grad, float *exp_avg, float *exp_avg_sq, double lipschitz,
+                             adamcore_adafix_result *result);
+int adamcore_adafix_step_f64(const adamcore_config *config, int64_t step, size_t count, double *param,
+                             const double *grad, double *exp_avg, double *exp_avg_sq, double lipschitz,
+                             adamcore_adafix_result *result);
+/** The AdaFix estimate update: *lipschitz = max(*lipschitz, ||new_grad - grad|| / sqrt(step_norm_sq)), where
+ *  new_grad is the same minibatch's gradient at the new point. Unchanged when step_norm_sq is 0.
+ *  ADAMCORE_E_NONFINITE (and *lipschitz unchanged) if the ratio is not finite. */
+int adamcore_adafix_lipschitz_f32(size_t count, const float *grad, const float *new_grad, double step_norm_sq,
+                                  double *lipschitz);
+int adamcore_adafix_lipschitz_f64(size_t count, const double *grad, const double *new_grad, double step_norm_sq,
+                                  double *lipschitz);
+
+/** SGD. momentum_buffer is required when momentum > 0 and must be NULL otherwise; at step 1 it is overwritten
+ *  with the gradient (torch's first-step rule), so its prior contents do not matter then. */
+int adamcore_sgd_step_f32(const adamcore_config *config, int64_t step, size_t count, float *param,
+                          const float *grad, float *momentum_buffer);
+int adamcore_sgd_step_f64(const adamcore_config *config, int64_t step, size_t count, double *param,
+                          const double *grad, double *momentum_buffer);
+
+/** RMSprop. grad_avg is required exactly with ADAMCORE_FLAG_CENTERED, momentum_buffer exactly when momentum > 0. */
+int adamcore_rmsprop_step_f32(const adamcore_config *config, int64_t step, size_t count, float *param,
+                              const float *grad, float *square_avg, float *grad_avg, float *momentum_buffer);
+int adamcore_rmsprop_step_f64(const adamcore_config *config, int64_t step, size_t count, double *param,
+                              const double *grad, double *square_avg, double *grad_avg, double *momentum_buffer);
+
+/** AdaGrad. state_sum starts at initial_accumulator_value (the caller fills it). */
+int adamcore_adagrad_step_f32(const adamcore_config *config, int64_t step, size_t count, float *param,
+                              const float *grad, float *state_sum);
+int adamcore_adagrad_step_f64(const adamcore_config *config, int64_t step, size_t count, double *param,
+                              const double *grad, double *state_sum);
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Optimizer objects: hyperparameter groups, a step count, global scalars (AdaFix's L) and registered tensors,
+ * all stepped by one call.
+ * ------------------------------------------------------------------------------------------------------------- */
+
+typedef enum adamcore_dtype {
+    ADAMCORE_FLOAT32 = 1,
+    ADAMCORE_FLOAT64 = 2
+} adamcore_dtype;
+
+typedef struct adamcore_optimizer adamcore_optimizer;
+
+/** Create an optimizer whose group 0 has *config. Free it with adamcore_optimizer_destroy. */
+int adamcore_optimizer_create(const adamcore_config *config, adamcore_optimizer **out);
+/** Free the optimizer and the state it allocated. NULL is accepted and does nothing. */
+int adamcore_optimizer_destroy(adamcore_optimizer *optimizer);
+
+/** Add a hyperparameter group (torch's param_groups) with the optimizer's algorithm; its index in *group. */
+int adamcore_optimizer_add_group(adamcore_optimizer *optimizer, const adamcore_config *config, size_t *group);
+/** Number of groups. */
+int adamcore_optimizer_group_count(adamcore_optimizer *optimizer, size_t *count);
+/** Copy group `group`'s config into *config (whose struct_size the caller sets, e.g. by adamcore_config_init). */
+int adamcore_optimizer_get_config(adamcore_optimizer *optimizer, size_t group, adamcore_config *config);
+/** Replace group `group`'s hyperparameters between steps (schedulers). The algorithm and the state layout
+ *  (AMSGrad, momentum > 0, centered) must stay as they were: ADAMCORE_E_STATE otherwise. */
+int adamcore_optimizer_set_config(adamcore_optimizer *optimizer, size_t group, const adamcore_config *config);
+
+/**
+ * Register a parameter tensor of `count` elements in group `group`.
+ *   grad: the gradient buffer used when adamcore_optimizer_step gets no list; may be NULL.
+ *   state: NULL to let the library allocate zeroed state (AdaGrad's filled with initial_accumulator_value),
+ *          or an array of state_count caller-owned buffers (adamcore_config_state_count) of `count` elements each,
+ *          which must outlive the optimizer or the tensor's use.
+ * The tensor's index (0, 1, ... in order of registration) goes to *index, which may be NULL.
+ * No buffer may overlap another buffer of the optimizer. The caller keeps param (and grad, state) alive and
+ * unmoved while the optimizer can step them.
+ */
+int adamcore_optimizer_add_tensor(adamcore_optimizer *optimizer, size_t group, int dtype, void *param,
+                                  const void *grad, size_t count, void *const *state, size_t state_count,
+                                  size_t *index);
+/** Number of registered tensors. */
+int adamcore_optimizer_tensor_count(adamcore_optimizer *optimizer, size_t *count);
+/** Element count and dtype of a tensor (either out pointer may be NULL). */
+int adamcore_optimizer_tensor_info(adamcore_optimizer *optimizer, size_t tensor, size_t *count, int *dtype);
+/** The state buffer in slot `slot` of tensor `tensor` (owned by the library or the caller), e.g. to checkpoint it. */
+int adamcore_optimizer_state_buffer(adamcore_optimizer *optimizer, size_t tensor, size_t slot, void **buffer);
+
+/**
+ * One step of every registered tensor. grads: NULL to use the registered gradient buffers, or an array of
+ * `count` gradient pointers, one per tensor in registration order (count must equal the tensor count).
+ * For AdaFix the gate is one decision over all tensors.
+ */
+int adamcore_optimizer_step(adamcore_optimizer *optimizer, const void *const *grads, size_t count);
+
+/**
+ * AdaFix only, after a step and unless ADAMCORE_FLAG_ADAFIX_NEXT_GRADIENT: supply g' (the same minibatch's
+ * gradient at the new parameters) so that L = max(L, ||g' - g|| / ||x_{t+1} - x_t||) over all tensors.
+ * grads are the gradients of that step (NULL: the registered ones), new_grads the gradients at the new point;
+ * both lists have one entry per tensor. ADAMCORE_E_SEQUENCE if no step awaits it.
+ */
+int adamcore_optimizer_adafix_observe(adamcore_optimizer *optimizer, const void *const *grads,
+                                      const void *const *new_grads, size_t count);
+
+/** The number of steps taken (torch's state['step']); 0 before the first. */
+int adamcore_optimizer_get_step(adamcore_optimizer *optimizer, int64_t *step);
+/** Set the step count, e.g. when restoring a checkpoint (>= 0). */
+int adamcore_optimizer_set_step(adamcore_optimizer *optimizer, int64_t step);
+/** AdaFix's Lipschitz estimate L (0 before any estimate). ADAMCORE_E_ALGORITHM for other algorithms. */
+int adamcore_optimizer_get_lipschitz(adamcore_optimizer *optimizer, double *lipschitz);
+/** Set L, e.g. when restoring a checkpoint (finite and >= 0). */
+int adamcore_optimizer_set_lipschitz(adamcore_optimizer *optimizer, double lipschitz);
+/** Whether the last AdaFix step updated v (1) or held it fixed (0); 1 before any step. */
+int adamcore_optimizer_adafix_v_updated(adamcore_optimizer *optimizer, int *v_updated);
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Instruction sets
+ * ------------------------------------------------------------------------------------------------------------- */
+
+typedef enum adamcore_isa {
+    ADAMCORE_ISA_BASELINE = 0, /* portable SIMD for the architecture's baseline (SSE2 on x86-64) */
+    ADAMCORE_ISA_AVX2_FMA = 1  /* x86-64 with AVX2 and FMA: 256-bit vectors and fused multiply-add */
+} adamcore_isa;
+
+/** The kernel set in use: chosen once from the CPU, or ADAMCORE_ISA=baseline in the environment forces the
+ *  baseline. The two give results within a few float ulps of each other per step (README: "Instruction sets"). */
+int adamcore_active_isa(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ADAMCORE_H */
