@@ -1,0 +1,112 @@
+# adamcore: `make` builds everything into build/, `make demo` runs the main example, `make test` runs every test,
+# `make install PREFIX=...` installs the library, header and pkg-config file.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := all
+
+PREFIX ?= /usr/local
+VERSION := $(shell sed -n 's/^\#define ADAMCORE_VERSION_STRING "\(.*\)"/\1/p' include/adamcore.h)
+SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
+
+BUILD := $(CURDIR)/build
+STAGE := $(BUILD)/stage
+LIB := $(BUILD)/lib/libadamcore.so.$(VERSION)
+SWIFT_LIB_SCRATCH := $(BUILD)/swift
+SWIFT_TEST_SCRATCH := $(BUILD)/swift-test
+SWIFT_SOURCES := Package.swift $(shell find Sources -type f) include/adamcore.h
+CC ?= cc
+CFLAGS ?= -O2 -g -std=c11 -Wall -Wextra -Werror
+
+# The shared library: static Swift runtime (loads without a toolchain), only adamcore_* exported, a SONAME.
+SWIFT_LIB_FLAGS := -c release --product adamcore --scratch-path $(SWIFT_LIB_SCRATCH) \
+	-Xswiftc -static-stdlib \
+	-Xlinker --version-script=$(CURDIR)/Sources/AdamCoreABI/exports.map \
+	-Xlinker -soname=libadamcore.so.$(SOMAJOR)
+
+.PHONY: all deps lib demo test test-swift test-abi test-c test-swift-example install uninstall clean
+
+all: lib examples/c/logreg
+
+# ---------------------------------------------------------------------------------------------------------------
+# Set-up: the Debian packages the build and tests need (installed when run as root, else named).
+DEBIAN_TOOLS := pkg-config:pkg-config objdump:binutils nm:binutils
+deps:
+	@missing=""; for pair in $(DEBIAN_TOOLS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; done; \
+	command -v swift >/dev/null 2>&1 || { echo "adamcore needs the Swift toolchain (swift, swiftc) on PATH"; exit 1; }; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "missing packages; run: sudo apt-get install$$missing"; exit 1; fi; \
+	fi
+
+# ---------------------------------------------------------------------------------------------------------------
+# The library, staged as an install tree under build/ (lib, include, pkgconfig) for the examples and tests.
+lib: $(LIB)
+
+$(LIB): $(SWIFT_SOURCES) | deps
+	swift build $(SWIFT_LIB_FLAGS)
+	mkdir -p $(BUILD)/lib/pkgconfig $(BUILD)/include
+	cp $(SWIFT_LIB_SCRATCH)/release/libadamcore.so $@
+	ln -sf libadamcore.so.$(VERSION) $(BUILD)/lib/libadamcore.so.$(SOMAJOR)
+	ln -sf libadamcore.so.$(VERSION) $(BUILD)/lib/libadamcore.so
+	cp include/adamcore.h $(BUILD)/include/
+	sed -e 's|@PREFIX@|$(BUILD)|' -e 's|@VERSION@|$(VERSION)|' Sources/AdamCoreABI/adamcore.pc.in \
+		> $(BUILD)/lib/pkgconfig/adamcore.pc
+
+# ---------------------------------------------------------------------------------------------------------------
+# Examples and demo
+export PKG_CONFIG_PATH := $(BUILD)/lib/pkgconfig$(if $(PKG_CONFIG_PATH),:$(PKG_CONFIG_PATH))
+
+examples/c/logreg: examples/c/logreg.c $(LIB)
+	$(CC) $(CFLAGS) $< -o $@ $$(pkg-config --cflags --libs adamcore) -lm
+
+demo: all
+	./examples/c/logreg
+
+# ---------------------------------------------------------------------------------------------------------------
+# Tests
+test: test-abi test-c test-swift test-swift-example
+	@echo "make test: all suites passed"
+
+# Swift unit tests (release: the kernels are SIMD code that is meaningless to test unoptimised).
+test-swift: | deps
+	swift test -c release --scratch-path $(SWIFT_TEST_SCRATCH)
+
+# The library's promises: exports = header = Swift's view with the same types; AVX2 code only behind the check;
+# no Swift runtime dependency; a SONAME.
+test-abi: $(LIB)
+	Tests/abi/check_header.sh $(LIB) $(SWIFT_LIB_SCRATCH)/release/Modules
+	Tests/abi/check_isa.sh $(LIB)
+	Tests/abi/check_linkage.sh $(LIB) libadamcore.so.$(SOMAJOR)
+
+# The C test program, compiled against an installed copy (make install into build/) through pkg-config, run on
+# both kernel sets.
+test-c: $(LIB)
+	$(MAKE) --no-print-directory install PREFIX=$(BUILD)/test-install
+	$(CC) $(CFLAGS) Tests/c/test_abi.c -o $(BUILD)/test_abi \
+		$$(PKG_CONFIG_PATH=$(BUILD)/test-install/lib/pkgconfig pkg-config --cflags --libs adamcore) -lm
+	$(BUILD)/test_abi
+	ADAMCORE_ISA=baseline $(BUILD)/test_abi
+
+# A separate package that depends on AdamCore by path, as a user's would.
+test-swift-example: | deps
+	swift build -c release --package-path examples/swift --scratch-path $(BUILD)/swift-example
+	$(BUILD)/swift-example/release/adamcore-swift-example
+
+# ---------------------------------------------------------------------------------------------------------------
+install: $(LIB)
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 0755 $(LIB) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libadamcore.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libadamcore.so.$(SOMAJOR)
+	ln -sf libadamcore.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libadamcore.so
+	install -m 0644 include/adamcore.h $(DESTDIR)$(PREFIX)/include/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' Sources/AdamCoreABI/adamcore.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/adamcore.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/libadamcore.so* $(DESTDIR)$(PREFIX)/include/adamcore.h \
+		$(DESTDIR)$(PREFIX)/lib/pkgconfig/adamcore.pc
+
+clean:
+	rm -rf $(BUILD) .build examples/c/logreg

@@ -1,0 +1,132 @@
+import AdamCore
+import CAdamCore
+import XCTest
+
+final class KernelTests: XCTestCase {
+    let steps = 1000
+
+    /// Every algorithm and option, float32 and float64, every kernel set, 1000 steps, against float64.
+    func testEveryConfigurationMatchesTheFloat64Reference() throws {
+        let problem = Problem(count: 67, seed: 7)
+        for (name, config) in configurations {
+            for kernels in availableKernelSets {
+                let label = "\(name) [\(isaName(kernels))]"
+                assertClose(try runKernel(config, problem, steps: steps, as: Double.self, kernels: kernels),
+                            runReference(config, problem, steps: steps, as: Double.self),
+                            steps: steps, epsilon: Double.ulpOfOne, label + " f64")
+                assertClose(try runKernel(config, problem, steps: steps, as: Float.self, kernels: kernels),
+                            runReference(config, problem, steps: steps, as: Float.self),
+                            steps: steps, epsilon: Double(Float.ulpOfOne), label + " f32")
+            }
+        }
+    }
+
+    /// The tolerance is tight enough to see a wrong rule: the same comparison against a reference with one
+    /// detail changed must fail (so the test above cannot pass vacuously).
+    func testTheComparisonDetectsSmallRuleChanges() throws {
+        let problem = Problem(count: 67, seed: 7)
+        let pairs: [(Config, Config)] = [
+            (.adam(lr: 1e-2), .adam(lr: 1e-2, flags: .noBiasCorrection)),
+            (.adam(lr: 1e-2, eps: 1e-3), .adam(lr: 1e-2, eps: 1e-3, epsRoot: 1e-6)),
+            (.adam(lr: 1e-2, amsgrad: true), .adam(lr: 1e-2, amsgrad: true, flags: .amsgradOptaxOrder)),
+            (.adam(lr: 1e-2, weightDecay: 0.1), .adamW(lr: 1e-2, weightDecay: 0.1)),
+            (.sgd(lr: 1e-2, momentum: 0.9), .sgd(lr: 1e-2, momentum: 0.9, dampening: 0.01)),
+            (.rmsprop(), .rmsprop(centered: true)),
+        ]
+        for (actual, other) in pairs {
+            let kernel = try runKernel(actual, problem, steps: steps, as: Float.self)
+            let wrong = runReference(other, problem, steps: steps, as: Float.self)
+            XCTAssertFalse(closenessViolations(kernel, wrong, steps: steps, epsilon: Double(Float.ulpOfOne)).isEmpty,
+                           "a different rule must not pass the float32 tolerance")
+        }
+    }
+
+    /// Every tail length: element i's result never depends on how many elements follow it, bit for bit.
+    func testEveryTailLengthGivesTheSameResultsAsTheBody() throws {
+        let big = Problem(count: 67, seed: 11)
+        for (name, config) in configurations where config.algorithm != .adafix { // AdaFix's gate is global
+            for kernels in availableKernelSets {
+                let full32 = try runKernel(config, big, steps: 3, as: Float.self, kernels: kernels)
+                let full64 = try runKernel(config, big, steps: 3, as: Double.self, kernels: kernels)
+                for n in 0...67 {
+                    let small = Problem(count: n, seed: 11)
+                    let r32 = try runKernel(config, small, steps: 3, as: Float.self, kernels: kernels)
+                    let r64 = try runKernel(config, small, steps: 3, as: Double.self, kernels: kernels)
+                    XCTAssertEqual(r32.param, Array(full32.param.prefix(n)), "\(name) f32 n=\(n)")
+                    XCTAssertEqual(r64.param, Array(full64.param.prefix(n)), "\(name) f64 n=\(n)")
+                    XCTAssertEqual(r32.state, full32.state.map { Array($0.prefix(n)) }, "\(name) f32 state n=\(n)")
+                    XCTAssertEqual(r64.state, full64.state.map { Array($0.prefix(n)) }, "\(name) f64 state n=\(n)")
+                }
+            }
+        }
+    }
+
+    /// AVX2+FMA against baseline: fused multiply-adds round once instead of twice, so one step differs by at most
+    /// one rounding per fused operation: within 4 ulps of each value's scale (README: "Instruction sets").
+    /// Over many steps both stay within the reference tolerance (tested above).
+    func testAVX2AndBaselineDifferByAtMostAFewUlpsPerStep() throws {
+        guard availableKernelSets.count == 2 else { throw XCTSkip("this CPU has no AVX2+FMA") }
+        let problem = Problem(count: 67, seed: 5)
+        var differed = false
+        for (name, config) in configurations {
+            for steps in [1, 2, 10] {
+                let a = try runKernel(config, problem, steps: steps, as: Float.self, kernels: availableKernelSets[0])
+                let b = try runKernel(config, problem, steps: steps, as: Float.self, kernels: availableKernelSets[1])
+                differed = differed || a != b
+                for (x, y) in zip([a.param] + a.state, [b.param] + b.state) {
+                    let scale = Float(x.map(abs).max() ?? 0)
+                    for i in x.indices {
+                        XCTAssertLessThanOrEqual(abs(x[i] - y[i]), Double(4 * Float(steps) * scale.ulp),
+                                                 "\(name), \(steps) steps, element \(i)")
+                    }
+                }
+            }
+        }
+        XCTAssertTrue(differed, "the AVX2 set must really be the fused one")
+    }
+
+    /// The two entry levels run the same kernels: the optimizer object equals per-tensor stateless steps bit for
+    /// bit, with several tensors, both dtypes, two groups and library-allocated state.
+    func testOptimizerObjectMatchesStatelessSteps() throws {
+        let sizes = [1, 16, 37, 100]
+        let problems = sizes.map { Problem(count: $0, seed: UInt64($0)) }
+        for (name, config) in configurations where config.algorithm != .adafix {
+            for kernels in availableKernelSets {
+                var second = config
+                second.lr = config.lr * 0.5
+                let opt = try Optimizer(config, kernels: kernels)
+                XCTAssertEqual(try opt.addGroup(second), 1)
+                let params32 = problems.map { OwnedBuffer<Float>($0.start(as: Float.self)) }
+                let params64 = problems.map { OwnedBuffer<Double>($0.start(as: Double.self)) }
+                for i in sizes.indices {
+                    XCTAssertEqual(try opt.addTensor(params32[i].buffer, group: i % 2), 2 * i)
+                    XCTAssertEqual(try opt.addTensor(params64[i].buffer, group: i % 2), 2 * i + 1)
+                }
+                for t in 1...20 {
+                    let grads32 = problems.map { OwnedBuffer<Float>($0.gradient(t, as: Float.self)) }
+                    let grads64 = problems.map { OwnedBuffer<Double>($0.gradient(t, as: Double.self)) }
+                    let pointers: [UnsafeRawPointer?] = sizes.indices.flatMap {
+                        [UnsafeRawPointer(grads32[$0].buffer.baseAddress), UnsafeRawPointer(grads64[$0].buffer.baseAddress)]
+                    }
+                    try withExtendedLifetime((grads32, grads64)) {
+                        try pointers.withUnsafeBufferPointer { try opt.step(grads: $0.baseAddress, count: $0.count) }
+                    }
+                }
+                XCTAssertEqual(opt.stepCount, 20)
+                for i in sizes.indices {
+                    let groupConfig = i % 2 == 0 ? config : second
+                    let expected32 = try runKernel(groupConfig, problems[i], steps: 20, as: Float.self, kernels: kernels)
+                    let expected64 = try runKernel(groupConfig, problems[i], steps: 20, as: Double.self, kernels: kernels)
+                    XCTAssertEqual(params32[i].values, expected32.param, "\(name) f32 tensor \(i)")
+                    XCTAssertEqual(params64[i].values, expected64.param, "\(name) f64 tensor \(i)")
+                    for slot in expected32.state.indices {
+                        let raw32 = try opt.stateBuffer(tensor: 2 * i, slot: slot).assumingMemoryBound(to: Float.self)
+                        let raw64 = try opt.stateBuffer(tensor: 2 * i + 1, slot: slot).assumingMemoryBound(to: Double.self)
+                        XCTAssertEqual((0..<sizes[i]).map { Double(raw32[$0]) }, expected32.state[slot], "\(name) state")
+                        XCTAssertEqual((0..<sizes[i]).map { raw64[$0] }, expected64.state[slot], "\(name) state")
+                    }
+                }
+            }
+        }
+    }
+}
