@@ -51,7 +51,7 @@ const char *adamcore_version_string(void);
 typedef enum adamcore_status {
     ADAMCORE_OK = 0,
     ADAMCORE_E_NULL_POINTER = -1,        /* a required pointer is NULL */
-    ADAMCORE_E_LENGTH = -2,              /* buffers of different lengths, or a count too large for the address space */
+    ADAMCORE_E_LENGTH = -2,              /* buffers of different lengths, or a count reaching past the address space */
     ADAMCORE_E_OVERLAP = -3,             /* two buffers of one call overlap */
     ADAMCORE_E_MISALIGNED = -4,          /* a buffer is not aligned to its element size */
     ADAMCORE_E_STEP = -5,                /* step < 1, or the step count would overflow */

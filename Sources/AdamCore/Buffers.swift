@@ -15,10 +15,15 @@ struct ByteRange {
         let (bytes, overflow) = count.multipliedReportingOverflow(by: MemoryLayout<T>.stride)
         guard count >= 0, !overflow, bytes <= Int.max else { throw fail(ADAMCORE_E_LENGTH) }
         let (end, wrapped) = address.addingReportingOverflow(UInt(bytes))
-        guard !wrapped else { throw fail(ADAMCORE_E_LENGTH) }
+        guard !wrapped, end <= ByteRange.addressLimit else { throw fail(ADAMCORE_E_LENGTH) }
         start = address
         self.end = end
     }
+
+    /// No user-space buffer ends above 2^57 (Linux's limit with 5-level paging; 2^47 with 4 levels), so a count
+    /// reaching past it is a wrong count, not a real buffer.
+    @usableFromInline
+    static let addressLimit: UInt = 1 << 57
 
     @usableFromInline
     init(start: UInt, end: UInt) { self.start = start; self.end = end }

@@ -1,0 +1,388 @@
+/*
+ * The C ABI, exercised through the installed header: every function, every status code, and for every rejected
+ * call a proof that no caller byte changed (all caller buffers live in one arena, snapshotted before each call).
+ * Numbers: each algorithm's stateless step equals the optimizer object bit for bit, and Adam matches a float64
+ * reference written here. Prints "N passed, M failed".
+ */
+#include <adamcore.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int passed, failed;
+
+#define CHECK(cond, ...)                                                                                 \
+    do {                                                                                                 \
+        if (cond) {                                                                                      \
+            passed++;                                                                                    \
+        } else {                                                                                         \
+            failed++;                                                                                    \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                  \
+            printf(__VA_ARGS__);                                                                         \
+            printf("\n");                                                                                \
+        }                                                                                                \
+    } while (0)
+
+/* Every caller buffer of the error tests lives here, so one snapshot covers them all. */
+enum { N = 37 };
+static struct {
+    float p[N], g[N], m[N], v[N], vmax[N], other[N];
+    double pd[N], gd[N], md[N], vd[N];
+    float misaligned_base[N + 1];
+    adamcore_config config;
+    adamcore_adafix_result result;
+    size_t size_out;
+    double double_out;
+    int64_t step_out;
+} arena;
+static unsigned char snapshot[sizeof arena];
+
+static void fill_arena(void) {
+    for (int i = 0; i < N; i++) {
+        arena.p[i] = 0.5f + i; arena.g[i] = 0.25f * (i % 7) - 0.5f; arena.m[i] = 0.01f * i; arena.v[i] = 0.001f * i;
+        arena.vmax[i] = 0.002f * i; arena.other[i] = -1.0f;
+        arena.pd[i] = 1.5 + i; arena.gd[i] = -0.125 * (i % 5); arena.md[i] = 0.02 * i; arena.vd[i] = 0.003 * i;
+    }
+}
+
+/* The call must return `expected` and leave the arena byte-identical. */
+#define EXPECT_STATUS(expected, call)                                                                    \
+    do {                                                                                                 \
+        memcpy(snapshot, &arena, sizeof arena);                                                          \
+        int got_ = (call);                                                                               \
+        CHECK(got_ == (expected), "%s returned %s, expected %s", #call, adamcore_status_name(got_),      \
+              adamcore_status_name(expected));                                                           \
+        CHECK(memcmp(snapshot, &arena, sizeof arena) == 0, "%s modified a caller buffer", #call);        \
+    } while (0)
+
+static adamcore_config config_of(int algorithm) {
+    adamcore_config c;
+    int s = adamcore_config_init(&c, algorithm);
+    CHECK(s == ADAMCORE_OK, "config_init(%d)", algorithm);
+    return c;
+}
+
+static void test_version_and_statuses(void) {
+    CHECK(adamcore_version_number() == ADAMCORE_VERSION_NUMBER, "runtime version number %u", adamcore_version_number());
+    CHECK(strcmp(adamcore_version_string(), ADAMCORE_VERSION_STRING) == 0, "runtime version string %s",
+          adamcore_version_string());
+    /* Every code from 0 to -30 has its own name and a message; anything else is unknown. */
+    for (int code = 0; code >= -30; code--) {
+        const char *name = adamcore_status_name(code);
+        CHECK(strncmp(name, "ADAMCORE_", 9) == 0 && strcmp(name, "ADAMCORE_E_UNKNOWN") != 0, "name of %d: %s", code, name);
+        CHECK(strlen(adamcore_strerror(code)) > 5, "message of %d", code);
+        for (int other = code + 1; other <= 0; other++)
+            CHECK(strcmp(name, adamcore_status_name(other)) != 0, "codes %d and %d share a name", code, other);
+    }
+    CHECK(strcmp(adamcore_status_name(ADAMCORE_E_BETA1), "ADAMCORE_E_BETA1") == 0, "enum and name agree");
+    CHECK(strcmp(adamcore_status_name(ADAMCORE_E_LIPSCHITZ), "ADAMCORE_E_LIPSCHITZ") == 0, "last enum and name agree");
+    CHECK(strcmp(adamcore_status_name(-31), "ADAMCORE_E_UNKNOWN") == 0, "unknown negative code");
+    CHECK(strcmp(adamcore_status_name(1), "ADAMCORE_E_UNKNOWN") == 0, "unknown positive code");
+    int isa = adamcore_active_isa();
+    const char *forced = getenv("ADAMCORE_ISA");
+    CHECK(isa == ADAMCORE_ISA_BASELINE || isa == ADAMCORE_ISA_AVX2_FMA, "isa %d", isa);
+    if (forced && strcmp(forced, "baseline") == 0) CHECK(isa == ADAMCORE_ISA_BASELINE, "ADAMCORE_ISA=baseline honoured");
+    printf("kernels: %s\n", isa == ADAMCORE_ISA_AVX2_FMA ? "AVX2+FMA" : "baseline");
+}
+
+static void test_config(void) {
+    const int algorithms[] = {ADAMCORE_ADAM, ADAMCORE_ADAFIX, ADAMCORE_SGD, ADAMCORE_RMSPROP, ADAMCORE_ADAGRAD};
+    const size_t states[] = {2, 2, 0, 1, 1};
+    for (int i = 0; i < 5; i++) {
+        adamcore_config c = config_of(algorithms[i]);
+        CHECK(c.struct_size == sizeof c, "struct_size");
+        CHECK(adamcore_config_validate(&c) == ADAMCORE_OK, "defaults validate");
+        size_t n = 99;
+        CHECK(adamcore_config_state_count(&c, &n) == ADAMCORE_OK && n == states[i], "state count %zu", n);
+    }
+    adamcore_config adam = config_of(ADAMCORE_ADAM);
+    CHECK(adam.lr == 1e-3 && adam.beta1 == 0.9 && adam.beta2 == 0.999 && adam.eps == 1e-8, "torch's Adam defaults");
+    adam.flags = ADAMCORE_FLAG_AMSGRAD;
+    const char *name = NULL;
+    CHECK(adamcore_config_state_name(&adam, 2, &name) == ADAMCORE_OK && name && strcmp(name, "max_exp_avg_sq") == 0,
+          "slot 2 of AMSGrad");
+    adamcore_config rms = config_of(ADAMCORE_RMSPROP);
+    rms.flags = ADAMCORE_FLAG_CENTERED;
+    rms.momentum = 0.9;
+    size_t count = 0;
+    CHECK(adamcore_config_state_count(&rms, &count) == ADAMCORE_OK && count == 3, "centered momentum RMSprop: 3 slots");
+    CHECK(adamcore_config_state_name(&rms, 1, &name) == ADAMCORE_OK && strcmp(name, "grad_avg") == 0, "slot 1");
+    CHECK(adamcore_config_state_name(&rms, 2, &name) == ADAMCORE_OK && strcmp(name, "momentum_buffer") == 0, "slot 2");
+    EXPECT_STATUS(ADAMCORE_E_INDEX, adamcore_config_state_name(&rms, 3, &name));
+
+    /* Every config status, through adamcore_config_validate and a stateless step. */
+    struct { int algorithm; int expected; int field; double value; } cases[] = {
+        {ADAMCORE_ADAM, ADAMCORE_E_LR, 0, -1}, {ADAMCORE_ADAM, ADAMCORE_E_LR, 0, NAN},
+        {ADAMCORE_ADAM, ADAMCORE_E_BETA1, 1, 1}, {ADAMCORE_ADAM, ADAMCORE_E_BETA2, 2, INFINITY},
+        {ADAMCORE_ADAM, ADAMCORE_E_EPS, 3, -1e-8}, {ADAMCORE_ADAM, ADAMCORE_E_EPS_ROOT, 4, NAN},
+        {ADAMCORE_ADAM, ADAMCORE_E_WEIGHT_DECAY, 5, -0.1}, {ADAMCORE_ADAM, ADAMCORE_E_MOMENTUM, 6, 0.9},
+        {ADAMCORE_ADAM, ADAMCORE_E_DAMPENING, 7, 0.1}, {ADAMCORE_ADAM, ADAMCORE_E_ALPHA, 8, 0.99},
+        {ADAMCORE_ADAM, ADAMCORE_E_LR_DECAY, 9, 0.1}, {ADAMCORE_ADAM, ADAMCORE_E_INITIAL_ACCUMULATOR, 10, 0.1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        arena.config = config_of(cases[i].algorithm);
+        double *fields[] = {&arena.config.lr, &arena.config.beta1, &arena.config.beta2, &arena.config.eps,
+                            &arena.config.eps_root, &arena.config.weight_decay, &arena.config.momentum,
+                            &arena.config.dampening, &arena.config.alpha, &arena.config.lr_decay,
+                            &arena.config.initial_accumulator_value};
+        *fields[cases[i].field] = cases[i].value;
+        EXPECT_STATUS(cases[i].expected, adamcore_config_validate(&arena.config));
+        EXPECT_STATUS(cases[i].expected, adamcore_adam_step_f32(&arena.config, 1, N, arena.p, arena.g, arena.m,
+                                                                arena.v, NULL));
+    }
+    arena.config = config_of(ADAMCORE_SGD);
+    arena.config.flags = ADAMCORE_FLAG_NESTEROV;
+    EXPECT_STATUS(ADAMCORE_E_NESTEROV, adamcore_config_validate(&arena.config));
+    arena.config = config_of(ADAMCORE_ADAM);
+    arena.config.flags = 1u << 30;
+    EXPECT_STATUS(ADAMCORE_E_FLAGS, adamcore_config_validate(&arena.config));
+    arena.config = config_of(ADAMCORE_ADAM);
+    arena.config.reserved = 7;
+    EXPECT_STATUS(ADAMCORE_E_RESERVED, adamcore_config_validate(&arena.config));
+    arena.config = config_of(ADAMCORE_ADAM);
+    arena.config.struct_size = 16;
+    EXPECT_STATUS(ADAMCORE_E_CONFIG_SIZE, adamcore_config_validate(&arena.config));
+    arena.config = config_of(ADAMCORE_ADAM);
+    arena.config.algorithm = 42;
+    EXPECT_STATUS(ADAMCORE_E_ALGORITHM, adamcore_config_validate(&arena.config));
+    EXPECT_STATUS(ADAMCORE_E_ALGORITHM, adamcore_config_init(&arena.config, 0));
+    EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_config_init(NULL, ADAMCORE_ADAM));
+    EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_config_validate(NULL));
+    EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_config_state_count(&adam, NULL));
+}
+
+static void test_stateless_errors(void) {
+    adamcore_config adam = config_of(ADAMCORE_ADAM), ams = adam, sgd = config_of(ADAMCORE_SGD);
+    adamcore_config adafix = config_of(ADAMCORE_ADAFIX), rms = config_of(ADAMCORE_RMSPROP), ada = config_of(ADAMCORE_ADAGRAD);
+    ams.flags = ADAMCORE_FLAG_AMSGRAD;
+    float *misaligned = (float *)((char *)arena.misaligned_base + 2);
+    EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_adam_step_f32(NULL, 1, N, arena.p, arena.g, arena.m, arena.v, NULL));
+    EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_adam_step_f32(&adam, 1, N, NULL, arena.g, arena.m, arena.v, NULL));
+    EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_adam_step_f32(&adam, 1, N, arena.p, NULL, arena.m, arena.v, NULL));
+    EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_adam_step_f32(&ams, 1, N, arena.p, arena.g, arena.m, arena.v, NULL));
+    EXPECT_STATUS(ADAMCORE_E_STATE, adamcore_adam_step_f32(&adam, 1, N, arena.p, arena.g, arena.m, arena.v, arena.vmax));
+    EXPECT_STATUS(ADAMCORE_E_STEP, adamcore_adam_step_f32(&adam, 0, N, arena.p, arena.g, arena.m, arena.v, NULL));
+    EXPECT_STATUS(ADAMCORE_E_STEP, adamcore_adam_step_f64(&adam, INT64_MIN, N, arena.pd, arena.gd, arena.md, arena.vd, NULL));
+    EXPECT_STATUS(ADAMCORE_E_MISALIGNED, adamcore_adam_step_f32(&adam, 1, N, arena.p, arena.g, misaligned, arena.v, NULL));
+    EXPECT_STATUS(ADAMCORE_E_OVERLAP, adamcore_adam_step_f32(&adam, 1, N, arena.p, arena.g, arena.m, arena.m + 3, NULL));
+    EXPECT_STATUS(ADAMCORE_E_OVERLAP, adamcore_adam_step_f32(&adam, 1, N, arena.p, arena.p, arena.m, arena.v, NULL));
+    EXPECT_STATUS(ADAMCORE_E_OVERLAP, adamcore_adam_step_f64(&adam, 1, N, arena.pd, arena.gd, arena.md, arena.pd + N - 1, NULL));
+    EXPECT_STATUS(ADAMCORE_E_LENGTH, adamcore_adam_step_f32(&adam, 1, SIZE_MAX, arena.p, arena.g, arena.m, arena.v, NULL));
+    EXPECT_STATUS(ADAMCORE_E_LENGTH, adamcore_adam_step_f32(&adam, 1, SIZE_MAX / 8, arena.p, arena.g, arena.m, arena.v, NULL));
+    EXPECT_STATUS(ADAMCORE_E_ALGORITHM, adamcore_adam_step_f32(&sgd, 1, N, arena.p, arena.g, arena.m, arena.v, NULL));
+    EXPECT_STATUS(ADAMCORE_E_ALGORITHM, adamcore_sgd_step_f32(&adam, 1, N, arena.p, arena.g, NULL));
+    EXPECT_STATUS(ADAMCORE_E_STATE, adamcore_sgd_step_f64(&sgd, 1, N, arena.pd, arena.gd, arena.md));
+    EXPECT_STATUS(ADAMCORE_E_STATE, adamcore_rmsprop_step_f32(&rms, 1, N, arena.p, arena.g, arena.m, arena.v, NULL));
+    EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_rmsprop_step_f64(&rms, 1, N, arena.pd, arena.gd, NULL, NULL, NULL));
+    EXPECT_STATUS(ADAMCORE_E_OVERLAP, adamcore_adagrad_step_f32(&ada, 1, N, arena.p, arena.g, arena.g));
+    EXPECT_STATUS(ADAMCORE_E_STEP, adamcore_adagrad_step_f64(&ada, -1, N, arena.pd, arena.gd, arena.md));
+    EXPECT_STATUS(ADAMCORE_E_LIPSCHITZ, adamcore_adafix_step_f32(&adafix, 1, N, arena.p, arena.g, arena.m, arena.v, -1, &arena.result));
+    EXPECT_STATUS(ADAMCORE_E_LIPSCHITZ, adamcore_adafix_step_f64(&adafix, 1, N, arena.pd, arena.gd, arena.md, arena.vd, INFINITY, NULL));
+    EXPECT_STATUS(ADAMCORE_E_ALGORITHM, adamcore_adafix_step_f32(&adam, 1, N, arena.p, arena.g, arena.m, arena.v, 0, NULL));
+    arena.double_out = 1.0;
+    EXPECT_STATUS(ADAMCORE_E_NONFINITE, adamcore_adafix_lipschitz_f32(N, arena.g, arena.other, 1e-320, &arena.double_out));
+    EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_adafix_lipschitz_f64(N, arena.gd, NULL, 1, &arena.double_out));
+    EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_adafix_lipschitz_f64(N, arena.gd, arena.md, 1, NULL));
+    arena.double_out = -2.0;
+    EXPECT_STATUS(ADAMCORE_E_LIPSCHITZ, adamcore_adafix_lipschitz_f64(N, arena.gd, arena.md, 1, &arena.double_out));
+    /* count 0 is a valid no-op */
+    EXPECT_STATUS(ADAMCORE_OK, adamcore_adam_step_f32(&adam, 1, 0, arena.p, arena.g, arena.m, arena.v, NULL));
+}
+
+/* Adam on float64 against a reference written out here: 300 steps, tolerance 4 * steps * eps * scale. */
+static void test_adam_reference(void) {
+    enum { M = 19, STEPS = 300 };
+    double p[M], m[M] = {0}, v[M] = {0}, rp[M], rm[M] = {0}, rv[M] = {0}, g[M];
+    adamcore_config c = config_of(ADAMCORE_ADAM);
+    c.lr = 0.01; c.weight_decay = 0.05; c.eps = 1e-4;
+    for (int i = 0; i < M; i++) p[i] = rp[i] = sin(i + 1.0);
+    double worst = 0;
+    for (int t = 1; t <= STEPS; t++) {
+        for (int i = 0; i < M; i++) g[i] = cos(0.1 * t * (i + 1)) * (i % 3 + 1);
+        int s = adamcore_adam_step_f64(&c, t, M, p, g, m, v, NULL);
+        if (s != ADAMCORE_OK) { CHECK(0, "adam step %d: %s", t, adamcore_status_name(s)); return; }
+        double bc1 = 1 - pow(0.9, t), bc2 = 1 - pow(0.999, t);
+        for (int i = 0; i < M; i++) {
+            double gi = g[i] + 0.05 * rp[i];
+            rm[i] = 0.9 * rm[i] + 0.1 * gi;
+            rv[i] = 0.999 * rv[i] + 0.001 * gi * gi;
+            rp[i] -= 0.01 * (rm[i] / bc1) / (sqrt(rv[i] / bc2) + 1e-4);
+        }
+    }
+    for (int i = 0; i < M; i++) worst = fmax(worst, fabs(p[i] - rp[i]));
+    CHECK(worst <= 4.0 * STEPS * 2.220446049250313e-16 * 2, "Adam f64 vs reference: max error %g", worst);
+}
+
+/* The object and the stateless functions give the same bits, for every algorithm, with two tensors. */
+static void test_object_matches_stateless(void) {
+    adamcore_config configs[6];
+    configs[0] = config_of(ADAMCORE_ADAM); configs[0].flags = ADAMCORE_FLAG_AMSGRAD; configs[0].weight_decay = 0.1;
+    configs[1] = config_of(ADAMCORE_ADAM); configs[1].flags = ADAMCORE_FLAG_DECOUPLED_WEIGHT_DECAY; configs[1].weight_decay = 0.1;
+    configs[2] = config_of(ADAMCORE_SGD); configs[2].momentum = 0.9; configs[2].flags = ADAMCORE_FLAG_NESTEROV;
+    configs[3] = config_of(ADAMCORE_RMSPROP); configs[3].momentum = 0.5; configs[3].flags = ADAMCORE_FLAG_CENTERED;
+    configs[4] = config_of(ADAMCORE_ADAGRAD); configs[4].initial_accumulator_value = 0.1; configs[4].lr_decay = 0.01;
+    configs[5] = config_of(ADAMCORE_ADAFIX);
+    for (int k = 0; k < 6; k++) {
+        adamcore_config *c = &configs[k];
+        enum { A = 41, B = 9 };
+        float pa[A], ga[A], sa[3][A];
+        double pb[B], gb[B], sb[3][B];
+        float qa[A];
+        double qb[B];
+        for (int i = 0; i < A; i++) pa[i] = qa[i] = (float)sin(i);
+        for (int i = 0; i < B; i++) pb[i] = qb[i] = cos(i);
+        for (int s = 0; s < 3; s++) {
+            for (int i = 0; i < A; i++) sa[s][i] = (float)c->initial_accumulator_value;
+            for (int i = 0; i < B; i++) sb[s][i] = c->initial_accumulator_value;
+        }
+        adamcore_optimizer *opt = NULL;
+        CHECK(adamcore_optimizer_create(c, &opt) == ADAMCORE_OK, "create %d", k);
+        size_t index = 99;
+        CHECK(adamcore_optimizer_add_tensor(opt, 0, ADAMCORE_FLOAT32, qa, ga, A, NULL, 0, &index) == ADAMCORE_OK && index == 0, "add a");
+        CHECK(adamcore_optimizer_add_tensor(opt, 0, ADAMCORE_FLOAT64, qb, gb, B, NULL, 0, &index) == ADAMCORE_OK && index == 1, "add b");
+        double lipschitz = 0;
+        for (int t = 1; t <= 30; t++) {
+            for (int i = 0; i < A; i++) ga[i] = (float)(sin(0.3 * t + i) * 0.5);
+            for (int i = 0; i < B; i++) gb[i] = cos(0.7 * t - i) * 0.25;
+            CHECK(adamcore_optimizer_step(opt, NULL, 2) == ADAMCORE_OK, "object step");
+            int s0 = ADAMCORE_OK, s1 = ADAMCORE_OK;
+            switch (c->algorithm) {
+            case ADAMCORE_ADAM:
+                s0 = adamcore_adam_step_f32(c, t, A, pa, ga, sa[0], sa[1], c->flags & ADAMCORE_FLAG_AMSGRAD ? sa[2] : NULL);
+                s1 = adamcore_adam_step_f64(c, t, B, pb, gb, sb[0], sb[1], c->flags & ADAMCORE_FLAG_AMSGRAD ? sb[2] : NULL);
+                break;
+            case ADAMCORE_SGD:
+                s0 = adamcore_sgd_step_f32(c, t, A, pa, ga, sa[0]);
+                s1 = adamcore_sgd_step_f64(c, t, B, pb, gb, sb[0]);
+                break;
+            case ADAMCORE_RMSPROP:
+                s0 = adamcore_rmsprop_step_f32(c, t, A, pa, ga, sa[0], sa[1], sa[2]);
+                s1 = adamcore_rmsprop_step_f64(c, t, B, pb, gb, sb[0], sb[1], sb[2]);
+                break;
+            case ADAMCORE_ADAGRAD:
+                s0 = adamcore_adagrad_step_f32(c, t, A, pa, ga, sa[0]);
+                s1 = adamcore_adagrad_step_f64(c, t, B, pb, gb, sb[0]);
+                break;
+            }
+            CHECK(s0 == ADAMCORE_OK && s1 == ADAMCORE_OK, "stateless steps of config %d: %s %s", k,
+                  adamcore_status_name(s0), adamcore_status_name(s1));
+            if (c->algorithm == ADAMCORE_ADAFIX) {
+                /* g' = g (a linear loss): every ratio is 0, so L stays 0 and the gate stays open. */
+                float na[A];
+                double nb[B];
+                for (int i = 0; i < A; i++) na[i] = ga[i];
+                for (int i = 0; i < B; i++) nb[i] = gb[i];
+                const void *fresh[2] = {na, nb};
+                CHECK(adamcore_optimizer_adafix_observe(opt, NULL, fresh, 2) == ADAMCORE_OK, "observe");
+                (void)lipschitz;
+            }
+        }
+        if (c->algorithm != ADAMCORE_ADAFIX) {
+            CHECK(memcmp(pa, qa, sizeof pa) == 0 && memcmp(pb, qb, sizeof pb) == 0, "config %d: object and stateless differ", k);
+            size_t slots = 0;
+            adamcore_config_state_count(c, &slots);
+            for (size_t s = 0; s < slots; s++) {
+                void *buffer = NULL;
+                CHECK(adamcore_optimizer_state_buffer(opt, 0, s, &buffer) == ADAMCORE_OK, "state buffer");
+                CHECK(buffer && memcmp(buffer, sa[s], sizeof sa[s]) == 0, "config %d slot %zu differs", k, s);
+            }
+        } else {
+            int updated = -1;
+            CHECK(adamcore_optimizer_adafix_v_updated(opt, &updated) == ADAMCORE_OK && updated == 1, "v_updated with L = 0");
+            CHECK(adamcore_optimizer_get_lipschitz(opt, &lipschitz) == ADAMCORE_OK, "get L");
+            CHECK(lipschitz == 0, "g' equal to g gives L = 0, got %g", lipschitz);
+        }
+        int64_t step = -1;
+        CHECK(adamcore_optimizer_get_step(opt, &step) == ADAMCORE_OK && step == 30, "step count %lld", (long long)step);
+        CHECK(adamcore_optimizer_destroy(opt) == ADAMCORE_OK, "destroy");
+    }
+}
+
+static void test_optimizer_errors(void) {
+    adamcore_config adam = config_of(ADAMCORE_ADAM), sgd = config_of(ADAMCORE_SGD), adafix = config_of(ADAMCORE_ADAFIX);
+    adamcore_optimizer *opt = NULL, *fix = NULL;
+    EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_optimizer_create(&adam, NULL));
+    EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_optimizer_create(NULL, &opt));
+    CHECK(opt == NULL, "no handle on failure");
+    CHECK(adamcore_optimizer_create(&adam, &opt) == ADAMCORE_OK && opt, "create");
+    CHECK(adamcore_optimizer_create(&adafix, &fix) == ADAMCORE_OK && fix, "create adafix");
+    CHECK(adamcore_optimizer_add_tensor(opt, 0, ADAMCORE_FLOAT32, arena.p, arena.g, N, NULL, 0, NULL) == ADAMCORE_OK, "add");
+    void *state[2] = {arena.md, arena.vd};
+    CHECK(adamcore_optimizer_add_tensor(opt, 0, ADAMCORE_FLOAT64, arena.pd, NULL, N, state, 2, NULL) == ADAMCORE_OK, "add caller state");
+    const void *grads[2] = {arena.g, arena.gd};
+    const void *bad_grads[2] = {arena.g, arena.pd};
+    void *state_bad[2] = {arena.m, arena.m};
+
+    EXPECT_STATUS(ADAMCORE_E_HANDLE, adamcore_optimizer_step(NULL, grads, 2));
+    EXPECT_STATUS(ADAMCORE_E_HANDLE, adamcore_optimizer_add_tensor(NULL, 0, ADAMCORE_FLOAT32, arena.other, NULL, N, NULL, 0, NULL));
+    EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_optimizer_step(opt, NULL, 2)); /* tensor 1 has no registered grad */
+    EXPECT_STATUS(ADAMCORE_E_COUNT, adamcore_optimizer_step(opt, grads, 1));
+    EXPECT_STATUS(ADAMCORE_E_COUNT, adamcore_optimizer_step(opt, grads, SIZE_MAX));
+    EXPECT_STATUS(ADAMCORE_E_OVERLAP, adamcore_optimizer_step(opt, bad_grads, 2));
+    EXPECT_STATUS(ADAMCORE_E_OVERLAP, adamcore_optimizer_add_tensor(opt, 0, ADAMCORE_FLOAT32, arena.p + 5, NULL, 3, NULL, 0, NULL));
+    EXPECT_STATUS(ADAMCORE_E_OVERLAP, adamcore_optimizer_add_tensor(opt, 0, ADAMCORE_FLOAT32, arena.other, NULL, N, (void *const *)state_bad, 2, NULL));
+    EXPECT_STATUS(ADAMCORE_E_DTYPE, adamcore_optimizer_add_tensor(opt, 0, 7, arena.other, NULL, N, NULL, 0, NULL));
+    EXPECT_STATUS(ADAMCORE_E_INDEX, adamcore_optimizer_add_tensor(opt, 1, ADAMCORE_FLOAT32, arena.other, NULL, N, NULL, 0, NULL));
+    EXPECT_STATUS(ADAMCORE_E_STATE, adamcore_optimizer_add_tensor(opt, 0, ADAMCORE_FLOAT32, arena.other, NULL, N, (void *const *)state_bad, 1, NULL));
+    EXPECT_STATUS(ADAMCORE_E_MISALIGNED, adamcore_optimizer_add_tensor(opt, 0, ADAMCORE_FLOAT64, (char *)arena.vmax + 4, NULL, 1, NULL, 0, NULL));
+    /* 16 PiB of state cannot be allocated. The claimed param starts on the stack, above the heap and every
+     * registered buffer, so only the allocation can fail (the library never touches the claimed memory). */
+    float on_stack[1] = {0};
+    EXPECT_STATUS(ADAMCORE_E_NO_MEMORY, adamcore_optimizer_add_tensor(opt, 0, ADAMCORE_FLOAT32, on_stack, NULL, (size_t)1 << 52, NULL, 0, NULL));
+    EXPECT_STATUS(ADAMCORE_E_LENGTH, adamcore_optimizer_add_tensor(opt, 0, ADAMCORE_FLOAT32, arena.other, NULL, SIZE_MAX / 2, NULL, 0, NULL));
+    EXPECT_STATUS(ADAMCORE_E_ALGORITHM, adamcore_optimizer_add_group(opt, &sgd, &arena.size_out));
+    arena.config = adam;
+    arena.config.flags = ADAMCORE_FLAG_AMSGRAD;
+    EXPECT_STATUS(ADAMCORE_E_STATE, adamcore_optimizer_set_config(opt, 0, &arena.config));
+    EXPECT_STATUS(ADAMCORE_E_INDEX, adamcore_optimizer_set_config(opt, 3, &adam));
+    arena.config.struct_size = 4;
+    EXPECT_STATUS(ADAMCORE_E_CONFIG_SIZE, adamcore_optimizer_get_config(opt, 0, &arena.config));
+    EXPECT_STATUS(ADAMCORE_E_INDEX, adamcore_optimizer_state_buffer(opt, 0, 2, (void **)&arena.size_out));
+    EXPECT_STATUS(ADAMCORE_E_INDEX, adamcore_optimizer_tensor_info(opt, 2, &arena.size_out, NULL));
+    EXPECT_STATUS(ADAMCORE_E_ALGORITHM, adamcore_optimizer_get_lipschitz(opt, &arena.double_out));
+    EXPECT_STATUS(ADAMCORE_E_ALGORITHM, adamcore_optimizer_adafix_observe(opt, NULL, grads, 2));
+    EXPECT_STATUS(ADAMCORE_E_STEP, adamcore_optimizer_set_step(opt, -1));
+    EXPECT_STATUS(ADAMCORE_E_SEQUENCE, adamcore_optimizer_adafix_observe(fix, NULL, grads, 0));
+    EXPECT_STATUS(ADAMCORE_E_LIPSCHITZ, adamcore_optimizer_set_lipschitz(fix, NAN));
+    EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_optimizer_get_step(opt, NULL));
+
+    /* The step count cannot overflow: at INT64_MAX the step is refused and nothing moves. */
+    CHECK(adamcore_optimizer_set_step(opt, INT64_MAX) == ADAMCORE_OK, "set step");
+    EXPECT_STATUS(ADAMCORE_E_STEP, adamcore_optimizer_step(opt, grads, 2));
+    CHECK(adamcore_optimizer_set_step(opt, 0) == ADAMCORE_OK, "reset step");
+
+    /* A valid step does write, and the library-owned state follows the caller-owned one's rules. */
+    memcpy(snapshot, &arena, sizeof arena);
+    CHECK(adamcore_optimizer_step(opt, grads, 2) == ADAMCORE_OK, "valid step");
+    CHECK(memcmp(snapshot, &arena, sizeof arena) != 0, "a valid step writes");
+    size_t count = 0, groups = 0;
+    int dtype = 0;
+    CHECK(adamcore_optimizer_tensor_count(opt, &count) == ADAMCORE_OK && count == 2, "tensor count");
+    CHECK(adamcore_optimizer_tensor_info(opt, 1, &count, &dtype) == ADAMCORE_OK && count == N && dtype == ADAMCORE_FLOAT64, "info");
+    CHECK(adamcore_optimizer_group_count(opt, &groups) == ADAMCORE_OK && groups == 1, "groups");
+    void *buffer = NULL;
+    CHECK(adamcore_optimizer_state_buffer(opt, 1, 1, &buffer) == ADAMCORE_OK && buffer == arena.vd, "caller state returned");
+    adamcore_config got = config_of(ADAMCORE_SGD);
+    CHECK(adamcore_optimizer_get_config(opt, 0, &got) == ADAMCORE_OK && got.algorithm == ADAMCORE_ADAM, "get config");
+    got.lr = 0.5;
+    CHECK(adamcore_optimizer_set_config(opt, 0, &got) == ADAMCORE_OK, "scheduler changes lr");
+    size_t group = 0;
+    CHECK(adamcore_optimizer_add_group(opt, &adam, &group) == ADAMCORE_OK && group == 1, "add group");
+    CHECK(adamcore_optimizer_destroy(opt) == ADAMCORE_OK, "destroy");
+    CHECK(adamcore_optimizer_destroy(fix) == ADAMCORE_OK, "destroy adafix");
+    CHECK(adamcore_optimizer_destroy(NULL) == ADAMCORE_OK, "destroy NULL");
+}
+
+int main(void) {
+    fill_arena();
+    test_version_and_statuses();
+    test_config();
+    test_stateless_errors();
+    test_adam_reference();
+    test_object_matches_stateless();
+    test_optimizer_errors();
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,72 @@
+// Least squares with two parameter tensors, trained by AdamCore's Optimizer (AdamW) and, for comparison, by the
+// stateless Adam step; then a deliberate mistake, to show the typed errors.
+import AdamCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let features = 8, samples = 256
+var rng = SystemRandomNumberGenerator()
+let truth = (0..<features).map { _ in Float.random(in: -1...1, using: &rng) }
+let x = (0..<samples).map { _ in (0..<features).map { _ in Float.random(in: -1...1, using: &rng) } }
+let y = x.map { row in zip(row, truth).map(*).reduce(0, +) + 0.3 }
+
+/// Mean squared error and its gradient for weights w and bias b.
+func lossAndGradient(_ w: UnsafeBufferPointer<Float>, _ b: Float, _ gw: UnsafeMutableBufferPointer<Float>) -> (Float, Float) {
+    var loss: Float = 0, gb: Float = 0
+    for j in 0..<features { gw[j] = 0 }
+    for i in 0..<samples {
+        let r = zip(x[i], w).map(*).reduce(b, +) - y[i]
+        loss += r * r / Float(samples)
+        for j in 0..<features { gw[j] += 2 * r * x[i][j] / Float(samples) }
+        gb += 2 * r / Float(samples)
+    }
+    return (loss, gb)
+}
+
+// Buffers the optimizer steps in place; they must outlive it and stay put, so they are allocated, not arrays.
+let w = UnsafeMutableBufferPointer<Float>.allocate(capacity: features)
+let gw = UnsafeMutableBufferPointer<Float>.allocate(capacity: features)
+let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: 1)
+let gb = UnsafeMutableBufferPointer<Float>.allocate(capacity: 1)
+defer { [w, gw, b, gb].forEach { $0.deallocate() } }
+w.initialize(repeating: 0); gw.initialize(repeating: 0); b.initialize(repeating: 0); gb.initialize(repeating: 0)
+
+do {
+    let optimizer = try Optimizer(.adamW(lr: 0.05, weightDecay: 1e-4))
+    _ = try optimizer.addTensor(w, grad: UnsafeBufferPointer(gw))
+    _ = try optimizer.addTensor(b, grad: UnsafeBufferPointer(gb))
+    var loss: Float = 0
+    for step in 1...300 {
+        (loss, gb[0]) = lossAndGradient(UnsafeBufferPointer(w), b[0], gw)
+        try optimizer.step()
+        if step == 1 || step % 100 == 0 { print("AdamW step \(step): loss \(loss)") }
+    }
+    precondition(loss < 1e-3, "the example should converge")
+
+    // The stateless form: one call per buffer set, state owned by the caller.
+    var p: [Double] = [3, -2], m: [Double] = [0, 0], v: [Double] = [0, 0]
+    for t in 1...500 {
+        let g = p.map { 2 * $0 }  // gradient of |p|^2
+        try p.withUnsafeMutableBufferPointer { pb in
+            try m.withUnsafeMutableBufferPointer { mb in
+                try v.withUnsafeMutableBufferPointer { vb in
+                    try g.withUnsafeBufferPointer { gbuf in
+                        try Step.adam(.adam(lr: 0.1), step: t, param: pb, grad: gbuf, expAvg: mb, expAvgSq: vb)
+                    }
+                }
+            }
+        }
+    }
+    print("stateless Adam on |p|^2 from (3, -2): p = \(p)")
+
+    // Errors are values of AdamCoreError, named as in the C header.
+    do {
+        _ = try Optimizer(.adam(betas: (1.0, 0.999)))
+    } catch {
+        print("rejected as expected: \(error)")
+    }
+} catch {
+    print("adamcore error: \(error)")
+    exit(1)
+}
