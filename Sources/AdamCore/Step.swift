@@ -154,6 +154,92 @@ public enum Step {
                           lipschitz: lipschitz, kernels: kernels)
     }
 
+    // MARK: Array forms (Swift)
+
+    /// Fresh state for `config`: one array per slot, in slot order (zeros; AdaGrad's initial_accumulator_value).
+    public static func makeState<T: Steppable>(for config: Config, count: Int, as _: T.Type = T.self)
+        throws(AdamCoreError) -> [[T]] {
+        let c = try ValidConfig(config.raw)
+        return Array(repeating: Array(repeating: T(c.initialStateValue), count: count), count: c.stateCount)
+    }
+
+    /// One step of any algorithm but AdaFix on arrays; `state` holds the config's slots in order (`makeState`).
+    public static func step<T: Steppable>(
+        _ config: Config, step: Int, param: inout [T], grad: [T], state: inout [[T]], kernels: KernelSet = .baseline
+    ) throws(AdamCoreError) {
+        let c = try ValidConfig(config.raw)
+        guard c.algorithm != .adafix else { throw fail(ADAMCORE_E_ALGORITHM) } // use adafix(_:step:param:...)
+        guard state.count == c.stateCount else { throw fail(ADAMCORE_E_STATE) }
+        try sameLength(grad.count, param.count)
+        for slot in state where slot.count != grad.count { throw fail(ADAMCORE_E_LENGTH) }
+        let n = grad.count, t = Int64(step), raw = config.raw
+        let outcome: AdamCoreError? = withSlots(&state) { s in
+            param.withUnsafeMutableBufferPointer { p in
+                grad.withUnsafeBufferPointer { g in
+                    do throws(AdamCoreError) {
+                        switch c.algorithm {
+                        case .adam:
+                            try adam(raw, step: t, count: n, param: p.baseAddress, grad: g.baseAddress, expAvg: s[0],
+                                     expAvgSq: s[1], maxExpAvgSq: s[2], kernels: kernels)
+                        case .sgd:
+                            try sgd(raw, step: t, count: n, param: p.baseAddress, grad: g.baseAddress, momentumBuffer: s[0],
+                                    kernels: kernels)
+                        case .rmsprop:
+                            let centered = c.flags.contains(.centered), momentum = raw.momentum > 0
+                            try rmsprop(raw, step: t, count: n, param: p.baseAddress, grad: g.baseAddress, squareAvg: s[0],
+                                        gradAvg: centered ? s[1] : nil,
+                                        momentumBuffer: momentum ? s[centered ? 2 : 1] : nil, kernels: kernels)
+                        case .adagrad:
+                            try adagrad(raw, step: t, count: n, param: p.baseAddress, grad: g.baseAddress, stateSum: s[0],
+                                        kernels: kernels)
+                        case .adafix:
+                            break
+                        }
+                        return nil
+                    } catch {
+                        return error
+                    }
+                }
+            }
+        }
+        if let outcome { throw outcome }
+    }
+
+    /// AdaFix on arrays that are the whole model (state: exp_avg, exp_avg_sq); see the pointer form.
+    public static func adafix<T: Steppable>(
+        _ config: Config, step: Int, param: inout [T], grad: [T], state: inout [[T]], lipschitz: Double,
+        kernels: KernelSet = .baseline
+    ) throws(AdamCoreError) -> adamcore_adafix_result {
+        guard state.count == 2 else { throw fail(ADAMCORE_E_STATE) }
+        try sameLength(grad.count, param.count, state[0].count, state[1].count)
+        let n = grad.count, raw = config.raw
+        let outcome: Result<adamcore_adafix_result, AdamCoreError> = withSlots(&state) { s in
+            param.withUnsafeMutableBufferPointer { p in
+                grad.withUnsafeBufferPointer { g in
+                    do throws(AdamCoreError) {
+                        return .success(try adafix(raw, step: Int64(step), count: n, param: p.baseAddress,
+                                                   grad: g.baseAddress, expAvg: s[0], expAvgSq: s[1], lipschitz: lipschitz,
+                                                   kernels: kernels))
+                    } catch {
+                        return .failure(error)
+                    }
+                }
+            }
+        }
+        return try outcome.get()
+    }
+
+    /// Runs `body` with base pointers of up to three state arrays (nil for absent slots).
+    static func withSlots<T, R>(_ state: inout [[T]], _ body: ([UnsafeMutablePointer<T>?]) -> R) -> R {
+        state.withUnsafeMutableBufferPointer { slots in
+            func nest(_ k: Int, _ pointers: [UnsafeMutablePointer<T>?]) -> R {
+                guard k < slots.count else { return body(pointers + Array(repeating: nil, count: 3 - pointers.count)) }
+                return slots[k].withUnsafeMutableBufferPointer { nest(k + 1, pointers + [$0.baseAddress]) }
+            }
+            return nest(0, [])
+        }
+    }
+
     // MARK: Shared checks
 
     @usableFromInline

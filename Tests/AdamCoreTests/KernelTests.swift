@@ -129,4 +129,34 @@ final class KernelTests: XCTestCase {
             }
         }
     }
+
+    /// The Swift array forms run the pointer forms: same bits, every configuration.
+    func testArrayFormsMatchPointerForms() throws {
+        let problem = Problem(count: 29, seed: 17)
+        for (name, config) in configurations {
+            var p = problem.start(as: Float.self).map { Float($0) }
+            var state = try Step.makeState(for: config, count: 29, as: Float.self)
+            var lipschitz = 0.0
+            for t in 1...50 {
+                let g = problem.gradient(t, as: Float.self).map { Float($0) }
+                if config.algorithm == .adafix {
+                    let before = p.map { Double($0) }
+                    let r = try Step.adafix(config, step: t, param: &p, grad: g, state: &state, lipschitz: lipschitz)
+                    let next = Problem.newPointGradient(g.map { Double($0) }, before: before, after: p.map { Double($0) })
+                        .map { Float($0) }
+                    lipschitz = try Step.adafixLipschitz(count: 29, grad: g, newGrad: next, stepNormSquared: r.step_norm_sq,
+                                                         lipschitz: lipschitz)
+                } else {
+                    try Step.step(config, step: t, param: &p, grad: g, state: &state)
+                }
+            }
+            let expected = try runKernel(config, problem, steps: 50, as: Float.self)
+            XCTAssertEqual(p.map { Double($0) }, expected.param, name)
+            XCTAssertEqual(state.map { $0.map { Double($0) } }, expected.state, name)
+        }
+        var p: [Double] = [1, 2], state = try Step.makeState(for: .adam(), count: 2, as: Double.self)
+        XCTAssertThrowsError(try Step.step(.adam(), step: 1, param: &p, grad: [1], state: &state))
+        XCTAssertThrowsError(try Step.step(.adam(amsgrad: true), step: 1, param: &p, grad: [1, 1], state: &state))
+        XCTAssertEqual(p, [1, 2], "rejected calls leave the arrays alone")
+    }
 }

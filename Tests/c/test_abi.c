@@ -12,6 +12,7 @@
 #include <string.h>
 
 static int passed, failed;
+static int seen[31]; /* seen[-code]: an EXPECT_STATUS produced that status */
 
 #define CHECK(cond, ...)                                                                                 \
     do {                                                                                                 \
@@ -52,6 +53,7 @@ static void fill_arena(void) {
     do {                                                                                                 \
         memcpy(snapshot, &arena, sizeof arena);                                                          \
         int got_ = (call);                                                                               \
+        if (got_ <= 0 && got_ >= -30) seen[-got_] = 1;                                                   \
         CHECK(got_ == (expected), "%s returned %s, expected %s", #call, adamcore_status_name(got_),      \
               adamcore_status_name(expected));                                                           \
         CHECK(memcmp(snapshot, &arena, sizeof arena) == 0, "%s modified a caller buffer", #call);        \
@@ -383,6 +385,8 @@ int main(void) {
     test_adam_reference();
     test_object_matches_stateless();
     test_optimizer_errors();
+    for (int code = 1; code <= 30; code++)
+        CHECK(seen[code], "no test produces %s", adamcore_status_name(-code));
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

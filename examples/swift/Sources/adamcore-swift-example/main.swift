@@ -44,19 +44,11 @@ do {
     }
     precondition(loss < 1e-3, "the example should converge")
 
-    // The stateless form: one call per buffer set, state owned by the caller.
-    var p: [Double] = [3, -2], m: [Double] = [0, 0], v: [Double] = [0, 0]
+    // The stateless form on arrays: the caller owns the state (one array per slot, from makeState).
+    var p: [Double] = [3, -2]
+    var state = try Step.makeState(for: .adam(lr: 0.1), count: 2, as: Double.self)
     for t in 1...500 {
-        let g = p.map { 2 * $0 }  // gradient of |p|^2
-        try p.withUnsafeMutableBufferPointer { pb in
-            try m.withUnsafeMutableBufferPointer { mb in
-                try v.withUnsafeMutableBufferPointer { vb in
-                    try g.withUnsafeBufferPointer { gbuf in
-                        try Step.adam(.adam(lr: 0.1), step: t, param: pb, grad: gbuf, expAvg: mb, expAvgSq: vb)
-                    }
-                }
-            }
-        }
+        try Step.step(.adam(lr: 0.1), step: t, param: &p, grad: p.map { 2 * $0 }, state: &state)  // gradient of |p|^2
     }
     print("stateless Adam on |p|^2 from (3, -2): p = \(p)")
 
