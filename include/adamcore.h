@@ -282,6 +282,12 @@ int adamcore_optimizer_get_lipschitz(adamcore_optimizer *optimizer, double *lips
 int adamcore_optimizer_set_lipschitz(adamcore_optimizer *optimizer, double lipschitz);
 /** Whether the last AdaFix step updated v (1) or held it fixed (0); 1 before any step. */
 int adamcore_optimizer_adafix_v_updated(adamcore_optimizer *optimizer, int *v_updated);
+/** AdaFix: ||x_{t+1} - x_t||^2 of the last step while an estimate may still use it (the next observe, or in
+ *  ADAFIX_NEXT_GRADIENT mode the next step), else -1. With get/set_step and get/set_lipschitz this is all of an
+ *  AdaFix optimizer's scalar state, so a restored optimizer continues bit for bit. */
+int adamcore_optimizer_get_adafix_step_norm_sq(adamcore_optimizer *optimizer, double *step_norm_sq);
+/** Restore it (finite and >= 0, or -1 for none). Call after adamcore_optimizer_set_step, which clears it. */
+int adamcore_optimizer_set_adafix_step_norm_sq(adamcore_optimizer *optimizer, double step_norm_sq);
 
 /* ---------------------------------------------------------------------------------------------------------------
  * Instruction sets

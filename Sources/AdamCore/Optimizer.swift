@@ -23,8 +23,8 @@ public final class Optimizer {
     public private(set) var lipschitz: Double = 0
     /// Whether the last AdaFix step updated v.
     public private(set) var vUpdated = true
-    /// AdaFix: ||x_{t+1} - x_t||^2 of the last step, while a Lipschitz observation may use it.
-    private var lastStepNormSquared: Double?
+    /// AdaFix: ||x_{t+1} - x_t||^2 of the last step, while a Lipschitz estimate may still use it.
+    public private(set) var lastStepNormSquared: Double?
 
     public init(_ config: Config, kernels: KernelSet = .baseline) throws(AdamCoreError) {
         let c = try ValidConfig(config.raw)
@@ -155,6 +155,13 @@ public final class Optimizer {
         guard step >= 0 else { throw fail(ADAMCORE_E_STEP) }
         stepCount = step
         lastStepNormSquared = nil
+    }
+
+    /// Restores `lastStepNormSquared` (nil: none), e.g. from a checkpoint, after `setStepCount`.
+    public func setLastStepNormSquared(_ value: Double?) throws(AdamCoreError) {
+        guard algorithm == .adafix else { throw fail(ADAMCORE_E_ALGORITHM) }
+        if let value { guard value.isFinite, value >= 0 else { throw fail(ADAMCORE_E_NONFINITE) } }
+        lastStepNormSquared = value
     }
 
     public func setLipschitz(_ value: Double) throws(AdamCoreError) {

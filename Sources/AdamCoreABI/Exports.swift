@@ -399,3 +399,18 @@ public func adamcore_optimizer_adafix_v_updated_(_ handle: OpaquePointer?, _ out
         out.pointee = opt.vUpdated ? 1 : 0
     }
 }
+
+@_cdecl("adamcore_optimizer_get_adafix_step_norm_sq")
+public func adamcore_optimizer_get_adafix_step_norm_sq_(_ handle: OpaquePointer?, _ out: UnsafeMutablePointer<Double>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        let opt = try optimizer(handle)
+        guard opt.algorithm == .adafix else { throw AdamCoreError(ADAMCORE_E_ALGORITHM) }
+        guard let out else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
+        out.pointee = opt.lastStepNormSquared ?? -1
+    }
+}
+
+@_cdecl("adamcore_optimizer_set_adafix_step_norm_sq")
+public func adamcore_optimizer_set_adafix_step_norm_sq_(_ handle: OpaquePointer?, _ value: Double) -> Int32 {
+    status { () throws(AdamCoreError) in try optimizer(handle).setLastStepNormSquared(value == -1 ? nil : value) }
+}

@@ -348,6 +348,13 @@ static void test_optimizer_errors(void) {
     EXPECT_STATUS(ADAMCORE_E_STEP, adamcore_optimizer_set_step(opt, -1));
     EXPECT_STATUS(ADAMCORE_E_SEQUENCE, adamcore_optimizer_adafix_observe(fix, NULL, grads, 0));
     EXPECT_STATUS(ADAMCORE_E_LIPSCHITZ, adamcore_optimizer_set_lipschitz(fix, NAN));
+    EXPECT_STATUS(ADAMCORE_E_NONFINITE, adamcore_optimizer_set_adafix_step_norm_sq(fix, -0.5));
+    EXPECT_STATUS(ADAMCORE_E_ALGORITHM, adamcore_optimizer_get_adafix_step_norm_sq(opt, &arena.double_out));
+    double norm = 0;
+    CHECK(adamcore_optimizer_get_adafix_step_norm_sq(fix, &norm) == ADAMCORE_OK && norm == -1, "no step yet: -1");
+    CHECK(adamcore_optimizer_set_adafix_step_norm_sq(fix, 2.5) == ADAMCORE_OK, "restore");
+    CHECK(adamcore_optimizer_get_adafix_step_norm_sq(fix, &norm) == ADAMCORE_OK && norm == 2.5, "restored %g", norm);
+    CHECK(adamcore_optimizer_set_adafix_step_norm_sq(fix, -1) == ADAMCORE_OK, "clear");
     EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_optimizer_get_step(opt, NULL));
 
     /* The step count cannot overflow: at INT64_MAX the step is refused and nothing moves. */
