@@ -23,22 +23,29 @@ SWIFT_LIB_FLAGS := -c release --product adamcore --scratch-path $(SWIFT_LIB_SCRA
 	-Xlinker --version-script=$(CURDIR)/Sources/AdamCoreABI/exports.map \
 	-Xlinker -soname=libadamcore.so.$(SOMAJOR)
 
-.PHONY: all deps lib demo test test-swift test-abi test-c test-swift-example install uninstall clean
+.PHONY: all deps lib python demo test test-swift test-abi test-c test-swift-example test-python install uninstall clean
 
-all: lib examples/c/logreg
+all: lib python examples/c/logreg
 
 # ---------------------------------------------------------------------------------------------------------------
-# Set-up: the Debian packages the build and tests need (installed when run as root, else named).
+# Set-up: the Debian packages the build and tests need (installed when run as root, else named), and the Python
+# packages (pip, into the interpreter that runs the tests).
+PYTHON ?= python3
 DEBIAN_TOOLS := pkg-config:pkg-config objdump:binutils nm:binutils
+PYTHON_PACKAGES := numpy pytest hypothesis
 deps:
 	@missing=""; for pair in $(DEBIAN_TOOLS); do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; done; \
+	$(PYTHON) -c "import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" \
+	  || missing="$$missing python3-dev"; \
 	command -v swift >/dev/null 2>&1 || { echo "adamcore needs the Swift toolchain (swift, swiftc) on PATH"; exit 1; }; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else echo "missing packages; run: sudo apt-get install$$missing"; exit 1; fi; \
-	fi
+	fi; \
+	for pkg in $(PYTHON_PACKAGES); do $(PYTHON) -c "import $$pkg" 2>/dev/null || pip_missing="$$pip_missing $$pkg"; done; \
+	if [ -n "$${pip_missing:-}" ]; then echo "pip installing:$$pip_missing"; $(PYTHON) -m pip install -q $$pip_missing; fi
 
 # ---------------------------------------------------------------------------------------------------------------
 # The library, staged as an install tree under build/ (lib, include, pkgconfig) for the examples and tests.
@@ -55,6 +62,26 @@ $(LIB): $(SWIFT_SOURCES) | deps
 		> $(BUILD)/lib/pkgconfig/adamcore.pc
 
 # ---------------------------------------------------------------------------------------------------------------
+# The Python package, built in place under build/python (PYTHONPATH=build/python). The extension finds
+# libadamcore.so.0 in build/lib through its RUNPATH.
+PY_SRC := bindings/python/adamcore
+PY_OUT := $(BUILD)/python/adamcore
+PY_EXT := $(PY_OUT)/_core$(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))" 2>/dev/null)
+PY_INCLUDE := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_paths()['include'])" 2>/dev/null)
+PY_FILES := $(filter-out %.c,$(wildcard $(PY_SRC)/*))
+
+python: $(PY_EXT) $(patsubst $(PY_SRC)/%,$(PY_OUT)/%,$(PY_FILES))
+
+$(PY_EXT): $(PY_SRC)/_core.c include/adamcore.h $(LIB)
+	mkdir -p $(PY_OUT)
+	$(CC) -O2 -g -std=c11 -Wall -Wextra -Werror -Wno-missing-field-initializers -fPIC -shared \
+		-I$(PY_INCLUDE) -Iinclude $< -o $@ -L$(BUILD)/lib -ladamcore -Wl,-rpath,'$$ORIGIN/../../lib'
+
+$(PY_OUT)/%: $(PY_SRC)/%
+	mkdir -p $(PY_OUT)
+	cp $< $@
+
+# ---------------------------------------------------------------------------------------------------------------
 # Examples and demo
 export PKG_CONFIG_PATH := $(BUILD)/lib/pkgconfig$(if $(PKG_CONFIG_PATH),:$(PKG_CONFIG_PATH))
 
@@ -66,7 +93,7 @@ demo: all
 
 # ---------------------------------------------------------------------------------------------------------------
 # Tests
-test: test-swift test-abi test-swift-example test-c
+test: test-swift test-abi test-swift-example test-python test-c
 	@echo "make test: all suites passed"
 
 # Swift unit tests (release: the kernels are SIMD code that is meaningless to test unoptimised).
@@ -88,6 +115,10 @@ test-c: $(LIB)
 		$$(PKG_CONFIG_PATH=$(BUILD)/test-install/lib/pkgconfig pkg-config --cflags --libs adamcore) -lm
 	$(BUILD)/test_abi
 	ADAMCORE_ISA=baseline $(BUILD)/test_abi
+
+# Python: pytest over the in-place build (run from Tests/python so the source tree is not imported instead).
+test-python: python
+	cd Tests/python && PYTHONPATH=$(BUILD)/python $(PYTHON) -m pytest -q -p no:cacheprovider
 
 # A separate package that depends on AdamCore by path, as a user's would.
 test-swift-example: | deps

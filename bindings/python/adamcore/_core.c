@@ -1,0 +1,732 @@
+/*
+ * adamcore._core: the CPython shim over libadamcore. It converts and validates arguments, releases the GIL around
+ * every kernel, and turns statuses into exceptions. No update rule lives here.
+ *
+ * Buffers: anything with the buffer protocol, C-contiguous, format 'f' (float32) or 'd' (float64); parameters and
+ * state must be writable. The Optimizer pins every registered buffer (holds its Py_buffer) until it is freed, so
+ * the memory cannot move or vanish under the library. Per step it allocates nothing: gradient views and pointers go
+ * into arrays sized at registration.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+#include <adamcore.h>
+#include <string.h>
+
+static PyObject *AdamCoreError; /* ValueError subclass carrying .status and .name */
+
+/* Deterministic proof that kernels run without the GIL: recorded inside each released region. */
+static int gil_held_in_last_kernel = -1;
+
+#define RELEASE_GIL_AND(call, status_var)                                                                \
+    do {                                                                                                 \
+        Py_BEGIN_ALLOW_THREADS                                                                           \
+        gil_held_in_last_kernel = PyGILState_Check();                                                    \
+        status_var = (call);                                                                             \
+        Py_END_ALLOW_THREADS                                                                             \
+    } while (0)
+
+/* Raise the exception for a core status; returns NULL for convenient `return raise_status(s)`. */
+static PyObject *raise_status(int status) {
+    if (status == ADAMCORE_E_NO_MEMORY) return PyErr_NoMemory();
+    PyObject *args = Py_BuildValue("(s)", adamcore_strerror(status));
+    if (!args) return NULL;
+    PyObject *exc = PyObject_Call(AdamCoreError, args, NULL);
+    Py_DECREF(args);
+    if (!exc) return NULL;
+    PyObject *code = PyLong_FromLong(status), *name = PyUnicode_FromString(adamcore_status_name(status));
+    if (code && name && PyObject_SetAttrString(exc, "status", code) == 0 && PyObject_SetAttrString(exc, "name", name) == 0)
+        PyErr_SetObject(AdamCoreError, exc);
+    Py_XDECREF(code);
+    Py_XDECREF(name);
+    Py_DECREF(exc);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Buffers
+ * ---------------------------------------------------------------------------------------------------------- */
+
+/* Element type of a buffer format: ADAMCORE_FLOAT32, ADAMCORE_FLOAT64, or 0. Accepts native and '=' / '<' on
+ * little-endian machines, as numpy and array.array report them. */
+static int dtype_of(const Py_buffer *view) {
+    const char *f = view->format ? view->format : "B";
+    if (*f == '@' || *f == '=' || *f == '<') f++;
+    if (f[0] == 'f' && f[1] == 0 && view->itemsize == 4) return ADAMCORE_FLOAT32;
+    if (f[0] == 'd' && f[1] == 0 && view->itemsize == 8) return ADAMCORE_FLOAT64;
+    return 0;
+}
+
+/* Get a C-contiguous float32/float64 buffer of `obj`, writable if asked; on failure set a TypeError or ValueError
+ * that names the argument (`what`, `index` >= 0 appends [index]) and return -1. */
+static int get_buffer(PyObject *obj, Py_buffer *view, int writable, const char *what, Py_ssize_t index) {
+    char label[64];
+    if (index >= 0) snprintf(label, sizeof label, "%s[%zd]", what, index);
+    else snprintf(label, sizeof label, "%s", what);
+    if (!PyObject_CheckBuffer(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s: expected an array of float32 or float64 (buffer protocol), got %.100s",
+                     label, Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, view, flags) != 0) {
+        /* Say which property failed: ask again for less. */
+        PyErr_Clear();
+        Py_buffer probe;
+        if (PyObject_GetBuffer(obj, &probe, PyBUF_FULL_RO) != 0) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "%s: cannot read the buffer of %.100s", label, Py_TYPE(obj)->tp_name);
+            return -1;
+        }
+        int contiguous = PyBuffer_IsContiguous(&probe, 'C'), readonly = probe.readonly;
+        PyBuffer_Release(&probe);
+        if (!contiguous) PyErr_Format(PyExc_ValueError, "%s: the array must be C-contiguous", label);
+        else if (writable && readonly) PyErr_Format(PyExc_ValueError, "%s: the array is read-only; it must be writable", label);
+        else PyErr_Format(PyExc_TypeError, "%s: unsupported buffer", label);
+        return -1;
+    }
+    if (!dtype_of(view)) {
+        PyErr_Format(PyExc_TypeError, "%s: dtype must be float32 or float64, got format '%s' (itemsize %zd)", label,
+                     view->format ? view->format : "B", view->itemsize);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static size_t element_count(const Py_buffer *view) { return (size_t)(view->len / view->itemsize); }
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Config
+ * ---------------------------------------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    adamcore_config config;
+    size_t state_count;
+} ConfigObject;
+
+static PyTypeObject ConfigType;
+
+static struct { const char *name; size_t offset; } config_fields[] = {
+    {"lr", offsetof(adamcore_config, lr)},
+    {"beta1", offsetof(adamcore_config, beta1)},
+    {"beta2", offsetof(adamcore_config, beta2)},
+    {"eps", offsetof(adamcore_config, eps)},
+    {"eps_root", offsetof(adamcore_config, eps_root)},
+    {"weight_decay", offsetof(adamcore_config, weight_decay)},
+    {"momentum", offsetof(adamcore_config, momentum)},
+    {"dampening", offsetof(adamcore_config, dampening)},
+    {"alpha", offsetof(adamcore_config, alpha)},
+    {"lr_decay", offsetof(adamcore_config, lr_decay)},
+    {"initial_accumulator_value", offsetof(adamcore_config, initial_accumulator_value)},
+};
+enum { CONFIG_FIELD_COUNT = sizeof config_fields / sizeof config_fields[0] };
+
+/* Config(algorithm, flags=0, **fields): torch's defaults for the algorithm, then the given fields; validated. */
+static int Config_init(ConfigObject *self, PyObject *args, PyObject *kwargs) {
+    int algorithm = 0;
+    unsigned long flags = 0;
+    if (!PyArg_ParseTuple(args, "i|k:Config", &algorithm, &flags)) return -1;
+    int status = adamcore_config_init(&self->config, algorithm);
+    if (status != ADAMCORE_OK) { raise_status(status); return -1; }
+    if (flags > 0xFFFFFFFFul) { raise_status(ADAMCORE_E_FLAGS); return -1; }
+    self->config.flags = (uint32_t)flags;
+    if (kwargs) {
+        PyObject *key, *value;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(kwargs, &pos, &key, &value)) {
+            const char *name = PyUnicode_AsUTF8(key);
+            if (!name) return -1;
+            int found = 0;
+            for (int i = 0; i < CONFIG_FIELD_COUNT; i++) {
+                if (strcmp(name, config_fields[i].name) != 0) continue;
+                double x = PyFloat_AsDouble(value);
+                if (x == -1.0 && PyErr_Occurred()) {
+                    PyErr_Format(PyExc_TypeError, "%s must be a real number, not %.100s", name, Py_TYPE(value)->tp_name);
+                    return -1;
+                }
+                *(double *)((char *)&self->config + config_fields[i].offset) = x;
+                found = 1;
+            }
+            if (!found) { PyErr_Format(PyExc_TypeError, "Config got an unexpected field '%s'", name); return -1; }
+        }
+    }
+    status = adamcore_config_validate(&self->config);
+    if (status == ADAMCORE_OK) status = adamcore_config_state_count(&self->config, &self->state_count);
+    if (status != ADAMCORE_OK) { raise_status(status); return -1; }
+    return 0;
+}
+
+static PyObject *Config_get_field(ConfigObject *self, void *closure) {
+    return PyFloat_FromDouble(*(double *)((char *)&self->config + (size_t)closure));
+}
+static PyObject *Config_algorithm(ConfigObject *self, void *c) { (void)c; return PyLong_FromLong(self->config.algorithm); }
+static PyObject *Config_flags(ConfigObject *self, void *c) { (void)c; return PyLong_FromUnsignedLong(self->config.flags); }
+static PyObject *Config_state_names(ConfigObject *self, void *c) {
+    (void)c;
+    PyObject *names = PyTuple_New((Py_ssize_t)self->state_count);
+    for (size_t i = 0; names && i < self->state_count; i++) {
+        const char *name = NULL;
+        adamcore_config_state_name(&self->config, i, &name);
+        PyObject *s = PyUnicode_FromString(name);
+        if (!s) { Py_DECREF(names); return NULL; }
+        PyTuple_SET_ITEM(names, (Py_ssize_t)i, s);
+    }
+    return names;
+}
+
+static PyGetSetDef Config_getset[CONFIG_FIELD_COUNT + 4];
+
+static PyObject *Config_repr(ConfigObject *self) {
+    char text[512];
+    const adamcore_config *c = &self->config;
+    snprintf(text, sizeof text,
+             "Config(%d, flags=%u, lr=%g, beta1=%g, beta2=%g, eps=%g, eps_root=%g, weight_decay=%g, momentum=%g, "
+             "dampening=%g, alpha=%g, lr_decay=%g, initial_accumulator_value=%g)",
+             c->algorithm, c->flags, c->lr, c->beta1, c->beta2, c->eps, c->eps_root, c->weight_decay, c->momentum,
+             c->dampening, c->alpha, c->lr_decay, c->initial_accumulator_value);
+    return PyUnicode_FromString(text);
+}
+
+static PyTypeObject ConfigType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "adamcore._core.Config",
+    .tp_doc = "Config(algorithm, flags=0, **fields): validated hyperparameters (adamcore_config).",
+    .tp_basicsize = sizeof(ConfigObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Config_init,
+    .tp_getset = Config_getset,
+    .tp_repr = (reprfunc)Config_repr,
+};
+
+static const adamcore_config *as_config(PyObject *obj, const char *what) {
+    if (!PyObject_TypeCheck(obj, &ConfigType)) {
+        PyErr_Format(PyExc_TypeError, "%s must be an adamcore Config, not %.100s", what, Py_TYPE(obj)->tp_name);
+        return NULL;
+    }
+    return &((ConfigObject *)obj)->config;
+}
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Stateless steps
+ * ---------------------------------------------------------------------------------------------------------- */
+
+/* step(config, t, param, grad, state0=None, state1=None, state2=None): one in-place step of any algorithm but
+ * AdaFix. The state buffers are the config's slots in order (Config.state_names). */
+static PyObject *stateless_step(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs < 4 || nargs > 7) {
+        PyErr_SetString(PyExc_TypeError, "step(config, t, param, grad, *state) takes 4 to 7 arguments");
+        return NULL;
+    }
+    const adamcore_config *c = as_config(args[0], "config");
+    if (!c) return NULL;
+    long long t = PyLong_AsLongLong(args[1]);
+    if (t == -1 && PyErr_Occurred()) return NULL;
+    size_t slots = ((ConfigObject *)args[0])->state_count;
+    if ((size_t)(nargs - 4) != slots) {
+        return PyErr_Format(PyExc_TypeError, "this config needs %zu state buffers (Config.state_names), got %zd", slots,
+                            nargs - 4);
+    }
+    Py_buffer views[5];
+    int held = 0;
+    static const char *names[] = {"param", "grad", "state[0]", "state[1]", "state[2]"};
+    for (Py_ssize_t i = 2; i < nargs; i++, held++) {
+        if (get_buffer(args[i], &views[held], i != 3, names[i - 2], -1) != 0) goto fail;
+        if (held > 0 && dtype_of(&views[held]) != dtype_of(&views[0])) {
+            PyErr_Format(PyExc_TypeError, "%s: dtype differs from param's", names[i - 2]);
+            held++;
+            goto fail;
+        }
+        if (held > 0 && views[held].len != views[0].len) {
+            PyErr_Format(PyExc_ValueError, "%s: length %zu differs from param's %zu", names[i - 2],
+                         element_count(&views[held]), element_count(&views[0]));
+            held++;
+            goto fail;
+        }
+    }
+    void *s[3] = {NULL, NULL, NULL};
+    for (size_t k = 0; k < slots; k++) s[k] = views[2 + k].buf;
+    size_t n = element_count(&views[0]);
+    int f64 = dtype_of(&views[0]) == ADAMCORE_FLOAT64;
+    void *p = views[0].buf;
+    const void *g = views[1].buf;
+    int status = ADAMCORE_E_ALGORITHM;
+    int centered = (c->flags & ADAMCORE_FLAG_CENTERED) != 0, momentum = c->momentum > 0;
+    Py_BEGIN_ALLOW_THREADS
+    gil_held_in_last_kernel = PyGILState_Check();
+    switch (c->algorithm) {
+    case ADAMCORE_ADAM:
+        status = f64 ? adamcore_adam_step_f64(c, t, n, p, g, s[0], s[1], s[2]) : adamcore_adam_step_f32(c, t, n, p, g, s[0], s[1], s[2]);
+        break;
+    case ADAMCORE_SGD:
+        status = f64 ? adamcore_sgd_step_f64(c, t, n, p, g, s[0]) : adamcore_sgd_step_f32(c, t, n, p, g, s[0]);
+        break;
+    case ADAMCORE_RMSPROP: {
+        void *grad_avg = centered ? s[1] : NULL, *buf = momentum ? s[centered ? 2 : 1] : NULL;
+        status = f64 ? adamcore_rmsprop_step_f64(c, t, n, p, g, s[0], grad_avg, buf)
+                     : adamcore_rmsprop_step_f32(c, t, n, p, g, s[0], grad_avg, buf);
+        break;
+    }
+    case ADAMCORE_ADAGRAD:
+        status = f64 ? adamcore_adagrad_step_f64(c, t, n, p, g, s[0]) : adamcore_adagrad_step_f32(c, t, n, p, g, s[0]);
+        break;
+    }
+    Py_END_ALLOW_THREADS
+    for (int i = 0; i < held; i++) PyBuffer_Release(&views[i]);
+    if (status != ADAMCORE_OK) return raise_status(status);
+    Py_RETURN_NONE;
+fail:
+    for (int i = 0; i < held; i++) PyBuffer_Release(&views[i]);
+    return NULL;
+}
+
+/* adafix_step(config, t, param, grad, exp_avg, exp_avg_sq, lipschitz) -> (max_abs_grad, step_norm_sq, v_updated) */
+static PyObject *stateless_adafix_step(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "adafix_step(config, t, param, grad, exp_avg, exp_avg_sq, lipschitz)");
+        return NULL;
+    }
+    const adamcore_config *c = as_config(args[0], "config");
+    if (!c) return NULL;
+    long long t = PyLong_AsLongLong(args[1]);
+    if (t == -1 && PyErr_Occurred()) return NULL;
+    double lipschitz = PyFloat_AsDouble(args[6]);
+    if (lipschitz == -1.0 && PyErr_Occurred()) return NULL;
+    static const char *names[] = {"param", "grad", "exp_avg", "exp_avg_sq"};
+    Py_buffer views[4];
+    int held = 0;
+    for (; held < 4; held++) {
+        if (get_buffer(args[2 + held], &views[held], held != 1, names[held], -1) != 0) goto fail;
+        if (held > 0 && (dtype_of(&views[held]) != dtype_of(&views[0]) || views[held].len != views[0].len)) {
+            PyErr_Format(PyExc_ValueError, "%s: dtype and length must match param's", names[held]);
+            held++;
+            goto fail;
+        }
+    }
+    adamcore_adafix_result r;
+    int status;
+    size_t n = element_count(&views[0]);
+    if (dtype_of(&views[0]) == ADAMCORE_FLOAT64)
+        RELEASE_GIL_AND(adamcore_adafix_step_f64(c, t, n, views[0].buf, views[1].buf, views[2].buf, views[3].buf, lipschitz, &r), status);
+    else
+        RELEASE_GIL_AND(adamcore_adafix_step_f32(c, t, n, views[0].buf, views[1].buf, views[2].buf, views[3].buf, lipschitz, &r), status);
+    for (int i = 0; i < held; i++) PyBuffer_Release(&views[i]);
+    if (status != ADAMCORE_OK) return raise_status(status);
+    return Py_BuildValue("(ddO)", r.max_abs_grad, r.step_norm_sq, r.v_updated ? Py_True : Py_False);
+fail:
+    for (int i = 0; i < held; i++) PyBuffer_Release(&views[i]);
+    return NULL;
+}
+
+/* adafix_lipschitz(grad, new_grad, step_norm_sq, lipschitz) -> the raised estimate */
+static PyObject *stateless_adafix_lipschitz(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "adafix_lipschitz(grad, new_grad, step_norm_sq, lipschitz)");
+        return NULL;
+    }
+    double norm = PyFloat_AsDouble(args[2]);
+    if (norm == -1.0 && PyErr_Occurred()) return NULL;
+    double lipschitz = PyFloat_AsDouble(args[3]);
+    if (lipschitz == -1.0 && PyErr_Occurred()) return NULL;
+    Py_buffer a, b;
+    if (get_buffer(args[0], &a, 0, "grad", -1) != 0) return NULL;
+    if (get_buffer(args[1], &b, 0, "new_grad", -1) != 0) { PyBuffer_Release(&a); return NULL; }
+    int status = ADAMCORE_E_DTYPE;
+    if (dtype_of(&a) == dtype_of(&b) && a.len == b.len) {
+        if (dtype_of(&a) == ADAMCORE_FLOAT64) RELEASE_GIL_AND(adamcore_adafix_lipschitz_f64(element_count(&a), a.buf, b.buf, norm, &lipschitz), status);
+        else RELEASE_GIL_AND(adamcore_adafix_lipschitz_f32(element_count(&a), a.buf, b.buf, norm, &lipschitz), status);
+    } else {
+        PyErr_SetString(PyExc_ValueError, "new_grad: dtype and length must match grad's");
+        status = 1;
+    }
+    PyBuffer_Release(&a);
+    PyBuffer_Release(&b);
+    if (status == 1) return NULL;
+    if (status != ADAMCORE_OK) return raise_status(status);
+    return PyFloat_FromDouble(lipschitz);
+}
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Optimizer
+ * ---------------------------------------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    adamcore_optimizer *handle;
+    int algorithm;
+    int busy;                 /* a call is inside the library with the GIL released */
+    Py_ssize_t tensors, capacity;
+    Py_buffer *pinned;        /* param and state views, held until dealloc */
+    Py_ssize_t pinned_count, pinned_capacity;
+    size_t *counts;           /* per tensor: element count */
+    int *dtypes;              /* per tensor: ADAMCORE_FLOAT32 / FLOAT64 */
+    Py_buffer *grad_views;    /* per step: 2 * tensors views (grads, then new grads for AdaFix) */
+    const void **grad_pointers;
+} OptimizerObject;
+
+static int ensure_capacity(OptimizerObject *self) {
+    if (self->tensors < self->capacity) return 0;
+    Py_ssize_t cap = self->capacity ? 2 * self->capacity : 8;
+    size_t *counts = PyMem_Realloc(self->counts, (size_t)cap * sizeof *counts);
+    if (!counts) return -1;
+    self->counts = counts;
+    int *dtypes = PyMem_Realloc(self->dtypes, (size_t)cap * sizeof *dtypes);
+    if (!dtypes) return -1;
+    self->dtypes = dtypes;
+    Py_buffer *views = PyMem_Realloc(self->grad_views, 2 * (size_t)cap * sizeof *views);
+    if (!views) return -1;
+    self->grad_views = views;
+    const void **pointers = PyMem_Realloc(self->grad_pointers, 2 * (size_t)cap * sizeof *pointers);
+    if (!pointers) return -1;
+    self->grad_pointers = pointers;
+    self->capacity = cap;
+    return 0;
+}
+
+static int pin(OptimizerObject *self, Py_buffer *view) {
+    if (self->pinned_count == self->pinned_capacity) {
+        Py_ssize_t cap = self->pinned_capacity ? 2 * self->pinned_capacity : 16;
+        Py_buffer *p = PyMem_Realloc(self->pinned, (size_t)cap * sizeof *p);
+        if (!p) return -1;
+        self->pinned = p;
+        self->pinned_capacity = cap;
+    }
+    self->pinned[self->pinned_count++] = *view;
+    return 0;
+}
+
+static int Optimizer_init(OptimizerObject *self, PyObject *args, PyObject *kwargs) {
+    PyObject *config;
+    static char *keywords[] = {"config", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:Optimizer", keywords, &config)) return -1;
+    const adamcore_config *c = as_config(config, "config");
+    if (!c) return -1;
+    if (self->handle) { PyErr_SetString(PyExc_RuntimeError, "Optimizer is already initialised"); return -1; }
+    int status = adamcore_optimizer_create(c, &self->handle);
+    if (status != ADAMCORE_OK) { raise_status(status); return -1; }
+    self->algorithm = c->algorithm;
+    return 0;
+}
+
+static void Optimizer_dealloc(OptimizerObject *self) {
+    adamcore_optimizer_destroy(self->handle);
+    for (Py_ssize_t i = 0; i < self->pinned_count; i++) PyBuffer_Release(&self->pinned[i]);
+    PyMem_Free(self->pinned);
+    PyMem_Free(self->counts);
+    PyMem_Free(self->dtypes);
+    PyMem_Free(self->grad_views);
+    PyMem_Free(self->grad_pointers);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int check_ready(OptimizerObject *self) {
+    if (!self->handle) { PyErr_SetString(PyExc_RuntimeError, "Optimizer is not initialised"); return -1; }
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "this optimizer is in use by another thread (optimizers are not thread-safe)");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *Optimizer_add_group(OptimizerObject *self, PyObject *config) {
+    if (check_ready(self)) return NULL;
+    const adamcore_config *c = as_config(config, "config");
+    if (!c) return NULL;
+    size_t group;
+    int status = adamcore_optimizer_add_group(self->handle, c, &group);
+    if (status != ADAMCORE_OK) return raise_status(status);
+    return PyLong_FromSize_t(group);
+}
+
+/* set_config(group, config) */
+static PyObject *Optimizer_set_config(OptimizerObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (check_ready(self)) return NULL;
+    if (nargs != 2) { PyErr_SetString(PyExc_TypeError, "set_config(group, config)"); return NULL; }
+    Py_ssize_t group = PyLong_AsSsize_t(args[0]);
+    if (group == -1 && PyErr_Occurred()) return NULL;
+    const adamcore_config *c = as_config(args[1], "config");
+    if (!c) return NULL;
+    int status = adamcore_optimizer_set_config(self->handle, group < 0 ? SIZE_MAX : (size_t)group, c);
+    if (status != ADAMCORE_OK) return raise_status(status);
+    Py_RETURN_NONE;
+}
+
+/* add_tensor(group, param, state) -> index; state is a sequence of the group config's state buffers. */
+static PyObject *Optimizer_add_tensor(OptimizerObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (check_ready(self)) return NULL;
+    if (nargs != 3) { PyErr_SetString(PyExc_TypeError, "add_tensor(group, param, state)"); return NULL; }
+    Py_ssize_t group = PyLong_AsSsize_t(args[0]);
+    if (group == -1 && PyErr_Occurred()) return NULL;
+    if (ensure_capacity(self) != 0) return PyErr_NoMemory();
+    PyObject *state = PySequence_Fast(args[2], "state must be a sequence of arrays");
+    if (!state) return NULL;
+    Py_ssize_t slots = PySequence_Fast_GET_SIZE(state);
+    if (slots > 3) { Py_DECREF(state); return raise_status(ADAMCORE_E_STATE); }
+    Py_buffer views[4];
+    int held = 0;
+    void *pointers[3] = {NULL, NULL, NULL};
+    if (get_buffer(args[1], &views[0], 1, "param", -1) != 0) goto fail;
+    held = 1;
+    for (Py_ssize_t k = 0; k < slots; k++, held++) {
+        if (get_buffer(PySequence_Fast_GET_ITEM(state, k), &views[held], 1, "state", k) != 0) goto fail;
+        if (dtype_of(&views[held]) != dtype_of(&views[0]) || views[held].len != views[0].len) {
+            PyErr_Format(PyExc_ValueError, "state[%zd]: dtype and length must match the parameter's", k);
+            held++;
+            goto fail;
+        }
+        pointers[k] = views[held].buf;
+    }
+    size_t index;
+    int dtype = dtype_of(&views[0]);
+    int status = adamcore_optimizer_add_tensor(self->handle, group < 0 ? SIZE_MAX : (size_t)group, dtype, views[0].buf,
+                                               NULL, element_count(&views[0]), pointers, (size_t)slots, &index);
+    if (status != ADAMCORE_OK) { raise_status(status); goto fail; }
+    /* Registered: the views stay pinned for the optimizer's life. The library cannot unregister a tensor, so if
+     * pinning runs out of memory the buffers stay held (never released early) and the error is reported. */
+    for (int i = 0; i < held; i++) {
+        if (pin(self, &views[i]) != 0) {
+            Py_DECREF(state);
+            return PyErr_NoMemory();
+        }
+    }
+    Py_DECREF(state);
+    self->counts[self->tensors] = element_count(&views[0]);
+    self->dtypes[self->tensors] = dtype;
+    self->tensors++;
+    return PyLong_FromSize_t(index);
+fail:
+    for (int i = 0; i < held; i++) PyBuffer_Release(&views[i]);
+    Py_DECREF(state);
+    return NULL;
+}
+
+/* Fill grad_views/grad_pointers[offset ...] from a sequence with one gradient per tensor. */
+static int collect_grads(OptimizerObject *self, PyObject *grads, Py_ssize_t offset, const char *what, int *held) {
+    PyObject *seq = PySequence_Fast(grads, "gradients must be a list or tuple of arrays");
+    if (!seq) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n != self->tensors) {
+        PyErr_Format(PyExc_ValueError, "%s: expected %zd gradients (one per parameter), got %zd", what, self->tensors, n);
+        Py_DECREF(seq);
+        return -1;
+    }
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_buffer *view = &self->grad_views[offset + i];
+        if (get_buffer(items[i], view, 0, what, i) != 0) { Py_DECREF(seq); return -1; }
+        (*held)++;
+        if (dtype_of(view) != self->dtypes[i]) {
+            PyErr_Format(PyExc_TypeError, "%s[%zd]: dtype %s differs from its parameter's", what, i,
+                         dtype_of(view) == ADAMCORE_FLOAT64 ? "float64" : "float32");
+            Py_DECREF(seq);
+            return -1;
+        }
+        if (element_count(view) != self->counts[i]) {
+            PyErr_Format(PyExc_ValueError, "%s[%zd]: %zu elements, its parameter has %zu", what, i, element_count(view),
+                         self->counts[i]);
+            Py_DECREF(seq);
+            return -1;
+        }
+        self->grad_pointers[offset + i] = view->buf;
+    }
+    Py_DECREF(seq);
+    return 0;
+}
+
+static void release_grads(OptimizerObject *self, Py_ssize_t offset, int held) {
+    for (int i = 0; i < held; i++) PyBuffer_Release(&self->grad_views[offset + i]);
+}
+
+/* step(grads): one step of every registered tensor. */
+static PyObject *Optimizer_step(OptimizerObject *self, PyObject *grads) {
+    if (check_ready(self)) return NULL;
+    int held = 0, status;
+    if (collect_grads(self, grads, 0, "grads", &held) != 0) { release_grads(self, 0, held); return NULL; }
+    self->busy = 1;
+    RELEASE_GIL_AND(adamcore_optimizer_step(self->handle, self->grad_pointers, (size_t)self->tensors), status);
+    self->busy = 0;
+    release_grads(self, 0, held);
+    if (status != ADAMCORE_OK) return raise_status(status);
+    Py_RETURN_NONE;
+}
+
+/* adafix_observe(grads, new_grads) */
+static PyObject *Optimizer_adafix_observe(OptimizerObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (check_ready(self)) return NULL;
+    if (nargs != 2) { PyErr_SetString(PyExc_TypeError, "adafix_observe(grads, new_grads)"); return NULL; }
+    int held = 0, held_new = 0, status;
+    if (collect_grads(self, args[0], 0, "grads", &held) != 0 ||
+        collect_grads(self, args[1], self->tensors, "new_grads", &held_new) != 0) {
+        release_grads(self, 0, held);
+        release_grads(self, self->tensors, held_new);
+        return NULL;
+    }
+    self->busy = 1;
+    RELEASE_GIL_AND(adamcore_optimizer_adafix_observe(self->handle, self->grad_pointers,
+                                                      self->grad_pointers + self->tensors, (size_t)self->tensors), status);
+    self->busy = 0;
+    release_grads(self, 0, held);
+    release_grads(self, self->tensors, held_new);
+    if (status != ADAMCORE_OK) return raise_status(status);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Optimizer_get_step(OptimizerObject *self, void *c) {
+    (void)c;
+    int64_t step = 0;
+    if (check_ready(self)) return NULL;
+    adamcore_optimizer_get_step(self->handle, &step);
+    return PyLong_FromLongLong(step);
+}
+static int Optimizer_set_step(OptimizerObject *self, PyObject *value, void *c) {
+    (void)c;
+    if (check_ready(self)) return -1;
+    if (!value) { PyErr_SetString(PyExc_TypeError, "cannot delete step"); return -1; }
+    long long step = PyLong_AsLongLong(value);
+    if (step == -1 && PyErr_Occurred()) return -1;
+    int status = adamcore_optimizer_set_step(self->handle, step);
+    if (status != ADAMCORE_OK) { raise_status(status); return -1; }
+    return 0;
+}
+
+typedef int (*get_double_fn)(adamcore_optimizer *, double *);
+typedef int (*set_double_fn)(adamcore_optimizer *, double);
+static struct { get_double_fn get; set_double_fn set; } double_properties[] = {
+    {adamcore_optimizer_get_lipschitz, adamcore_optimizer_set_lipschitz},
+    {adamcore_optimizer_get_adafix_step_norm_sq, adamcore_optimizer_set_adafix_step_norm_sq},
+};
+static PyObject *Optimizer_get_double(OptimizerObject *self, void *which) {
+    if (check_ready(self)) return NULL;
+    double x = 0;
+    int status = double_properties[(size_t)which].get(self->handle, &x);
+    if (status != ADAMCORE_OK) return raise_status(status);
+    return PyFloat_FromDouble(x);
+}
+static int Optimizer_set_double(OptimizerObject *self, PyObject *value, void *which) {
+    if (check_ready(self)) return -1;
+    if (!value) { PyErr_SetString(PyExc_TypeError, "cannot delete this attribute"); return -1; }
+    double x = PyFloat_AsDouble(value);
+    if (x == -1.0 && PyErr_Occurred()) return -1;
+    int status = double_properties[(size_t)which].set(self->handle, x);
+    if (status != ADAMCORE_OK) { raise_status(status); return -1; }
+    return 0;
+}
+static PyObject *Optimizer_v_updated(OptimizerObject *self, void *c) {
+    (void)c;
+    if (check_ready(self)) return NULL;
+    int updated = 0;
+    int status = adamcore_optimizer_adafix_v_updated(self->handle, &updated);
+    if (status != ADAMCORE_OK) return raise_status(status);
+    return PyBool_FromLong(updated);
+}
+static PyObject *Optimizer_tensor_count(OptimizerObject *self, void *c) { (void)c; return PyLong_FromSsize_t(self->tensors); }
+
+static PyMethodDef Optimizer_methods[] = {
+    {"add_group", (PyCFunction)Optimizer_add_group, METH_O, "add_group(config) -> group index"},
+    {"set_config", (PyCFunction)(void (*)(void))Optimizer_set_config, METH_FASTCALL, "set_config(group, config)"},
+    {"add_tensor", (PyCFunction)(void (*)(void))Optimizer_add_tensor, METH_FASTCALL,
+     "add_tensor(group, param, state) -> tensor index; pins param and state until the optimizer is freed"},
+    {"step", (PyCFunction)Optimizer_step, METH_O, "step(grads): one step of every tensor, GIL released"},
+    {"adafix_observe", (PyCFunction)(void (*)(void))Optimizer_adafix_observe, METH_FASTCALL,
+     "adafix_observe(grads, new_grads): AdaFix's Lipschitz estimate from g' at the new point"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Optimizer_getset[] = {
+    {"step_count", (getter)Optimizer_get_step, (setter)Optimizer_set_step, "steps taken", NULL},
+    {"lipschitz", (getter)Optimizer_get_double, (setter)Optimizer_set_double, "AdaFix's estimate L", (void *)0},
+    {"adafix_step_norm_sq", (getter)Optimizer_get_double, (setter)Optimizer_set_double,
+     "AdaFix's pending ||x_{t+1} - x_t||^2, or -1", (void *)1},
+    {"v_updated", (getter)Optimizer_v_updated, NULL, "whether the last AdaFix step updated v", NULL},
+    {"tensor_count", (getter)Optimizer_tensor_count, NULL, "registered tensors", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject OptimizerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "adamcore._core.Optimizer",
+    .tp_doc = "Optimizer(config): an adamcore_optimizer with pinned parameter and state buffers. Not thread-safe.",
+    .tp_basicsize = sizeof(OptimizerObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Optimizer_init,
+    .tp_dealloc = (destructor)Optimizer_dealloc,
+    .tp_methods = Optimizer_methods,
+    .tp_getset = Optimizer_getset,
+};
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Module
+ * ---------------------------------------------------------------------------------------------------------- */
+
+static PyObject *module_status_name(PyObject *m, PyObject *code) {
+    (void)m;
+    long c = PyLong_AsLong(code);
+    if (c == -1 && PyErr_Occurred()) return NULL;
+    return PyUnicode_FromString(adamcore_status_name((int)c));
+}
+static PyObject *module_gil_held(PyObject *m, PyObject *unused) {
+    (void)m; (void)unused;
+    return PyLong_FromLong(gil_held_in_last_kernel);
+}
+
+static PyMethodDef module_methods[] = {
+    {"step", (PyCFunction)(void (*)(void))stateless_step, METH_FASTCALL,
+     "step(config, t, param, grad, *state): one in-place step (not AdaFix); state in Config.state_names order"},
+    {"adafix_step", (PyCFunction)(void (*)(void))stateless_adafix_step, METH_FASTCALL,
+     "adafix_step(config, t, param, grad, exp_avg, exp_avg_sq, lipschitz) -> (max_abs_grad, step_norm_sq, v_updated)"},
+    {"adafix_lipschitz", (PyCFunction)(void (*)(void))stateless_adafix_lipschitz, METH_FASTCALL,
+     "adafix_lipschitz(grad, new_grad, step_norm_sq, lipschitz) -> raised estimate"},
+    {"status_name", (PyCFunction)module_status_name, METH_O, "status_name(code) -> 'ADAMCORE_E_...'"},
+    {"_gil_held_in_last_kernel", (PyCFunction)module_gil_held, METH_NOARGS,
+     "PyGILState_Check() recorded inside the last released region (0: released), -1 before any kernel"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "adamcore._core", "CPython shim over libadamcore (see adamcore.h).", -1, module_methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__core(void) {
+    for (int i = 0; i < CONFIG_FIELD_COUNT; i++)
+        Config_getset[i] = (PyGetSetDef){(char *)config_fields[i].name, (getter)Config_get_field, NULL, NULL,
+                                         (void *)config_fields[i].offset};
+    Config_getset[CONFIG_FIELD_COUNT] = (PyGetSetDef){"algorithm", (getter)Config_algorithm, NULL, NULL, NULL};
+    Config_getset[CONFIG_FIELD_COUNT + 1] = (PyGetSetDef){"flags", (getter)Config_flags, NULL, NULL, NULL};
+    Config_getset[CONFIG_FIELD_COUNT + 2] = (PyGetSetDef){"state_names", (getter)Config_state_names, NULL, NULL, NULL};
+    if (PyType_Ready(&ConfigType) < 0 || PyType_Ready(&OptimizerType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module_def);
+    if (!m) return NULL;
+    AdamCoreError = PyErr_NewExceptionWithDoc("adamcore.AdamCoreError",
+                                              "An adamcore status: .status (negative code) and .name (ADAMCORE_E_...).",
+                                              PyExc_ValueError, NULL);
+    if (!AdamCoreError || PyModule_AddObjectRef(m, "AdamCoreError", AdamCoreError) < 0 ||
+        PyModule_AddObjectRef(m, "Config", (PyObject *)&ConfigType) < 0 ||
+        PyModule_AddObjectRef(m, "Optimizer", (PyObject *)&OptimizerType) < 0 ||
+        PyModule_AddStringConstant(m, "library_version", adamcore_version_string()) < 0 ||
+        PyModule_AddStringConstant(m, "header_version", ADAMCORE_VERSION_STRING) < 0 ||
+        PyModule_AddIntConstant(m, "active_isa", adamcore_active_isa()) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    static const struct { const char *name; long value; } constants[] = {
+        {"ADAM", ADAMCORE_ADAM}, {"ADAFIX", ADAMCORE_ADAFIX}, {"SGD", ADAMCORE_SGD}, {"RMSPROP", ADAMCORE_RMSPROP},
+        {"ADAGRAD", ADAMCORE_ADAGRAD}, {"FLOAT32", ADAMCORE_FLOAT32}, {"FLOAT64", ADAMCORE_FLOAT64},
+        {"FLAG_MAXIMIZE", ADAMCORE_FLAG_MAXIMIZE}, {"FLAG_AMSGRAD", ADAMCORE_FLAG_AMSGRAD},
+        {"FLAG_AMSGRAD_OPTAX_ORDER", ADAMCORE_FLAG_AMSGRAD_OPTAX_ORDER},
+        {"FLAG_DECOUPLED_WEIGHT_DECAY", ADAMCORE_FLAG_DECOUPLED_WEIGHT_DECAY},
+        {"FLAG_NO_BIAS_CORRECTION", ADAMCORE_FLAG_NO_BIAS_CORRECTION}, {"FLAG_NESTEROV", ADAMCORE_FLAG_NESTEROV},
+        {"FLAG_CENTERED", ADAMCORE_FLAG_CENTERED}, {"FLAG_ADAFIX_NEXT_GRADIENT", ADAMCORE_FLAG_ADAFIX_NEXT_GRADIENT},
+    };
+    for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++) {
+        if (PyModule_AddIntConstant(m, constants[i].name, constants[i].value) < 0) { Py_DECREF(m); return NULL; }
+    }
+    return m;
+}

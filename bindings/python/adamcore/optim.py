@@ -1,0 +1,288 @@
+"""torch.optim-style optimizers whose step runs in adamcore: parameters are updated in place, zero copies."""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+
+from . import _configs, _core
+
+_DTYPES = {"f": np.float32, "d": np.float64}
+
+
+def _dtype_of(array: Any, label: str):
+    try:
+        fmt = memoryview(array).format.lstrip("@=<")
+    except TypeError:
+        raise TypeError(f"{label}: expected an array of float32 or float64 (buffer protocol), "
+                        f"got {type(array).__name__}") from None
+    if fmt not in _DTYPES:
+        raise TypeError(f"{label}: dtype must be float32 or float64, got format '{fmt}'")
+    return _DTYPES[fmt]
+
+
+class ParamGroup(dict):
+    """A param group dict that remembers when a hyperparameter changed, so the next step passes it to the core."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.changed = False
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        self.changed = True
+
+    def update(self, *args, **kwargs):
+        super().update(*args, **kwargs)
+        self.changed = True
+
+
+class Optimizer:
+    """Base class. Subclasses name their hyperparameters (torch's names and defaults) and build a Config.
+
+    ``params``: a list of arrays, or of dicts with ``'params'`` and per-group hyperparameters (torch's param groups).
+    Every array must be float32 or float64, C-contiguous and writable; it is pinned (cannot be resized) while the
+    optimizer lives. State arrays are numpy arrays of the parameter's dtype and shape, in ``self.state[i]``.
+    Not thread-safe: one optimizer is stepped by one thread at a time (a second thread gets a RuntimeError).
+    """
+
+    _make_config: Callable[..., _core.Config]
+
+    def __init__(self, params: Iterable[Any], defaults: Dict[str, Any]):
+        self.defaults = dict(defaults)
+        groups = list(params)
+        if not groups:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        self.param_groups: List[ParamGroup] = []
+        self.state: Dict[int, Dict[str, Any]] = {}
+        self._params: List[Any] = []
+        self._core: Optional[_core.Optimizer] = None
+        for group in groups:
+            self.add_param_group(group)
+
+    # -- configuration ------------------------------------------------------------------------------------------
+    def _config(self, group: Dict[str, Any]) -> _core.Config:
+        return type(self)._make_config(**{k: v for k, v in group.items() if k != "params"})
+
+    def add_param_group(self, group: Dict[str, Any]) -> None:
+        params = group["params"]
+        params = [params] if not isinstance(params, (list, tuple)) else list(params)
+        merged = ParamGroup({**self.defaults, **{k: v for k, v in group.items() if k != "params"}})
+        unknown = set(merged) - set(self.defaults)
+        if unknown:
+            raise TypeError(f"unknown hyperparameter(s) for {type(self).__name__}: {sorted(unknown)}")
+        config = self._config(merged)
+        first = len(self._params)
+        dtypes = [_dtype_of(p, f"params[{first + i}]") for i, p in enumerate(params)]
+        if self._core is None:
+            self._core = _core.Optimizer(config)
+            index = 0
+        else:
+            index = self._core.add_group(config)
+        for p, dtype in zip(params, dtypes):
+            shape = getattr(p, "shape", None) or (len(memoryview(p).cast("B")) // np.dtype(dtype).itemsize,)
+            fill = getattr(config, "initial_accumulator_value", 0.0)
+            slots = {name: np.full(shape, fill if name == "sum" else 0.0, dtype=dtype) for name in config.state_names}
+            self._core.add_tensor(index, p, list(slots.values()))
+            self.state[len(self._params)] = slots
+            self._params.append(p)
+        merged["params"] = list(range(first, len(self._params)))
+        merged.changed = False
+        self.param_groups.append(merged)
+
+    def _sync(self) -> None:
+        for index, group in enumerate(self.param_groups):
+            if group.changed:
+                self._core.set_config(index, self._config(group))
+                group.changed = False
+
+    # -- stepping -----------------------------------------------------------------------------------------------
+    def step(self, grads: Sequence[Any]) -> None:
+        """One step: ``grads`` has one gradient per parameter, in registration order (same dtype and size)."""
+        self._sync()
+        self._core.step(grads)
+
+    @property
+    def step_count(self) -> int:
+        return self._core.step_count
+
+    # -- checkpoints (torch's layout) ---------------------------------------------------------------------------
+    def state_dict(self) -> Dict[str, Any]:
+        """``{'state': {i: {'step': t, <slot>: array}}, 'param_groups': [...], 'adamcore': {...}}``.
+        Arrays are references, as in torch: copy them to keep a snapshot."""
+        t = self._core.step_count
+        state = {i: {"step": t, **slots} for i, slots in self.state.items()}
+        groups = [dict(g) for g in self.param_groups]
+        return {"state": state, "param_groups": groups, "adamcore": self._scalars()}
+
+    def _scalars(self) -> Dict[str, Any]:
+        return {"step": self._core.step_count}
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        """Restore hyperparameters, step and every state buffer. Everything is checked before anything changes."""
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups):
+            raise ValueError(f"state_dict has {len(groups)} param groups, this optimizer {len(self.param_groups)}")
+        configs = []
+        for mine, theirs in zip(self.param_groups, groups):
+            if len(theirs["params"]) != len(mine["params"]):
+                raise ValueError("a param group of the state_dict has a different number of parameters")
+            configs.append(self._config({k: v for k, v in theirs.items() if k != "params"}))
+        saved = state_dict["state"]
+        order = [i for g in groups for i in g["params"]]
+        steps = set()
+        for mine_index, their_index in enumerate(order):
+            entry = saved.get(their_index, saved.get(str(their_index)))
+            slots = self.state[mine_index]
+            if entry is None or set(entry) - {"step"} != set(slots):
+                raise ValueError(f"state of parameter {mine_index}: expected {sorted(slots)} and 'step'")
+            steps.add(int(entry["step"]))
+            for name, array in slots.items():
+                value = np.asarray(entry[name])
+                if value.shape != array.shape or value.dtype != array.dtype:
+                    raise ValueError(f"state[{mine_index}]['{name}']: {value.dtype}{list(value.shape)} does not match "
+                                     f"{array.dtype}{list(array.shape)}")
+        scalars = state_dict.get("adamcore", {})
+        step = int(scalars.get("step", steps.pop() if len(steps) == 1 else -1))
+        if len(steps) > 1 or step < 0:
+            raise ValueError("all parameters must share one step count")
+        self._validate_scalars(scalars)
+        # Everything checked: now change.
+        for index, (mine, theirs, config) in enumerate(zip(self.param_groups, groups, configs)):
+            self._core.set_config(index, config)
+            for key, value in theirs.items():
+                if key != "params":
+                    dict.__setitem__(mine, key, value)
+            mine.changed = False
+        for mine_index, their_index in enumerate(order):
+            entry = saved.get(their_index, saved.get(str(their_index)))
+            for name, array in self.state[mine_index].items():
+                np.copyto(array, entry[name])
+        self._core.step_count = step
+        self._restore_scalars(scalars)
+
+    def _validate_scalars(self, scalars: Dict[str, Any]) -> None:
+        pass
+
+    def _restore_scalars(self, scalars: Dict[str, Any]) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        groups = ", ".join(f"{len(g['params'])} params" for g in self.param_groups)
+        return f"{type(self).__name__}({groups}, step {self.step_count})"
+
+
+class Adam(Optimizer):
+    """torch.optim.Adam. Extra keywords: ``eps_root`` (optax), ``amsgrad_optax_order``, ``bias_correction``."""
+    _make_config = staticmethod(_configs.adam)
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
+                 maximize=False, eps_root=0.0, amsgrad_optax_order=False, bias_correction=True):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                                      maximize=maximize, eps_root=eps_root, amsgrad_optax_order=amsgrad_optax_order,
+                                      bias_correction=bias_correction, decoupled_weight_decay=False))
+
+
+class AdamW(Optimizer):
+    """torch.optim.AdamW: Adam with decoupled weight decay (default 1e-2)."""
+    _make_config = staticmethod(_configs.adam)
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
+                 maximize=False, eps_root=0.0, amsgrad_optax_order=False, bias_correction=True):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                                      maximize=maximize, eps_root=eps_root, amsgrad_optax_order=amsgrad_optax_order,
+                                      bias_correction=bias_correction, decoupled_weight_decay=True))
+
+
+class SGD(Optimizer):
+    """torch.optim.SGD."""
+    _make_config = staticmethod(_configs.sgd)
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *,
+                 maximize=False):
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                                      nesterov=nesterov, maximize=maximize))
+
+
+class RMSprop(Optimizer):
+    """torch.optim.RMSprop."""
+    _make_config = staticmethod(_configs.rmsprop)
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, *,
+                 maximize=False):
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+                                      centered=centered, maximize=maximize))
+
+
+class Adagrad(Optimizer):
+    """torch.optim.Adagrad."""
+    _make_config = staticmethod(_configs.adagrad)
+
+    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10, *,
+                 maximize=False):
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                                      initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize))
+
+
+class AdaFix(Optimizer):
+    """AdaFix (seed 001): Adam whose second moment is held fixed once max|g| < L*lr over all parameters.
+
+    ``step(grads, grad_fn)``: after the update, ``grad_fn()`` must return the same minibatch's gradients at the new
+    parameters (one array per parameter); they refine the Lipschitz estimate L. With ``next_gradient=True`` the
+    next step's gradients are used instead (an approximation: no extra evaluation, ``grad_fn`` not needed).
+    """
+    _make_config = staticmethod(_configs.adafix)
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *, maximize=False,
+                 decoupled_weight_decay=False, eps_root=0.0, bias_correction=True, next_gradient=False):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize,
+                                      decoupled_weight_decay=decoupled_weight_decay, eps_root=eps_root,
+                                      bias_correction=bias_correction, next_gradient=next_gradient))
+
+    def add_param_group(self, group: Dict[str, Any]) -> None:
+        if self.param_groups and group.get("next_gradient", self.defaults["next_gradient"]) != \
+                self.param_groups[0]["next_gradient"]:
+            raise ValueError("all AdaFix param groups must agree on next_gradient")
+        super().add_param_group(group)
+
+    @property
+    def next_gradient(self) -> bool:
+        return bool(self.param_groups[0]["next_gradient"])
+
+    def step(self, grads: Sequence[Any], grad_fn: Optional[Callable[[], Sequence[Any]]] = None) -> None:
+        if not self.next_gradient and grad_fn is None:
+            raise TypeError("AdaFix.step needs grad_fn (the same minibatch's gradients at the new parameters), "
+                            "or construct the optimizer with next_gradient=True")
+        self._sync()
+        self._core.step(grads)
+        if not self.next_gradient:
+            # The parameters have moved; g' can only be evaluated now. A failure here leaves L as it was.
+            self._core.adafix_observe(grads, grad_fn())
+
+    @property
+    def lipschitz(self) -> float:
+        """The Lipschitz estimate L."""
+        return self._core.lipschitz
+
+    @property
+    def v_updated(self) -> bool:
+        """Whether the last step updated the second moment (the gate was open)."""
+        return self._core.v_updated
+
+    def _scalars(self) -> Dict[str, Any]:
+        return {"step": self._core.step_count, "lipschitz": self._core.lipschitz,
+                "adafix_step_norm_sq": self._core.adafix_step_norm_sq}
+
+    def _validate_scalars(self, scalars: Dict[str, Any]) -> None:
+        lipschitz = float(scalars.get("lipschitz", 0.0))
+        norm = float(scalars.get("adafix_step_norm_sq", -1.0))
+        if not (np.isfinite(lipschitz) and lipschitz >= 0):
+            raise ValueError(f"lipschitz must be finite and >= 0, got {lipschitz}")
+        if not (norm == -1.0 or (np.isfinite(norm) and norm >= 0)):
+            raise ValueError(f"adafix_step_norm_sq must be -1 or finite and >= 0, got {norm}")
+
+    def _restore_scalars(self, scalars: Dict[str, Any]) -> None:
+        self._core.lipschitz = float(scalars.get("lipschitz", 0.0))
+        self._core.adafix_step_norm_sq = float(scalars.get("adafix_step_norm_sq", -1.0))
