@@ -122,6 +122,7 @@ public struct AdamCoefficients<T: KernelScalar> {
     public var eps: T
     public var negStepSize: T      // -lr / bc1
 
+    @inlinable
     public init(_ c: adamcore_config, step: Int64) {
         let t = Double(step)
         let bias = (c.flags & ADAMCORE_FLAG_NO_BIAS_CORRECTION.rawValue) == 0
@@ -248,6 +249,7 @@ public struct SGDCoefficients<T: KernelScalar> {
     public var oneMinusDampening: T
     public var negLr: T
 
+    @inlinable
     public init(_ c: adamcore_config) {
         sign = (c.flags & ADAMCORE_FLAG_MAXIMIZE.rawValue) != 0 ? -1 : 1
         l2 = T(c.weight_decay)
@@ -319,6 +321,7 @@ public struct RMSpropCoefficients<T: KernelScalar> {
     public var momentum: T
     public var negLr: T
 
+    @inlinable
     public init(_ c: adamcore_config) {
         sign = (c.flags & ADAMCORE_FLAG_MAXIMIZE.rawValue) != 0 ? -1 : 1
         l2 = T(c.weight_decay)
@@ -403,6 +406,7 @@ public struct AdagradCoefficients<T: KernelScalar> {
     public var eps: T
     public var negClr: T            // -lr / (1 + (step - 1) * lr_decay)
 
+    @inlinable
     public init(_ c: adamcore_config, step: Int64) {
         sign = (c.flags & ADAMCORE_FLAG_MAXIMIZE.rawValue) != 0 ? -1 : 1
         l2 = T(c.weight_decay)

@@ -9,6 +9,7 @@ public enum Step {
     // MARK: Pointer forms
 
     /// Adam / AdamW / AMSGrad (`maxExpAvgSq` exactly when the config has `.amsgrad`).
+    @inlinable
     public static func adam<T: Steppable>(
         _ config: adamcore_config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
         expAvg: UnsafeMutablePointer<T>?, expAvgSq: UnsafeMutablePointer<T>?, maxExpAvgSq: UnsafeMutablePointer<T>?,
@@ -24,6 +25,7 @@ public enum Step {
     }
 
     /// AdaFix on a buffer set that is the whole model: v is updated only if max|grad| >= lipschitz * lr.
+    @inlinable
     public static func adafix<T: Steppable>(
         _ config: adamcore_config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
         expAvg: UnsafeMutablePointer<T>?, expAvgSq: UnsafeMutablePointer<T>?, lipschitz: Double,
@@ -44,6 +46,7 @@ public enum Step {
     }
 
     /// L = max(L, ||newGrad - grad|| / sqrt(stepNormSquared)); unchanged when stepNormSquared is 0.
+    @inlinable
     public static func adafixLipschitz<T: Steppable>(
         count: Int, grad: UnsafePointer<T>?, newGrad: UnsafePointer<T>?, stepNormSquared: Double, lipschitz: Double,
         kernels: KernelSet = .baseline
@@ -58,6 +61,7 @@ public enum Step {
     }
 
     /// SGD (`momentumBuffer` exactly when momentum > 0; at step 1 it is overwritten with the gradient).
+    @inlinable
     public static func sgd<T: Steppable>(
         _ config: adamcore_config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
         momentumBuffer: UnsafeMutablePointer<T>?, kernels: KernelSet = .baseline
@@ -70,6 +74,7 @@ public enum Step {
     }
 
     /// RMSprop (`gradAvg` exactly when centered, `momentumBuffer` exactly when momentum > 0).
+    @inlinable
     public static func rmsprop<T: Steppable>(
         _ config: adamcore_config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
         squareAvg: UnsafeMutablePointer<T>?, gradAvg: UnsafeMutablePointer<T>?, momentumBuffer: UnsafeMutablePointer<T>?,
@@ -90,6 +95,7 @@ public enum Step {
     }
 
     /// AdaGrad.
+    @inlinable
     public static func adagrad<T: Steppable>(
         _ config: adamcore_config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
         stateSum: UnsafeMutablePointer<T>?, kernels: KernelSet = .baseline
@@ -242,14 +248,14 @@ public enum Step {
 
     // MARK: Shared checks
 
-    @usableFromInline
+    @inlinable
     static func checkStep(_ step: Int64) throws(AdamCoreError) {
         guard step >= 1 else { throw fail(ADAMCORE_E_STEP) }
     }
 
     /// Validates param, grad and the state pointers (the first `required` non-NULL, the rest NULL), their sizes,
     /// alignment and disjointness, and packs them for a kernel. Allocation-free: it runs on every call.
-    @usableFromInline
+    @inlinable
     static func streams<T: KernelScalar>(
         _ count: Int, _ param: UnsafeMutablePointer<T>?, _ grad: UnsafePointer<T>?,
         _ s0: UnsafeMutablePointer<T>?, _ s1: UnsafeMutablePointer<T>?, _ s2: UnsafeMutablePointer<T>?,

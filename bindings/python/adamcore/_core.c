@@ -58,41 +58,42 @@ static int dtype_of(const Py_buffer *view) {
     return 0;
 }
 
+/* The argument's name for messages, e.g. "grads[3]"; built only on error paths (snprintf is not cheap). */
+static const char *label_of(char *out, size_t size, const char *what, Py_ssize_t index) {
+    if (index >= 0) snprintf(out, size, "%s[%zd]", what, index);
+    else snprintf(out, size, "%s", what);
+    return out;
+}
+
 /* Get a C-contiguous float32/float64 buffer of `obj`, writable if asked; on failure set a TypeError or ValueError
  * that names the argument (`what`, `index` >= 0 appends [index]) and return -1. */
 static int get_buffer(PyObject *obj, Py_buffer *view, int writable, const char *what, Py_ssize_t index) {
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, view, flags) == 0) {
+        if (dtype_of(view)) return 0;
+        char label[64];
+        PyErr_Format(PyExc_TypeError, "%s: dtype must be float32 or float64, got format '%s' (itemsize %zd)",
+                     label_of(label, sizeof label, what, index), view->format ? view->format : "B", view->itemsize);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    /* Say which property failed: ask again for less. */
     char label[64];
-    if (index >= 0) snprintf(label, sizeof label, "%s[%zd]", what, index);
-    else snprintf(label, sizeof label, "%s", what);
-    if (!PyObject_CheckBuffer(obj)) {
+    label_of(label, sizeof label, what, index);
+    PyErr_Clear();
+    Py_buffer probe;
+    if (!PyObject_CheckBuffer(obj) || PyObject_GetBuffer(obj, &probe, PyBUF_FULL_RO) != 0) {
+        PyErr_Clear();
         PyErr_Format(PyExc_TypeError, "%s: expected an array of float32 or float64 (buffer protocol), got %.100s",
                      label, Py_TYPE(obj)->tp_name);
         return -1;
     }
-    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
-    if (PyObject_GetBuffer(obj, view, flags) != 0) {
-        /* Say which property failed: ask again for less. */
-        PyErr_Clear();
-        Py_buffer probe;
-        if (PyObject_GetBuffer(obj, &probe, PyBUF_FULL_RO) != 0) {
-            PyErr_Clear();
-            PyErr_Format(PyExc_TypeError, "%s: cannot read the buffer of %.100s", label, Py_TYPE(obj)->tp_name);
-            return -1;
-        }
-        int contiguous = PyBuffer_IsContiguous(&probe, 'C'), readonly = probe.readonly;
-        PyBuffer_Release(&probe);
-        if (!contiguous) PyErr_Format(PyExc_ValueError, "%s: the array must be C-contiguous", label);
-        else if (writable && readonly) PyErr_Format(PyExc_ValueError, "%s: the array is read-only; it must be writable", label);
-        else PyErr_Format(PyExc_TypeError, "%s: unsupported buffer", label);
-        return -1;
-    }
-    if (!dtype_of(view)) {
-        PyErr_Format(PyExc_TypeError, "%s: dtype must be float32 or float64, got format '%s' (itemsize %zd)", label,
-                     view->format ? view->format : "B", view->itemsize);
-        PyBuffer_Release(view);
-        return -1;
-    }
-    return 0;
+    int contiguous = PyBuffer_IsContiguous(&probe, 'C'), readonly = probe.readonly;
+    PyBuffer_Release(&probe);
+    if (!contiguous) PyErr_Format(PyExc_ValueError, "%s: the array must be C-contiguous", label);
+    else if (writable && readonly) PyErr_Format(PyExc_ValueError, "%s: the array is read-only; it must be writable", label);
+    else PyErr_Format(PyExc_TypeError, "%s: unsupported buffer", label);
+    return -1;
 }
 
 static size_t element_count(const Py_buffer *view) { return (size_t)(view->len / view->itemsize); }
