@@ -32,7 +32,7 @@ all: lib python examples/c/logreg
 # packages (pip, into the interpreter that runs the tests).
 PYTHON ?= python3
 DEBIAN_TOOLS := pkg-config:pkg-config objdump:binutils nm:binutils
-PYTHON_PACKAGES := numpy pytest hypothesis
+PYTHON_PACKAGES := numpy pytest hypothesis wheel
 deps:
 	@missing=""; for pair in $(DEBIAN_TOOLS); do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; done; \
@@ -93,7 +93,7 @@ demo: all
 
 # ---------------------------------------------------------------------------------------------------------------
 # Tests
-test: test-swift test-abi test-swift-example test-python test-c
+test: test-swift test-abi test-swift-example test-python test-pip test-c
 	@echo "make test: all suites passed"
 
 # Swift unit tests (release: the kernels are SIMD code that is meaningless to test unoptimised).
@@ -119,6 +119,16 @@ test-c: $(LIB)
 # Python: pytest over the in-place build (run from Tests/python so the source tree is not imported instead).
 test-python: python
 	cd Tests/python && PYTHONPATH=$(BUILD)/python $(PYTHON) -m pytest -q -p no:cacheprovider
+
+# `pip install` as a user would, offline (no build isolation), into a throwaway virtual environment.
+test-pip: $(LIB)
+	rm -rf $(BUILD)/pip-venv
+	$(PYTHON) -m venv --system-site-packages $(BUILD)/pip-venv
+	$(BUILD)/pip-venv/bin/python -m pip install -q --no-build-isolation ./bindings/python
+	cd / && $(BUILD)/pip-venv/bin/python -c "import adamcore, numpy as np; \
+		assert adamcore.__file__.startswith('$(BUILD)/pip-venv'), adamcore.__file__; \
+		w = np.ones(3, np.float32); adamcore.SGD([w], lr=0.5).step([np.ones(3, np.float32)]); \
+		assert (w == 0.5).all(); print('pip install: ok', adamcore.__version__, adamcore.__file__)"
 
 # A separate package that depends on AdamCore by path, as a user's would.
 test-swift-example: | deps

@@ -1,0 +1,36 @@
+"""Builds the CPython extension against libadamcore, which the repository's Makefile builds first (it needs the
+Swift toolchain). The library is copied into the package and found through the extension's $ORIGIN RUNPATH."""
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = Path(__file__).resolve().parents[2]
+VERSION = re.search(r'#define ADAMCORE_VERSION_STRING "(.*)"', (ROOT / "include" / "adamcore.h").read_text()).group(1)
+
+
+class BuildWithLibrary(build_ext):
+    def run(self):
+        subprocess.run(["make", "-C", str(ROOT), "lib"], check=True)
+        super().run()
+        package = Path(self.build_lib) / "adamcore"
+        package.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / "build" / "lib" / f"libadamcore.so.{VERSION}", package / f"libadamcore.so.{VERSION.split('.')[0]}")
+
+
+setup(
+    version=VERSION,
+    ext_modules=[Extension(
+        "adamcore._core",
+        sources=["adamcore/_core.c"],
+        include_dirs=[str(ROOT / "include")],
+        library_dirs=[str(ROOT / "build" / "lib")],
+        libraries=["adamcore"],
+        extra_compile_args=["-std=c11"],
+        extra_link_args=["-Wl,-rpath,$ORIGIN"],
+    )],
+    cmdclass={"build_ext": BuildWithLibrary},
+)
