@@ -26,6 +26,7 @@ SWIFT_LIB_FLAGS := -c release --product adamcore --scratch-path $(SWIFT_LIB_SCRA
 .PHONY: all deps lib python demo test test-swift test-abi test-c test-swift-example test-python install uninstall clean
 
 all: lib python examples/c/logreg
+	@echo "built: $(LIB), the Python package in $(BUILD)/python (PYTHONPATH=$(BUILD)/python), examples/c/logreg"
 
 # ---------------------------------------------------------------------------------------------------------------
 # Set-up: the Debian packages the build and tests need (installed when run as root, else named), and the Python
