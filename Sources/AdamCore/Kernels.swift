@@ -45,18 +45,25 @@ func store<T: KernelScalar>(_ p: UnsafeMutablePointer<T>, _ i: Int, _ v: T.Vecto
 /// Elements per reduction block: partial sums are kept in T for a block, then added in Double, in a fixed order.
 public let reductionBlock = 1024
 
-/// Runs `body` over every vector of `count` elements and returns the Double sum of what it returns.
+/// Runs `body` over every vector of `count` elements and returns the Double sum of what it returns (when
+/// `accumulate`; otherwise the results are dropped, which keeps a zero accumulator out of the hot loop).
 /// The last partial vector goes through the same body on zero-padded stack copies; only its first lanes are
 /// copied back (param, unless `readOnly`, and the first `states` state slots) and summed.
 @inlinable @inline(__always)
 func forEachVector<T: KernelScalar, P: ArithmeticPolicy>(
-    _: P.Type, _ s: Streams<T>, count n: Int, states: Int, readOnly: Bool = false,
+    _: P.Type, _ s: Streams<T>, count n: Int, states: Int, readOnly: Bool = false, accumulate: Bool = false,
     _ body: (Streams<T>, Int) -> T.Vector
 ) -> Double {
     let lanes = T.Vector.scalarCount
     let fullEnd = n &- n % lanes
     var total = 0.0
     var i = 0
+    if !accumulate {
+        while i < fullEnd {
+            _ = body(s, i)
+            i &+= lanes
+        }
+    }
     while i < fullEnd {
         let blockEnd = Swift.min(i &+ reductionBlock, fullEnd)
         var partial = T.Vector()
@@ -78,6 +85,7 @@ func forEachVector<T: KernelScalar, P: ArithmeticPolicy>(
         for k in 0..<(2 + states) where k != 1 && !(readOnly && k == 0) {
             (s.slot(k) + fullEnd).update(from: t.slot(k), count: rest)
         }
+        guard accumulate else { return 0 }
         var tail = 0.0
         for lane in 0..<rest { tail += Double(contribution[lane]) }
         return total + tail
@@ -108,19 +116,21 @@ func laneSum<V: SIMD>(_ v: V, lanes: Int) -> Double where V.Scalar: BinaryFloati
 
 // MARK: - Adam, AMSGrad, AdaFix
 
-/// Per-step scalars of the Adam family, rounded once to T.
+/// Per-step scalars of the Adam family, rounded once to T. The maximize sign is folded into them: with
+/// h = g + s*wd*p (s = -1 to maximize), m <- beta1*m + s*(1-beta1)*h and v <- beta2*v + (1-beta2)*h^2 are exactly the
+/// updates with the negated gradient (negation is exact), at no per-element cost.
 public struct AdamCoefficients<T: KernelScalar> {
-    public var sign: T             // -1 to maximize
-    public var l2: T               // L2 weight decay added to the gradient
-    public var decay: T            // 1 - lr*wd with decoupled weight decay, else exactly 1
-    public var oneMinusBeta1: T
+    public var signedL2: T             // s * weight_decay (L2 mode)
+    public var decay: T                // 1 - lr*wd (decoupled mode)
+    public var beta1: T
+    public var signedOneMinusBeta1: T  // s * (1 - beta1)
     public var beta2: T
     public var oneMinusBeta2: T
-    public var amsScale: T         // AMSGrad: max(vmax, v * amsScale); 1/bc2 in optax's order, 1 in torch's
-    public var denomScale: T       // sqrt(v' * denomScale + epsRoot) + eps
+    public var amsScale: T             // AMSGrad: max(vmax, v * amsScale); 1/bc2 in optax's order, 1 in torch's
+    public var denomScale: T           // sqrt(v' * denomScale + epsRoot) + eps
     public var epsRoot: T
     public var eps: T
-    public var negStepSize: T      // -lr / bc1
+    public var negStepSize: T          // -lr / bc1
 
     @inlinable
     public init(_ c: adamcore_config, step: Int64) {
@@ -128,12 +138,12 @@ public struct AdamCoefficients<T: KernelScalar> {
         let bias = (c.flags & ADAMCORE_FLAG_NO_BIAS_CORRECTION.rawValue) == 0
         let bc1 = bias ? 1 - pow(c.beta1, t) : 1
         let bc2 = bias ? 1 - pow(c.beta2, t) : 1
-        let decoupled = (c.flags & ADAMCORE_FLAG_DECOUPLED_WEIGHT_DECAY.rawValue) != 0
         let optaxOrder = (c.flags & ADAMCORE_FLAG_AMSGRAD_OPTAX_ORDER.rawValue) != 0
-        sign = (c.flags & ADAMCORE_FLAG_MAXIMIZE.rawValue) != 0 ? -1 : 1
-        l2 = decoupled ? 0 : T(c.weight_decay)
-        decay = decoupled ? T(1 - c.lr * c.weight_decay) : 1
-        oneMinusBeta1 = T(1 - c.beta1)
+        let sign: Double = (c.flags & ADAMCORE_FLAG_MAXIMIZE.rawValue) != 0 ? -1 : 1
+        signedL2 = T(sign * c.weight_decay)
+        decay = T(1 - c.lr * c.weight_decay)
+        beta1 = T(c.beta1)
+        signedOneMinusBeta1 = T(sign * (1 - c.beta1))
         beta2 = T(c.beta2)
         oneMinusBeta2 = T(1 - c.beta2)
         amsScale = optaxOrder ? T(1 / bc2) : 1
@@ -144,16 +154,18 @@ public struct AdamCoefficients<T: KernelScalar> {
     }
 }
 
-/// Which Adam loop to run. `updateV: false` holds v fixed (AdaFix's frozen second moment); `trackStep` makes the
-/// kernel return ||p_new - p_old||^2; `saveGradient` copies the gradient into slot 2 (AdaFix's next-gradient mode).
+/// Which Adam loop to run. `hasL2` / `decoupled`: the weight-decay form (at most one); `updateV: false` holds v
+/// fixed (AdaFix's frozen second moment); `trackStep` makes the kernel return ||p_new - p_old||^2; `saveGradient`
+/// copies the gradient into slot 2 (AdaFix's next-gradient mode).
 public struct AdamVariant: Equatable, Sendable {
     public var hasL2: Bool
+    public var decoupled: Bool
     public var amsgrad: Bool
     public var updateV: Bool
     public var trackStep: Bool
     public var saveGradient: Bool
-    public init(hasL2: Bool, amsgrad: Bool, updateV: Bool, trackStep: Bool, saveGradient: Bool) {
-        self.hasL2 = hasL2; self.amsgrad = amsgrad; self.updateV = updateV
+    public init(hasL2: Bool, decoupled: Bool, amsgrad: Bool, updateV: Bool, trackStep: Bool, saveGradient: Bool) {
+        self.hasL2 = hasL2; self.decoupled = decoupled; self.amsgrad = amsgrad; self.updateV = updateV
         self.trackStep = trackStep; self.saveGradient = saveGradient
     }
 }
@@ -161,27 +173,25 @@ public struct AdamVariant: Equatable, Sendable {
 @inlinable @inline(__always)
 func adamLoop<T: KernelScalar, P: ArithmeticPolicy>(
     _: P.Type, _ s: Streams<T>, _ n: Int, _ c: AdamCoefficients<T>,
-    hasL2: Bool, amsgrad: Bool, updateV: Bool, trackStep: Bool, saveGradient: Bool
+    hasL2: Bool, decoupled: Bool, amsgrad: Bool, updateV: Bool, trackStep: Bool, saveGradient: Bool
 ) -> Double {
     typealias V = T.Vector
-    let sign = V(repeating: c.sign), l2 = V(repeating: c.l2), decay = V(repeating: c.decay)
-    let oneMinusBeta1 = V(repeating: c.oneMinusBeta1), beta2 = V(repeating: c.beta2)
+    let signedL2 = V(repeating: c.signedL2), decay = V(repeating: c.decay), beta1 = V(repeating: c.beta1)
+    let signedOneMinusBeta1 = V(repeating: c.signedOneMinusBeta1), beta2 = V(repeating: c.beta2)
     let oneMinusBeta2 = V(repeating: c.oneMinusBeta2), amsScale = V(repeating: c.amsScale)
     let denomScale = V(repeating: c.denomScale), epsRoot = V(repeating: c.epsRoot), eps = V(repeating: c.eps)
     let negStepSize = V(repeating: c.negStepSize)
     let states = amsgrad || saveGradient ? 3 : 2
-    return forEachVector(P.self, s, count: n, states: states) { s, i in
-        let rawGrad: V = load(s.grad, i)
+    return forEachVector(P.self, s, count: n, states: states, accumulate: trackStep) { s, i in
+        let g: V = load(s.grad, i)
         let old: V = load(s.param, i)
-        var g = rawGrad * sign
-        if hasL2 { g = P.multiplyAdd(l2, old, g) }
-        var p = old * decay
-        var m: V = load(s.s0, i)
-        m = P.multiplyAdd(oneMinusBeta1, g - m, m)            // torch: exp_avg.lerp_(grad, 1 - beta1)
+        let h = hasL2 ? P.multiplyAdd(signedL2, old, g) : g
+        var p = decoupled ? old * decay : old
+        let m = P.multiplyAdd(signedOneMinusBeta1, h, load(s.s0, i) * beta1)   // beta1*m + (1-beta1)*g
         store(s.s0, i, m)
         var v: V = load(s.s1, i)
         if updateV {
-            v = P.multiplyAdd(oneMinusBeta2 * g, g, v * beta2)  // exp_avg_sq * beta2 + (1 - beta2) * g * g
+            v = P.multiplyAdd(oneMinusBeta2 * h, h, v * beta2)                  // beta2*v + (1-beta2)*g*g
             store(s.s1, i, v)
         }
         var vUsed = v
@@ -192,7 +202,7 @@ func adamLoop<T: KernelScalar, P: ArithmeticPolicy>(
         let denom = T.vectorSqrt(P.multiplyAdd(vUsed, denomScale, epsRoot)) + eps
         p = P.multiplyAdd(negStepSize, m / denom, p)
         store(s.param, i, p)
-        if saveGradient { store(s.s2, i, rawGrad) }
+        if saveGradient { store(s.s2, i, g) }
         if trackStep {
             let d = p - old
             return d * d
@@ -202,41 +212,36 @@ func adamLoop<T: KernelScalar, P: ArithmeticPolicy>(
 }
 
 /// One Adam-family update of `n` elements; returns ||p_new - p_old||^2 when `variant.trackStep`, else 0.
+/// Only the combinations Adam and AdaFix use are instantiated; each is one specialization of adamLoop.
 @inlinable
 public func adamKernel<T: KernelScalar, P: ArithmeticPolicy>(
     _: P.Type, _ s: Streams<T>, _ n: Int, _ c: AdamCoefficients<T>, _ v: AdamVariant
 ) -> Double {
-    // Only the combinations Adam and AdaFix use are instantiated.
-    switch (v.hasL2, v.amsgrad, v.updateV, v.trackStep, v.saveGradient) {
-    case (false, false, true, false, false):
-        return adamLoop(P.self, s, n, c, hasL2: false, amsgrad: false, updateV: true, trackStep: false, saveGradient: false)
-    case (true, false, true, false, false):
-        return adamLoop(P.self, s, n, c, hasL2: true, amsgrad: false, updateV: true, trackStep: false, saveGradient: false)
-    case (false, true, true, false, false):
-        return adamLoop(P.self, s, n, c, hasL2: false, amsgrad: true, updateV: true, trackStep: false, saveGradient: false)
-    case (true, true, true, false, false):
-        return adamLoop(P.self, s, n, c, hasL2: true, amsgrad: true, updateV: true, trackStep: false, saveGradient: false)
-    case (let l2, false, let updateV, true, let save):
-        switch (l2, updateV, save) {
-        case (false, false, false):
-            return adamLoop(P.self, s, n, c, hasL2: false, amsgrad: false, updateV: false, trackStep: true, saveGradient: false)
-        case (false, true, false):
-            return adamLoop(P.self, s, n, c, hasL2: false, amsgrad: false, updateV: true, trackStep: true, saveGradient: false)
-        case (true, false, false):
-            return adamLoop(P.self, s, n, c, hasL2: true, amsgrad: false, updateV: false, trackStep: true, saveGradient: false)
-        case (true, true, false):
-            return adamLoop(P.self, s, n, c, hasL2: true, amsgrad: false, updateV: true, trackStep: true, saveGradient: false)
-        case (false, false, true):
-            return adamLoop(P.self, s, n, c, hasL2: false, amsgrad: false, updateV: false, trackStep: true, saveGradient: true)
-        case (false, true, true):
-            return adamLoop(P.self, s, n, c, hasL2: false, amsgrad: false, updateV: true, trackStep: true, saveGradient: true)
-        case (true, false, true):
-            return adamLoop(P.self, s, n, c, hasL2: true, amsgrad: false, updateV: false, trackStep: true, saveGradient: true)
-        case (true, true, true):
-            return adamLoop(P.self, s, n, c, hasL2: true, amsgrad: false, updateV: true, trackStep: true, saveGradient: true)
+    if !v.trackStep {
+        // Adam / AdamW / AMSGrad
+        switch (v.hasL2, v.decoupled, v.amsgrad) {
+        case (false, false, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: true, trackStep: false, saveGradient: false)
+        case (false, false, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: true, updateV: true, trackStep: false, saveGradient: false)
+        case (true, _, false): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: true, trackStep: false, saveGradient: false)
+        case (true, _, true): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: true, updateV: true, trackStep: false, saveGradient: false)
+        case (false, true, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: true, trackStep: false, saveGradient: false)
+        case (false, true, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: true, updateV: true, trackStep: false, saveGradient: false)
         }
-    default:
-        preconditionFailure("adamcore: Adam variant not instantiated") // unreachable: variants come from ValidConfig
+    }
+    // AdaFix: weight-decay form x gate decision x next-gradient mode
+    switch (v.hasL2, v.decoupled, v.updateV, v.saveGradient) {
+    case (false, false, false, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: false, trackStep: true, saveGradient: false)
+    case (false, false, true, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: true, trackStep: true, saveGradient: false)
+    case (false, false, false, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: false, trackStep: true, saveGradient: true)
+    case (false, false, true, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: true, trackStep: true, saveGradient: true)
+    case (true, _, false, false): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: false, trackStep: true, saveGradient: false)
+    case (true, _, true, false): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: true, trackStep: true, saveGradient: false)
+    case (true, _, false, true): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: false, trackStep: true, saveGradient: true)
+    case (true, _, true, true): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: true, trackStep: true, saveGradient: true)
+    case (false, true, false, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: false, trackStep: true, saveGradient: false)
+    case (false, true, true, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: true, trackStep: true, saveGradient: false)
+    case (false, true, false, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: false, trackStep: true, saveGradient: true)
+    case (false, true, true, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: true, trackStep: true, saveGradient: true)
     }
 }
 
@@ -477,7 +482,7 @@ public func diffNormSquaredKernel<T: KernelScalar, P: ArithmeticPolicy>(
     // Both inputs travel in read-only positions: `b` as param with readOnly, so neither is ever written.
     let s = Streams(param: UnsafeMutablePointer(mutating: b), grad: a, s0: UnsafeMutablePointer(mutating: b),
                     s1: UnsafeMutablePointer(mutating: b), s2: UnsafeMutablePointer(mutating: b))
-    return forEachVector(P.self, s, count: n, states: 0, readOnly: true) { s, i in
+    return forEachVector(P.self, s, count: n, states: 0, readOnly: true, accumulate: true) { s, i in
         let d: T.Vector = load(s.grad, i) - load(s.param, i)
         return P.multiplyAdd(d, d, T.Vector())
     }

@@ -303,7 +303,7 @@ enum GroupCoefficients {
         switch c.algorithm {
         case .adam, .adafix:
             let adafix = c.algorithm == .adafix
-            let variant = AdamVariant(hasL2: hasL2(c), amsgrad: c.flags.contains(.amsgrad), updateV: updateV,
+            let variant = AdamVariant(hasL2: hasL2(c), decoupled: hasDecoupledDecay(c), amsgrad: c.flags.contains(.amsgrad), updateV: updateV,
                                       trackStep: adafix, saveGradient: adafix && c.flags.contains(.adafixNextGradient))
             self = .adam(AdamCoefficients(c.raw, step: step), AdamCoefficients(c.raw, step: step), variant)
         case .sgd:

@@ -20,7 +20,7 @@ public enum Step {
         try checkStep(step)
         let amsgrad = c.flags.contains(.amsgrad)
         let s = try streams(count, param, grad, expAvg, expAvgSq, maxExpAvgSq, required: amsgrad ? 3 : 2)
-        let variant = AdamVariant(hasL2: hasL2(c), amsgrad: amsgrad, updateV: true, trackStep: false, saveGradient: false)
+        let variant = AdamVariant(hasL2: hasL2(c), decoupled: hasDecoupledDecay(c), amsgrad: amsgrad, updateV: true, trackStep: false, saveGradient: false)
         _ = T.adam(kernels)(s, count, AdamCoefficients(config, step: step), variant)
     }
 
@@ -40,7 +40,7 @@ public enum Step {
         let s = try streams(count, param, grad, expAvg, expAvgSq, nil, required: 2)
         let maxAbs = T.maxAbs(kernels)(s.grad, count)
         let update = adafixGate(maxAbsGrad: maxAbs, lipschitz: lipschitz, lr: config.lr)
-        let variant = AdamVariant(hasL2: hasL2(c), amsgrad: false, updateV: update, trackStep: true, saveGradient: false)
+        let variant = AdamVariant(hasL2: hasL2(c), decoupled: hasDecoupledDecay(c), amsgrad: false, updateV: update, trackStep: true, saveGradient: false)
         let norm = T.adam(kernels)(s, count, AdamCoefficients(config, step: step), variant)
         return adamcore_adafix_result(max_abs_grad: maxAbs, step_norm_sq: norm, v_updated: update ? 1 : 0, reserved: 0)
     }
@@ -298,6 +298,11 @@ public enum Step {
 @inlinable
 func hasL2(_ c: ValidConfig) -> Bool {
     c.raw.weight_decay != 0 && !c.flags.contains(.decoupledWeightDecay)
+}
+
+@inlinable
+func hasDecoupledDecay(_ c: ValidConfig) -> Bool {
+    c.raw.weight_decay != 0 && c.flags.contains(.decoupledWeightDecay)
 }
 
 @inlinable
