@@ -79,7 +79,8 @@ typedef enum adamcore_status {
     ADAMCORE_E_NO_MEMORY = -27,          /* the library could not allocate memory */
     ADAMCORE_E_SEQUENCE = -28,           /* the call is not valid in the optimizer's current state */
     ADAMCORE_E_NONFINITE = -29,          /* a value that must be finite is NaN or infinite */
-    ADAMCORE_E_LIPSCHITZ = -30           /* an AdaFix Lipschitz estimate is not finite and >= 0 */
+    ADAMCORE_E_LIPSCHITZ = -30,          /* an AdaFix Lipschitz estimate is not finite and >= 0 */
+    ADAMCORE_E_THREADS = -31             /* a thread count is not 0 (automatic) or 1..256 */
 } adamcore_status;
 
 /** The enumerator's name, e.g. "ADAMCORE_E_BETA1"; "ADAMCORE_E_UNKNOWN" for a value not listed. Never NULL. */
@@ -288,6 +289,22 @@ int adamcore_optimizer_adafix_v_updated(adamcore_optimizer *optimizer, int *v_up
 int adamcore_optimizer_get_adafix_step_norm_sq(adamcore_optimizer *optimizer, double *step_norm_sq);
 /** Restore it (finite and >= 0, or -1 for none). Call after adamcore_optimizer_set_step, which clears it. */
 int adamcore_optimizer_set_adafix_step_norm_sq(adamcore_optimizer *optimizer, double step_norm_sq);
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Threads
+ *
+ * Large steps are split into fixed items (8192-element chunks of big tensors, runs of small tensors up to that size)
+ * that a persistent pool runs in parallel; the split does not depend on the thread count, and reductions (AdaFix)
+ * are summed per item in item order, so results are bitwise identical for every thread count. Steps under 32768
+ * elements run on the calling thread. A call that finds the pool busy with another thread's step runs alone rather
+ * than oversubscribe the CPUs.
+ * ------------------------------------------------------------------------------------------------------------- */
+
+/** Use up to `threads` threads (the caller included) per step; 0 restores the default: ADAMCORE_NUM_THREADS from
+ *  the environment, else the CPUs this process may run on. Process-wide; thread-safe. */
+int adamcore_set_num_threads(int threads);
+/** The thread count in force (>= 1). */
+int adamcore_get_num_threads(int *threads);
 
 /* ---------------------------------------------------------------------------------------------------------------
  * Instruction sets

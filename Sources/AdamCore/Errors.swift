@@ -65,12 +65,14 @@ public struct AdamCoreError: Error, Equatable, Hashable, CustomStringConvertible
         case ADAMCORE_E_NONFINITE.rawValue: return ("ADAMCORE_E_NONFINITE", "a value that must be finite is NaN or infinite")
         case ADAMCORE_E_LIPSCHITZ.rawValue:
             return ("ADAMCORE_E_LIPSCHITZ", "the AdaFix Lipschitz estimate must be finite and >= 0")
+        case ADAMCORE_E_THREADS.rawValue:
+            return ("ADAMCORE_E_THREADS", "a thread count must be 0 (automatic) or 1..256")
         default: return ("ADAMCORE_E_UNKNOWN", "unknown status code")
         }
     }
 
     /// Every status the library can return, ADAMCORE_OK first (for tests and bindings).
-    public static let allCodes: [Int32] = [0] + (1...30).map { -Int32($0) }
+    public static let allCodes: [Int32] = [0] + (1...31).map { -Int32($0) }
 }
 
 /// Shorthand used by validation code.

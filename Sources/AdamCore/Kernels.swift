@@ -93,6 +93,12 @@ func forEachVector<T: KernelScalar, P: ArithmeticPolicy>(
 }
 
 extension Streams {
+    /// The same buffers from element `offset` on.
+    @inlinable @inline(__always)
+    public func advanced(by offset: Int) -> Streams {
+        Streams(param: param + offset, grad: grad + offset, s0: s0 + offset, s1: s1 + offset, s2: s2 + offset)
+    }
+
     /// Buffers by position: 0 param, 1 grad (never written through this pointer), 2... state slots.
     @inlinable @inline(__always)
     func slot(_ k: Int) -> UnsafeMutablePointer<T> {

@@ -16,6 +16,9 @@ public final class Optimizer {
     private var groups: ContiguousArray<ValidConfig>
     private var coefficients: ContiguousArray<GroupCoefficients>  // recomputed each step, one per group
     private var tensors: ContiguousArray<Tensor> = []
+    private var items: ContiguousArray<WorkItem> = []               // fixed split of the work, see WorkItem
+    private var totalElements = 0
+    private let job: StepJob
 
     /// Steps taken (torch's state['step']).
     public private(set) var stepCount: Int64 = 0
@@ -32,6 +35,7 @@ public final class Optimizer {
         algorithm = c.algorithm
         groups = [c]
         coefficients = [GroupCoefficients.none]
+        job = StepJob(kernels: kernels)
     }
 
     deinit {
@@ -53,6 +57,7 @@ public final class Optimizer {
         }
         groups.append(c)
         coefficients.append(.none)
+        job.reserve(items: items.count, groups: groups.count)
         return groups.count - 1
     }
 
@@ -115,6 +120,9 @@ public final class Optimizer {
         }
         tensors.append(Tensor(dtype: kind, group: group, count: count, param: param!, grad: grad,
                               s0: given[0], s1: given[1], s2: given[2], ownsState: owns))
+        totalElements += count
+        items = WorkItem.split(tensors)
+        job.reserve(items: items.count, groups: groups.count)
         return tensors.count - 1
     }
 
@@ -188,19 +196,20 @@ public final class Optimizer {
         var updateV = true
         if isAdaFix {
             if nextGradient, let previous = lastStepNormSquared {
-                var diff = 0.0
-                for (i, tensor) in tensors.enumerated() {
-                    diff += tensor.diffNormSquared(gradient(grads, i), tensor.s2!, kernels)
-                }
+                let diff = runJob(.differenceFromPrevious, grads: grads)
                 newLipschitz = try raiseLipschitz(lipschitz, diffNormSquared: diff, stepNormSquared: previous)
             }
-            updateV = try adafixGateAllGroups(grads, lipschitz: newLipschitz)
+            if newLipschitz > 0 {
+                for g in groups.indices { job.thresholds[g] = newLipschitz * groups[g].raw.lr }
+                updateV = runJob(.gate, grads: grads) > 0
+            }
         }
 
         for g in groups.indices { coefficients[g] = GroupCoefficients(groups[g], step: t, updateV: updateV) }
-        var stepNormSquared = 0.0
-        for (i, tensor) in tensors.enumerated() {
-            stepNormSquared += tensor.update(gradient(grads, i), coefficients[tensor.group], kernels)
+        let stepNormSquared = coefficients.withUnsafeBufferPointer { c in
+            job.coefficients = c.baseAddress
+            defer { job.coefficients = nil }
+            return runJob(.update, grads: grads)
         }
         stepCount = t
         if isAdaFix {
@@ -221,19 +230,33 @@ public final class Optimizer {
         guard let newGrads else { throw fail(ADAMCORE_E_NULL_POINTER) }
         try checkGradients(grads, count: count)
         try checkGradients(newGrads, count: count)
-        var diff = 0.0
-        for (i, tensor) in tensors.enumerated() {
-            diff += tensor.diffNormSquared(gradient(grads, i), newGrads[i]!, kernels)
-        }
+        job.others = newGrads
+        defer { job.others = nil }
+        let diff = runJob(.difference, grads: grads)
         lipschitz = try raiseLipschitz(lipschitz, diffNormSquared: diff, stepNormSquared: stepNorm)
         lastStepNormSquared = nil
     }
 
     // MARK: Internals
 
-    @inline(__always)
-    private func gradient(_ grads: UnsafePointer<UnsafeRawPointer?>?, _ i: Int) -> UnsafeRawPointer {
-        grads.map { $0[i]! } ?? tensors[i].grad!
+    /// Runs one phase over every work item (in parallel when the step is large) and returns the items' results
+    /// summed in item order, which makes the result independent of the thread count.
+    private func runJob(_ phase: StepJob.Phase, grads: UnsafePointer<UnsafeRawPointer?>?) -> Double {
+        let threads = totalElements >= Threading.minimumElements ? Threading.threadCount : 1
+        return tensors.withUnsafeBufferPointer { t in
+            items.withUnsafeBufferPointer { w in
+                job.phase = phase
+                job.grads = grads
+                job.tensors = t.baseAddress
+                job.items = w.baseAddress
+                job.itemCount = w.count
+                defer { job.tensors = nil; job.items = nil; job.grads = nil }
+                WorkerPool.shared.run(job, threads: threads)
+                var total = 0.0
+                for i in 0..<w.count { total += job.partials[i] }
+                return total
+            }
+        }
     }
 
     /// Gradients given or registered for every tensor, valid, and disjoint from the tensor's param and state.
@@ -247,16 +270,6 @@ public final class Optimizer {
         }
     }
 
-    /// One decision for the whole optimizer: v is updated iff some group has max|g| >= L * lr over its tensors.
-    private func adafixGateAllGroups(_ grads: UnsafePointer<UnsafeRawPointer?>?, lipschitz: Double)
-        throws(AdamCoreError) -> Bool {
-        guard lipschitz > 0 else { return true }
-        for (i, tensor) in tensors.enumerated() {
-            let maxAbs = tensor.maxAbs(gradient(grads, i), kernels)
-            if adafixGate(maxAbsGrad: maxAbs, lipschitz: lipschitz, lr: groups[tensor.group].raw.lr) { return true }
-        }
-        return false
-    }
 }
 
 // MARK: - Per-tensor records
@@ -347,38 +360,141 @@ struct Tensor {
     }
 
     @inline(__always)
-    private func streams<T: KernelScalar>(_ grad: UnsafeRawPointer, _: T.Type) -> Streams<T> {
-        let p = param.assumingMemoryBound(to: T.self)
-        return Streams(param: p, grad: grad.assumingMemoryBound(to: T.self),
-                       s0: s0?.assumingMemoryBound(to: T.self) ?? p, s1: s1?.assumingMemoryBound(to: T.self) ?? p,
-                       s2: s2?.assumingMemoryBound(to: T.self) ?? p)
+    private func streams<T: KernelScalar>(_ grad: UnsafeRawPointer, _: T.Type, from start: Int) -> Streams<T> {
+        let p = param.assumingMemoryBound(to: T.self) + start
+        return Streams(param: p, grad: grad.assumingMemoryBound(to: T.self) + start,
+                       s0: s0.map { $0.assumingMemoryBound(to: T.self) + start } ?? p,
+                       s1: s1.map { $0.assumingMemoryBound(to: T.self) + start } ?? p,
+                       s2: s2.map { $0.assumingMemoryBound(to: T.self) + start } ?? p)
     }
 
-    /// Runs this tensor's kernel; returns ||dx||^2 for AdaFix, else 0.
+    /// Runs this tensor's kernel on elements `range`; returns ||dx||^2 for AdaFix, else 0.
     @inline(__always)
-    func update(_ grad: UnsafeRawPointer, _ c: GroupCoefficients, _ k: KernelSet) -> Double {
+    func update(_ grad: UnsafeRawPointer, _ c: GroupCoefficients, _ k: KernelSet, _ range: Range<Int>) -> Double {
+        let n = range.count, at = range.lowerBound
         switch (c, dtype) {
         case (.none, _): return 0
-        case let (.adam(c32, _, v), .float32): return k.adam32(streams(grad, Float.self), count, c32, v)
-        case let (.adam(_, c64, v), .float64): return k.adam64(streams(grad, Double.self), count, c64, v)
-        case let (.sgd(c32, _, v), .float32): k.sgd32(streams(grad, Float.self), count, c32, v)
-        case let (.sgd(_, c64, v), .float64): k.sgd64(streams(grad, Double.self), count, c64, v)
-        case let (.rmsprop(c32, _, v), .float32): k.rmsprop32(streams(grad, Float.self), count, c32, v)
-        case let (.rmsprop(_, c64, v), .float64): k.rmsprop64(streams(grad, Double.self), count, c64, v)
-        case let (.adagrad(c32, _, l2), .float32): k.adagrad32(streams(grad, Float.self), count, c32, l2)
-        case let (.adagrad(_, c64, l2), .float64): k.adagrad64(streams(grad, Double.self), count, c64, l2)
+        case let (.adam(c32, _, v), .float32): return k.adam32(streams(grad, Float.self, from: at), n, c32, v)
+        case let (.adam(_, c64, v), .float64): return k.adam64(streams(grad, Double.self, from: at), n, c64, v)
+        case let (.sgd(c32, _, v), .float32): k.sgd32(streams(grad, Float.self, from: at), n, c32, v)
+        case let (.sgd(_, c64, v), .float64): k.sgd64(streams(grad, Double.self, from: at), n, c64, v)
+        case let (.rmsprop(c32, _, v), .float32): k.rmsprop32(streams(grad, Float.self, from: at), n, c32, v)
+        case let (.rmsprop(_, c64, v), .float64): k.rmsprop64(streams(grad, Double.self, from: at), n, c64, v)
+        case let (.adagrad(c32, _, l2), .float32): k.adagrad32(streams(grad, Float.self, from: at), n, c32, l2)
+        case let (.adagrad(_, c64, l2), .float64): k.adagrad64(streams(grad, Double.self, from: at), n, c64, l2)
         }
         return 0
     }
 
-    func maxAbs(_ grad: UnsafeRawPointer, _ k: KernelSet) -> Double {
-        dtype == .float32 ? k.maxAbs32(grad.assumingMemoryBound(to: Float.self), count)
-            : k.maxAbs64(grad.assumingMemoryBound(to: Double.self), count)
+    func maxAbs(_ grad: UnsafeRawPointer, _ k: KernelSet, _ range: Range<Int>) -> Double {
+        dtype == .float32 ? k.maxAbs32(grad.assumingMemoryBound(to: Float.self) + range.lowerBound, range.count)
+            : k.maxAbs64(grad.assumingMemoryBound(to: Double.self) + range.lowerBound, range.count)
     }
 
-    func diffNormSquared(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ k: KernelSet) -> Double {
-        dtype == .float32
-            ? k.diffNormSquared32(a.assumingMemoryBound(to: Float.self), b.assumingMemoryBound(to: Float.self), count)
-            : k.diffNormSquared64(a.assumingMemoryBound(to: Double.self), b.assumingMemoryBound(to: Double.self), count)
+    func diffNormSquared(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ k: KernelSet, _ range: Range<Int>) -> Double {
+        let at = range.lowerBound, n = range.count
+        return dtype == .float32
+            ? k.diffNormSquared32(a.assumingMemoryBound(to: Float.self) + at, b.assumingMemoryBound(to: Float.self) + at, n)
+            : k.diffNormSquared64(a.assumingMemoryBound(to: Double.self) + at, b.assumingMemoryBound(to: Double.self) + at, n)
+    }
+}
+
+// MARK: - Work split
+
+/// Elements per work item. A multiple of the kernels' reduction block, so an item's partial sums are the blocks
+/// of a whole-tensor run, and big enough (32 KiB of float32) that claiming an item costs nothing by comparison.
+public let chunkElements = 8 * reductionBlock  // (the stateless steps use the same chunks)
+
+/// A fixed unit of a step's work: elements [start, end) of tensor `first` when `end > 0`, else the whole tensors
+/// first..<last (a run of small tensors, up to chunkElements in all). The split depends only on the registered
+/// tensors, never on the thread count.
+struct WorkItem {
+    let first: Int, last: Int
+    let start: Int, end: Int
+
+    func range(of tensor: Tensor) -> Range<Int> { end > 0 ? start..<end : 0..<tensor.count }
+
+    static func split(_ tensors: ContiguousArray<Tensor>) -> ContiguousArray<WorkItem> {
+        var items: ContiguousArray<WorkItem> = []
+        var runStart = 0, runElements = 0
+        func flush(upTo index: Int) {
+            if index > runStart { items.append(WorkItem(first: runStart, last: index, start: 0, end: 0)) }
+            runStart = index
+            runElements = 0
+        }
+        for (i, t) in tensors.enumerated() {
+            if t.count > chunkElements {
+                flush(upTo: i)
+                for start in stride(from: 0, to: t.count, by: chunkElements) {
+                    items.append(WorkItem(first: i, last: i + 1, start: start, end: Swift.min(start + chunkElements, t.count)))
+                }
+                runStart = i + 1
+            } else {
+                if runElements + t.count > chunkElements { flush(upTo: i) }
+                runElements += t.count
+            }
+        }
+        flush(upTo: tensors.count)
+        return items
+    }
+}
+
+/// One phase of a step over the work items; owned by its optimizer and reused, so a step allocates nothing.
+/// Everything threads write goes to raw buffers (a Swift array mutated from several threads is an exclusivity
+/// violation even at distinct indices).
+final class StepJob: ParallelTask {
+    enum Phase { case update, gate, difference, differenceFromPrevious }
+
+    let kernels: KernelSet
+    var phase = Phase.update
+    var itemCount = 0
+    var tensors: UnsafePointer<Tensor>?
+    var items: UnsafePointer<WorkItem>?
+    var coefficients: UnsafePointer<GroupCoefficients>?
+    var grads: UnsafePointer<UnsafeRawPointer?>?        // nil: the registered gradients
+    var others: UnsafePointer<UnsafeRawPointer?>?       // .difference: g' per tensor
+    private(set) var partials = UnsafeMutablePointer<Double>.allocate(capacity: 1)
+    private(set) var thresholds = UnsafeMutablePointer<Double>.allocate(capacity: 1)  // per group: L * lr
+    private var partialCapacity = 1, thresholdCapacity = 1
+
+    init(kernels: KernelSet) { self.kernels = kernels }
+
+    deinit {
+        partials.deallocate()
+        thresholds.deallocate()
+    }
+
+    func reserve(items: Int, groups: Int) {
+        if items > partialCapacity {
+            partials.deallocate()
+            partialCapacity = Swift.max(items, 2 * partialCapacity)
+            partials = .allocate(capacity: partialCapacity)
+        }
+        if groups > thresholdCapacity {
+            thresholds.deallocate()
+            thresholdCapacity = Swift.max(groups, 2 * thresholdCapacity)
+            thresholds = .allocate(capacity: thresholdCapacity)
+        }
+    }
+
+    func run(item: Int) {
+        let w = items![item]
+        var total = 0.0
+        for index in w.first..<w.last {
+            let tensor = tensors![index]
+            let range = w.range(of: tensor)
+            let g = grads.map { $0[index]! } ?? tensor.grad!
+            switch phase {
+            case .update:
+                total += tensor.update(g, coefficients![tensor.group], kernels, range)
+            case .gate:
+                if tensor.maxAbs(g, kernels, range) >= thresholds[tensor.group] { total = 1 }
+            case .difference:
+                total += tensor.diffNormSquared(g, others![index]!, kernels, range)
+            case .differenceFromPrevious:
+                total += tensor.diffNormSquared(g, tensor.s2!, kernels, range)
+            }
+        }
+        partials[item] = total
     }
 }

@@ -21,7 +21,9 @@ public enum Step {
         let amsgrad = c.flags.contains(.amsgrad)
         let s = try streams(count, param, grad, expAvg, expAvgSq, maxExpAvgSq, required: amsgrad ? 3 : 2)
         let variant = AdamVariant(hasL2: hasL2(c), decoupled: hasDecoupledDecay(c), amsgrad: amsgrad, updateV: true, trackStep: false, saveGradient: false)
-        _ = T.adam(kernels)(s, count, AdamCoefficients(config, step: step), variant)
+        let coefficients = AdamCoefficients<T>(config, step: step)
+        _ = chunked(count, inline: T.adam(kernels)(s, count, coefficients, variant),
+                    AdamChunk(kernel: T.adam(kernels), s: s, c: coefficients, v: variant))
     }
 
     /// AdaFix on a buffer set that is the whole model: v is updated only if max|grad| >= lipschitz * lr.
@@ -38,10 +40,12 @@ public enum Step {
         try checkStep(step)
         guard lipschitz.isFinite, lipschitz >= 0 else { throw fail(ADAMCORE_E_LIPSCHITZ) }
         let s = try streams(count, param, grad, expAvg, expAvgSq, nil, required: 2)
-        let maxAbs = T.maxAbs(kernels)(s.grad, count)
+        let maxAbs = chunked(count, inline: T.maxAbs(kernels)(s.grad, count), MaxAbsChunk(kernel: T.maxAbs(kernels), a: s.grad))
         let update = adafixGate(maxAbsGrad: maxAbs, lipschitz: lipschitz, lr: config.lr)
         let variant = AdamVariant(hasL2: hasL2(c), decoupled: hasDecoupledDecay(c), amsgrad: false, updateV: update, trackStep: true, saveGradient: false)
-        let norm = T.adam(kernels)(s, count, AdamCoefficients(config, step: step), variant)
+        let coefficients = AdamCoefficients<T>(config, step: step)
+        let norm = chunked(count, inline: T.adam(kernels)(s, count, coefficients, variant),
+                           AdamChunk(kernel: T.adam(kernels), s: s, c: coefficients, v: variant))
         return adamcore_adafix_result(max_abs_grad: maxAbs, step_norm_sq: norm, v_updated: update ? 1 : 0, reserved: 0)
     }
 
@@ -56,8 +60,9 @@ public enum Step {
         let a = try ByteRange(grad, count: count, of: T.self)
         let b = try ByteRange(newGrad, count: count, of: T.self)
         _ = (a, b) // reading overlapping inputs is harmless
-        return try raiseLipschitz(lipschitz, diffNormSquared: T.diffNormSquared(kernels)(grad!, newGrad!, count),
-                                  stepNormSquared: stepNormSquared)
+        let diff = chunked(count, inline: T.diffNormSquared(kernels)(grad!, newGrad!, count),
+                           DifferenceChunk(kernel: T.diffNormSquared(kernels), a: grad!, b: newGrad!))
+        return try raiseLipschitz(lipschitz, diffNormSquared: diff, stepNormSquared: stepNormSquared)
     }
 
     /// SGD (`momentumBuffer` exactly when momentum > 0; at step 1 it is overwritten with the gradient).
@@ -70,7 +75,9 @@ public enum Step {
         guard c.algorithm == .sgd else { throw fail(ADAMCORE_E_ALGORITHM) }
         try checkStep(step)
         let s = try streams(count, param, grad, momentumBuffer, nil, nil, required: c.stateCount)
-        T.sgd(kernels)(s, count, SGDCoefficients(config), sgdVariant(c, step: step))
+        let coefficients = SGDCoefficients<T>(config), variant = sgdVariant(c, step: step)
+        _ = chunked(count, inline: { T.sgd(kernels)(s, count, coefficients, variant); return 0 }(),
+                    SGDChunk(kernel: T.sgd(kernels), s: s, c: coefficients, v: variant))
     }
 
     /// RMSprop (`gradAvg` exactly when centered, `momentumBuffer` exactly when momentum > 0).
@@ -91,7 +98,9 @@ public enum Step {
         guard gradAvg == nil || centered, momentumBuffer == nil || momentum else { throw fail(ADAMCORE_E_STATE) }
         let s = try streams(count, param, grad, squareAvg, centered ? gradAvg : momentumBuffer,
                             centered ? momentumBuffer : nil, required: c.stateCount)
-        T.rmsprop(kernels)(s, count, RMSpropCoefficients(config), rmspropVariant(c))
+        let coefficients = RMSpropCoefficients<T>(config), variant = rmspropVariant(c)
+        _ = chunked(count, inline: { T.rmsprop(kernels)(s, count, coefficients, variant); return 0 }(),
+                    RMSpropChunk(kernel: T.rmsprop(kernels), s: s, c: coefficients, v: variant))
     }
 
     /// AdaGrad.
@@ -104,7 +113,9 @@ public enum Step {
         guard c.algorithm == .adagrad else { throw fail(ADAMCORE_E_ALGORITHM) }
         try checkStep(step)
         let s = try streams(count, param, grad, stateSum, nil, nil, required: 1)
-        T.adagrad(kernels)(s, count, AdagradCoefficients(config, step: step), hasL2(c))
+        let coefficients = AdagradCoefficients<T>(config, step: step), l2 = hasL2(c)
+        _ = chunked(count, inline: { T.adagrad(kernels)(s, count, coefficients, l2); return 0 }(),
+                    AdagradChunk(kernel: T.adagrad(kernels), s: s, c: coefficients, l2: l2))
     }
 
     // MARK: Buffer-pointer forms (Swift)
@@ -291,6 +302,126 @@ public enum Step {
         func same(_ x: Int?) -> Bool { x == nil || x == count }
         guard same(a), same(b), same(c), same(d) else { throw fail(ADAMCORE_E_LENGTH) }
     }
+}
+
+// MARK: - Chunking
+
+/// One kernel call over a sub-range of a buffer set, with its combination rule (sum, or max for maxima).
+@usableFromInline
+protocol ChunkBody {
+    func callAsFunction(_ range: Range<Int>) -> Double
+    static var combinesByMax: Bool { get }
+}
+
+extension ChunkBody {
+    @inlinable static var combinesByMax: Bool { false }
+}
+
+/// Runs `body` over [0, count) in the optimizer's fixed chunks (in parallel when large) and combines the chunks'
+/// results in chunk order, so a one-buffer step gives the optimizer object's bits for any thread count.
+/// Up to one chunk runs inline and allocates nothing.
+/// `inline` is the same call on the whole buffer, evaluated for small buffers (no job object, no allocation).
+@inlinable
+func chunked<B: ChunkBody>(_ count: Int, inline: @autoclosure () -> Double, _ body: @autoclosure () -> B) -> Double {
+    guard count > chunkElements else { return inline() }
+    let job = RangeJob(count: count, body: body())
+    WorkerPool.shared.run(job, threads: count >= Threading.minimumElements ? Threading.threadCount : 1)
+    return job.combined()
+}
+
+@usableFromInline
+final class RangeJob<B: ChunkBody>: ParallelTask {
+    @usableFromInline let itemCount: Int
+    @usableFromInline let count: Int
+    @usableFromInline let body: B
+    @usableFromInline let results: UnsafeMutablePointer<Double>
+
+    @inlinable
+    init(count: Int, body: B) {
+        self.count = count
+        self.body = body
+        itemCount = (count + chunkElements - 1) / chunkElements
+        results = .allocate(capacity: itemCount)
+    }
+
+    @inlinable
+    deinit { results.deallocate() }
+
+    @inlinable
+    func run(item: Int) {
+        let start = item * chunkElements
+        results[item] = body(start..<Swift.min(start + chunkElements, count))
+    }
+
+    @inlinable
+    func combined() -> Double {
+        var total = results[0]
+        for i in 1..<itemCount { total = B.combinesByMax ? Swift.max(total, results[i]) : total + results[i] }
+        return total
+    }
+}
+
+@usableFromInline
+struct AdamChunk<T: KernelScalar>: ChunkBody {
+    @usableFromInline let kernel: (Streams<T>, Int, AdamCoefficients<T>, AdamVariant) -> Double
+    @usableFromInline let s: Streams<T>
+    @usableFromInline let c: AdamCoefficients<T>
+    @usableFromInline let v: AdamVariant
+    @inlinable init(kernel: @escaping (Streams<T>, Int, AdamCoefficients<T>, AdamVariant) -> Double, s: Streams<T>,
+                    c: AdamCoefficients<T>, v: AdamVariant) { self.kernel = kernel; self.s = s; self.c = c; self.v = v }
+    @inlinable func callAsFunction(_ r: Range<Int>) -> Double { kernel(s.advanced(by: r.lowerBound), r.count, c, v) }
+}
+
+@usableFromInline
+struct SGDChunk<T: KernelScalar>: ChunkBody {
+    @usableFromInline let kernel: (Streams<T>, Int, SGDCoefficients<T>, SGDVariant) -> Void
+    @usableFromInline let s: Streams<T>
+    @usableFromInline let c: SGDCoefficients<T>
+    @usableFromInline let v: SGDVariant
+    @inlinable init(kernel: @escaping (Streams<T>, Int, SGDCoefficients<T>, SGDVariant) -> Void, s: Streams<T>,
+                    c: SGDCoefficients<T>, v: SGDVariant) { self.kernel = kernel; self.s = s; self.c = c; self.v = v }
+    @inlinable func callAsFunction(_ r: Range<Int>) -> Double { kernel(s.advanced(by: r.lowerBound), r.count, c, v); return 0 }
+}
+
+@usableFromInline
+struct RMSpropChunk<T: KernelScalar>: ChunkBody {
+    @usableFromInline let kernel: (Streams<T>, Int, RMSpropCoefficients<T>, RMSpropVariant) -> Void
+    @usableFromInline let s: Streams<T>
+    @usableFromInline let c: RMSpropCoefficients<T>
+    @usableFromInline let v: RMSpropVariant
+    @inlinable init(kernel: @escaping (Streams<T>, Int, RMSpropCoefficients<T>, RMSpropVariant) -> Void, s: Streams<T>,
+                    c: RMSpropCoefficients<T>, v: RMSpropVariant) { self.kernel = kernel; self.s = s; self.c = c; self.v = v }
+    @inlinable func callAsFunction(_ r: Range<Int>) -> Double { kernel(s.advanced(by: r.lowerBound), r.count, c, v); return 0 }
+}
+
+@usableFromInline
+struct AdagradChunk<T: KernelScalar>: ChunkBody {
+    @usableFromInline let kernel: (Streams<T>, Int, AdagradCoefficients<T>, Bool) -> Void
+    @usableFromInline let s: Streams<T>
+    @usableFromInline let c: AdagradCoefficients<T>
+    @usableFromInline let l2: Bool
+    @inlinable init(kernel: @escaping (Streams<T>, Int, AdagradCoefficients<T>, Bool) -> Void, s: Streams<T>,
+                    c: AdagradCoefficients<T>, l2: Bool) { self.kernel = kernel; self.s = s; self.c = c; self.l2 = l2 }
+    @inlinable func callAsFunction(_ r: Range<Int>) -> Double { kernel(s.advanced(by: r.lowerBound), r.count, c, l2); return 0 }
+}
+
+@usableFromInline
+struct MaxAbsChunk<T: KernelScalar>: ChunkBody {
+    @usableFromInline let kernel: (UnsafePointer<T>, Int) -> Double
+    @usableFromInline let a: UnsafePointer<T>
+    @inlinable init(kernel: @escaping (UnsafePointer<T>, Int) -> Double, a: UnsafePointer<T>) { self.kernel = kernel; self.a = a }
+    @inlinable func callAsFunction(_ r: Range<Int>) -> Double { kernel(a + r.lowerBound, r.count) }
+    @inlinable static var combinesByMax: Bool { true }
+}
+
+@usableFromInline
+struct DifferenceChunk<T: KernelScalar>: ChunkBody {
+    @usableFromInline let kernel: (UnsafePointer<T>, UnsafePointer<T>, Int) -> Double
+    @usableFromInline let a: UnsafePointer<T>
+    @usableFromInline let b: UnsafePointer<T>
+    @inlinable init(kernel: @escaping (UnsafePointer<T>, UnsafePointer<T>, Int) -> Double, a: UnsafePointer<T>,
+                    b: UnsafePointer<T>) { self.kernel = kernel; self.a = a; self.b = b }
+    @inlinable func callAsFunction(_ r: Range<Int>) -> Double { kernel(a + r.lowerBound, b + r.lowerBound, r.count) }
 }
 
 // MARK: - Rules shared by the stateless functions and the optimizer object

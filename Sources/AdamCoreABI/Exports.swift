@@ -414,3 +414,18 @@ public func adamcore_optimizer_get_adafix_step_norm_sq_(_ handle: OpaquePointer?
 public func adamcore_optimizer_set_adafix_step_norm_sq_(_ handle: OpaquePointer?, _ value: Double) -> Int32 {
     status { () throws(AdamCoreError) in try optimizer(handle).setLastStepNormSquared(value == -1 ? nil : value) }
 }
+
+// MARK: - Threads
+
+@_cdecl("adamcore_set_num_threads")
+public func adamcore_set_num_threads_(_ threads: Int32) -> Int32 {
+    status { () throws(AdamCoreError) in try Threading.setThreadCount(Int(threads)) }
+}
+
+@_cdecl("adamcore_get_num_threads")
+public func adamcore_get_num_threads_(_ out: UnsafeMutablePointer<Int32>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        guard let out else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
+        out.pointee = Int32(Threading.threadCount)
+    }
+}

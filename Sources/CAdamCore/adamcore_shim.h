@@ -34,4 +34,24 @@ static inline int adamcore_shim_cpu_has_avx2_fma(void) {
 static inline int adamcore_shim_cpu_has_avx2_fma(void) { return 0; }
 #endif
 
+#include <unistd.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#endif
+/* CPUs this process may run on (its affinity mask; containers and taskset narrow it), at least 1. The raw
+ * syscall needs no _GNU_SOURCE, which a module header cannot set reliably. */
+static inline int adamcore_shim_available_cpus(void) {
+#if defined(__linux__) && defined(SYS_sched_getaffinity)
+    unsigned long mask[64] = {0};
+    long bytes = syscall(SYS_sched_getaffinity, 0, sizeof mask, mask);
+    if (bytes > 0) {
+        int n = 0;
+        for (long i = 0; i < bytes / (long)sizeof(unsigned long); i++) n += __builtin_popcountl(mask[i]);
+        if (n > 0) return n;
+    }
+#endif
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
 #endif

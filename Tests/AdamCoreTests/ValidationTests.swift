@@ -158,7 +158,7 @@ final class ValidationTests: XCTestCase {
         let names = AdamCoreError.allCodes.map { AdamCoreError.describe($0).name.description }
         XCTAssertEqual(Set(names).count, names.count)
         XCTAssertFalse(names.contains("ADAMCORE_E_UNKNOWN"))
-        XCTAssertEqual(AdamCoreError.describe(-31).name.description, "ADAMCORE_E_UNKNOWN")
+        XCTAssertEqual(AdamCoreError.describe(-32).name.description, "ADAMCORE_E_UNKNOWN")
         XCTAssertEqual(AdamCoreError.describe(5).name.description, "ADAMCORE_E_UNKNOWN")
         XCTAssertEqual(AdamCoreError(ADAMCORE_E_BETA1).description, "ADAMCORE_E_BETA1: " + AdamCoreError(ADAMCORE_E_BETA1).message)
     }

@@ -12,7 +12,7 @@
 #include <string.h>
 
 static int passed, failed;
-static int seen[31]; /* seen[-code]: an EXPECT_STATUS produced that status */
+static int seen[32]; /* seen[-code]: an EXPECT_STATUS produced that status */
 
 #define CHECK(cond, ...)                                                                                 \
     do {                                                                                                 \
@@ -53,7 +53,7 @@ static void fill_arena(void) {
     do {                                                                                                 \
         memcpy(snapshot, &arena, sizeof arena);                                                          \
         int got_ = (call);                                                                               \
-        if (got_ <= 0 && got_ >= -30) seen[-got_] = 1;                                                   \
+        if (got_ <= 0 && got_ >= -31) seen[-got_] = 1;                                                   \
         CHECK(got_ == (expected), "%s returned %s, expected %s", #call, adamcore_status_name(got_),      \
               adamcore_status_name(expected));                                                           \
         CHECK(memcmp(snapshot, &arena, sizeof arena) == 0, "%s modified a caller buffer", #call);        \
@@ -70,8 +70,8 @@ static void test_version_and_statuses(void) {
     CHECK(adamcore_version_number() == ADAMCORE_VERSION_NUMBER, "runtime version number %u", adamcore_version_number());
     CHECK(strcmp(adamcore_version_string(), ADAMCORE_VERSION_STRING) == 0, "runtime version string %s",
           adamcore_version_string());
-    /* Every code from 0 to -30 has its own name and a message; anything else is unknown. */
-    for (int code = 0; code >= -30; code--) {
+    /* Every code from 0 to -31 has its own name and a message; anything else is unknown. */
+    for (int code = 0; code >= -31; code--) {
         const char *name = adamcore_status_name(code);
         CHECK(strncmp(name, "ADAMCORE_", 9) == 0 && strcmp(name, "ADAMCORE_E_UNKNOWN") != 0, "name of %d: %s", code, name);
         CHECK(strlen(adamcore_strerror(code)) > 5, "message of %d", code);
@@ -80,7 +80,14 @@ static void test_version_and_statuses(void) {
     }
     CHECK(strcmp(adamcore_status_name(ADAMCORE_E_BETA1), "ADAMCORE_E_BETA1") == 0, "enum and name agree");
     CHECK(strcmp(adamcore_status_name(ADAMCORE_E_LIPSCHITZ), "ADAMCORE_E_LIPSCHITZ") == 0, "last enum and name agree");
-    CHECK(strcmp(adamcore_status_name(-31), "ADAMCORE_E_UNKNOWN") == 0, "unknown negative code");
+    CHECK(strcmp(adamcore_status_name(-32), "ADAMCORE_E_UNKNOWN") == 0, "unknown negative code");
+    int threads = 0;
+    CHECK(adamcore_get_num_threads(&threads) == ADAMCORE_OK && threads >= 1, "thread count %d", threads);
+    EXPECT_STATUS(ADAMCORE_E_THREADS, adamcore_set_num_threads(-1));
+    EXPECT_STATUS(ADAMCORE_E_THREADS, adamcore_set_num_threads(100000));
+    EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_get_num_threads(NULL));
+    CHECK(adamcore_set_num_threads(2) == ADAMCORE_OK && adamcore_get_num_threads(&threads) == ADAMCORE_OK && threads == 2, "set 2");
+    CHECK(adamcore_set_num_threads(0) == ADAMCORE_OK, "back to the default");
     CHECK(strcmp(adamcore_status_name(1), "ADAMCORE_E_UNKNOWN") == 0, "unknown positive code");
     int isa = adamcore_active_isa();
     const char *forced = getenv("ADAMCORE_ISA");
@@ -392,7 +399,7 @@ int main(void) {
     test_adam_reference();
     test_object_matches_stateless();
     test_optimizer_errors();
-    for (int code = 1; code <= 30; code++)
+    for (int code = 1; code <= 31; code++)
         CHECK(seen[code], "no test produces %s", adamcore_status_name(-code));
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
