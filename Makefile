@@ -133,7 +133,7 @@ test-pip: $(LIB)
 
 # A separate package that depends on AdamCore by path, as a user's would.
 test-swift-example: | deps
-	swift build -c release --package-path examples/swift --scratch-path $(BUILD)/swift-example
+	swift build -c release --package-path examples/swift --scratch-path $(BUILD)/swift-example --disable-build-manifest-caching
 	$(BUILD)/swift-example/release/adamcore-swift-example
 
 # ---------------------------------------------------------------------------------------------------------------
