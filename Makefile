@@ -23,7 +23,8 @@ SWIFT_LIB_FLAGS := -c release --product adamcore --scratch-path $(SWIFT_LIB_SCRA
 	-Xlinker --version-script=$(CURDIR)/Sources/AdamCoreABI/exports.map \
 	-Xlinker -soname=libadamcore.so.$(SOMAJOR)
 
-.PHONY: all deps lib python demo test test-swift test-abi test-c test-swift-example test-python install uninstall clean
+.PHONY: all deps lib python demo test test-swift test-abi test-c test-swift-example test-python test-pip test-bench bench \
+	install uninstall clean
 
 all: lib python examples/c/logreg
 	@echo "built: $(LIB), the Python package in $(BUILD)/python (PYTHONPATH=$(BUILD)/python), examples/c/logreg"
@@ -94,7 +95,7 @@ demo: all
 
 # ---------------------------------------------------------------------------------------------------------------
 # Tests
-test: test-swift test-abi test-swift-example test-python test-pip test-c
+test: test-swift test-abi test-swift-example test-python test-pip test-bench test-c
 	@echo "make test: all suites passed"
 
 # Swift unit tests (release: the kernels are SIMD code that is meaningless to test unoptimised).
@@ -135,6 +136,29 @@ test-pip: $(LIB)
 test-swift-example: | deps
 	swift build -c release --package-path examples/swift --scratch-path $(BUILD)/swift-example --disable-build-manifest-caching
 	$(BUILD)/swift-example/release/adamcore-swift-example
+
+# ---------------------------------------------------------------------------------------------------------------
+# Benchmarks: never part of the tests' verdicts (machines are shared and noisy); `make bench` takes a few minutes.
+# torch and DeepSpeed are used when importable (ADAMCORE_BENCH_PYTHONPATH can point at them), else reported missing.
+$(BUILD)/bench_c: bench/bench_c.c $(LIB)
+	$(CC) -O3 -march=native -fno-math-errno -fopenmp -std=gnu11 $< -o $@ $$(pkg-config --cflags --libs adamcore) -lm
+
+bench: $(BUILD)/bench_c python
+	$(PYTHON) -c "import matplotlib" 2>/dev/null || $(PYTHON) -m pip install -q matplotlib
+	mkdir -p $(BUILD)/bench
+	$(BUILD)/bench_c | tee $(BUILD)/bench/c.txt
+	PYTHONPATH=$(BUILD)/python$${ADAMCORE_BENCH_PYTHONPATH:+:$$ADAMCORE_BENCH_PYTHONPATH} \
+		$(PYTHON) bench/bench_py.py | tee $(BUILD)/bench/py.txt
+	$(PYTHON) bench/report.py $(BUILD)/bench/c.txt $(BUILD)/bench/py.txt --png $(BUILD)/bench/bench.png \
+		--markdown $(BUILD)/bench/report.md
+
+# A quick smoke run: the benchmark programs work (their timings are not judged).
+test-bench: $(BUILD)/bench_c python
+	mkdir -p $(BUILD)/bench
+	$(BUILD)/bench_c quick > $(BUILD)/bench/c-quick.txt
+	PYTHONPATH=$(BUILD)/python $(PYTHON) bench/bench_py.py --quick > $(BUILD)/bench/py-quick.txt
+	$(PYTHON) bench/report.py $(BUILD)/bench/c-quick.txt $(BUILD)/bench/py-quick.txt > $(BUILD)/bench/quick-report.md
+	@grep -q "adamcore_py" $(BUILD)/bench/quick-report.md && echo "bench smoke run: ok"
 
 # ---------------------------------------------------------------------------------------------------------------
 install: $(LIB)

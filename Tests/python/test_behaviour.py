@@ -346,3 +346,31 @@ def test_version_and_module_surface():
     assert adamcore.Config(_core.ADAM).state_names == ("exp_avg", "exp_avg_sq")
     assert adamcore.configs.rmsprop(centered=True, momentum=0.9).state_names == ("square_avg", "grad_avg",
                                                                                   "momentum_buffer")
+
+
+def test_thread_count_api():
+    default = adamcore.get_num_threads()
+    assert default >= 1
+    adamcore.set_num_threads(2)
+    assert adamcore.get_num_threads() == 2
+    with pytest.raises(adamcore.AdamCoreError, match="thread"):
+        adamcore.set_num_threads(-1)
+    with pytest.raises(adamcore.AdamCoreError, match="thread"):
+        adamcore.set_num_threads(1 << 40)
+    adamcore.set_num_threads(0)
+    assert adamcore.get_num_threads() == default
+
+
+def test_large_steps_are_identical_across_thread_counts():
+    problem = Problem([150_001, 70], seed=4)
+    results = []
+    for threads in (1, 2):
+        adamcore.set_num_threads(threads)
+        params = [x.astype(np.float32) for x in problem.initial]
+        opt = adamcore.AdaFix(params, lr=1e-2, next_gradient=True)
+        for t in range(1, 6):
+            opt.step(problem.smooth_grads(t, np.float32))
+        results.append((params, opt.lipschitz))
+    adamcore.set_num_threads(0)
+    assert all(np.array_equal(a, b) for a, b in zip(results[0][0], results[1][0]))
+    assert results[0][1] == results[1][1]

@@ -7,7 +7,7 @@ and anything else with the buffer protocol, computed by the adamcore C library w
 Fast stateless path: ``cfg = adamcore.configs.adam(lr=1e-3)`` once, then ``adamcore.step(cfg, t, p, g, m, v)``.
 """
 from . import _configs as configs
-from ._core import AdamCoreError, Config, library_version, step
+from ._core import AdamCoreError, Config, get_num_threads, library_version, set_num_threads, step
 from .functional import adafix_lipschitz, adafix_step, adagrad_step, adam_step, rmsprop_step, sgd_step
 from .optim import SGD, Adagrad, AdaFix, Adam, AdamW, Optimizer, RMSprop
 
@@ -15,4 +15,5 @@ __version__: str = library_version
 
 __all__ = ["Adam", "AdamW", "AdaFix", "SGD", "RMSprop", "Adagrad", "Optimizer", "Config", "AdamCoreError", "step",
            "adam_step", "adafix_step", "adafix_lipschitz", "sgd_step", "rmsprop_step", "adagrad_step", "configs",
+           "set_num_threads", "get_num_threads",
            "__version__"]

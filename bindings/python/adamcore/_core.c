@@ -672,6 +672,20 @@ static PyObject *module_status_name(PyObject *m, PyObject *code) {
     if (c == -1 && PyErr_Occurred()) return NULL;
     return PyUnicode_FromString(adamcore_status_name((int)c));
 }
+static PyObject *module_set_num_threads(PyObject *m, PyObject *arg) {
+    (void)m;
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    int status = (n < INT32_MIN || n > INT32_MAX) ? ADAMCORE_E_THREADS : adamcore_set_num_threads((int)n);
+    if (status != ADAMCORE_OK) return raise_status(status);
+    Py_RETURN_NONE;
+}
+static PyObject *module_get_num_threads(PyObject *m, PyObject *unused) {
+    (void)m; (void)unused;
+    int n = 1;
+    adamcore_get_num_threads(&n);
+    return PyLong_FromLong(n);
+}
 static PyObject *module_gil_held(PyObject *m, PyObject *unused) {
     (void)m; (void)unused;
     return PyLong_FromLong(gil_held_in_last_kernel);
@@ -685,6 +699,9 @@ static PyMethodDef module_methods[] = {
     {"adafix_lipschitz", (PyCFunction)(void (*)(void))stateless_adafix_lipschitz, METH_FASTCALL,
      "adafix_lipschitz(grad, new_grad, step_norm_sq, lipschitz) -> raised estimate"},
     {"status_name", (PyCFunction)module_status_name, METH_O, "status_name(code) -> 'ADAMCORE_E_...'"},
+    {"set_num_threads", (PyCFunction)module_set_num_threads, METH_O,
+     "set_num_threads(n): threads per step, process-wide; 0 restores the default (ADAMCORE_NUM_THREADS or the CPUs)"},
+    {"get_num_threads", (PyCFunction)module_get_num_threads, METH_NOARGS, "get_num_threads() -> the thread count in force"},
     {"_gil_held_in_last_kernel", (PyCFunction)module_gil_held, METH_NOARGS,
      "PyGILState_Check() recorded inside the last released region (0: released), -1 before any kernel"},
     {NULL, NULL, 0, NULL},
