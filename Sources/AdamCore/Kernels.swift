@@ -202,7 +202,7 @@ func adamLoop<T: KernelScalar, P: ArithmeticPolicy>(
         }
         var vUsed = v
         if amsgrad {
-            vUsed = pointwiseMax(load(s.s2, i), v * amsScale)
+            vUsed = T.vectorMaximum(load(s.s2, i), v * amsScale)
             store(s.s2, i, vUsed)
         }
         let denom = T.vectorSqrt(P.multiplyAdd(vUsed, denomScale, epsRoot)) + eps
@@ -375,7 +375,7 @@ func rmspropLoop<T: KernelScalar, P: ArithmeticPolicy>(
             ga = P.multiplyAdd(oneMinusAlpha, g - ga, ga)          // grad_avg.lerp_(grad, 1 - alpha)
             store(s.s1, i, ga)
             // sq >= ga^2 in exact arithmetic; clamp the rounding residue so it cannot become sqrt(negative) = NaN.
-            avg = T.vectorSqrt(pointwiseMax(P.multiplyAdd(zero - ga, ga, sq), zero))
+            avg = T.vectorSqrt(T.vectorMaximum(P.multiplyAdd(zero - ga, ga, sq), zero))
         } else {
             avg = T.vectorSqrt(sq)
         }
@@ -459,7 +459,7 @@ public func adagradKernel<T: KernelScalar, P: ArithmeticPolicy>(
 
 // MARK: - Reductions (AdaFix's gate and Lipschitz estimate)
 
-/// max |a[i]| (NaN lanes are ignored by the comparison, as with pointwise max).
+/// max |a[i]|; NaN values are ignored.
 @inlinable
 public func maxAbsKernel<T: KernelScalar, P: ArithmeticPolicy>(_: P.Type, _ a: UnsafePointer<T>, _ n: Int) -> Double {
     let lanes = T.Vector.scalarCount
@@ -468,7 +468,7 @@ public func maxAbsKernel<T: KernelScalar, P: ArithmeticPolicy>(_: P.Type, _ a: U
     var i = 0
     while i < fullEnd {
         let x: T.Vector = load(a, i)
-        best = pointwiseMax(best, pointwiseMax(x, T.Vector() - x))
+        best = T.vectorMaxIgnoringNaN(best, T.vectorAbs(x))
         i &+= lanes
     }
     var result = 0.0

@@ -5,6 +5,11 @@ public protocol KernelScalar: BinaryFloatingPoint & SIMDScalar & Codable where S
     associatedtype Vector: SIMD where Vector.Scalar == Self, Vector.MaskStorage.Scalar == Self.SIMDMaskScalar
     /// Lane-wise square root as one instruction per register (see the shim for why not `squareRoot()`).
     static func vectorSqrt(_ x: Vector) -> Vector
+    /// Lane-wise maximum; NaN in either operand gives NaN (torch.maximum's rule).
+    static func vectorMaximum(_ a: Vector, _ b: Vector) -> Vector
+    /// Lane-wise maximum ignoring a NaN operand.
+    static func vectorMaxIgnoringNaN(_ a: Vector, _ b: Vector) -> Vector
+    static func vectorAbs(_ x: Vector) -> Vector
     /// The dtype code of the C API.
     static var dtype: adamcore_dtype { get }
 }
@@ -13,6 +18,12 @@ extension Float: KernelScalar {
     public typealias Vector = SIMD16<Float>
     @inlinable @inline(__always)
     public static func vectorSqrt(_ x: Vector) -> Vector { adamcore_shim_sqrt_f32x16(x) }
+    @inlinable @inline(__always)
+    public static func vectorMaximum(_ a: Vector, _ b: Vector) -> Vector { adamcore_shim_maximum_f32x16(a, b) }
+    @inlinable @inline(__always)
+    public static func vectorMaxIgnoringNaN(_ a: Vector, _ b: Vector) -> Vector { adamcore_shim_max_f32x16(a, b) }
+    @inlinable @inline(__always)
+    public static func vectorAbs(_ x: Vector) -> Vector { adamcore_shim_abs_f32x16(x) }
     @inlinable public static var dtype: adamcore_dtype { ADAMCORE_FLOAT32 }
 }
 
@@ -20,6 +31,12 @@ extension Double: KernelScalar {
     public typealias Vector = SIMD8<Double>
     @inlinable @inline(__always)
     public static func vectorSqrt(_ x: Vector) -> Vector { adamcore_shim_sqrt_f64x8(x) }
+    @inlinable @inline(__always)
+    public static func vectorMaximum(_ a: Vector, _ b: Vector) -> Vector { adamcore_shim_maximum_f64x8(a, b) }
+    @inlinable @inline(__always)
+    public static func vectorMaxIgnoringNaN(_ a: Vector, _ b: Vector) -> Vector { adamcore_shim_max_f64x8(a, b) }
+    @inlinable @inline(__always)
+    public static func vectorAbs(_ x: Vector) -> Vector { adamcore_shim_abs_f64x8(x) }
     @inlinable public static var dtype: adamcore_dtype { ADAMCORE_FLOAT64 }
 }
 

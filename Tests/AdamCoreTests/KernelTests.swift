@@ -159,4 +159,23 @@ final class KernelTests: XCTestCase {
         XCTAssertThrowsError(try Step.step(.adam(amsgrad: true), step: 1, param: &p, grad: [1, 1], state: &state))
         XCTAssertEqual(p, [1, 2], "rejected calls leave the arrays alone")
     }
+
+    /// NaN rules of the vector max: AMSGrad's running max propagates a NaN (torch.maximum), touching only its own
+    /// element; AdaFix's max|g| ignores NaN (the gate decides on the finite values).
+    func testNaNRulesOfTheVectorMax() throws {
+        for kernels in availableKernelSets {
+            var p = [Float](repeating: 1, count: 20), state = try Step.makeState(for: .adam(amsgrad: true), count: 20, as: Float.self)
+            var g = [Float](repeating: 0.5, count: 20)
+            g[3] = .nan
+            try Step.step(.adam(amsgrad: true), step: 1, param: &p, grad: g, state: &state, kernels: kernels)
+            XCTAssertTrue(state[2][3].isNaN && p[3].isNaN, isaName(kernels))
+            XCTAssertEqual(state[2].enumerated().filter { $0.element.isNaN }.map(\.offset), [3])
+            XCTAssertEqual(T(p[4]), T(p[19]))
+            var q = [Float](repeating: 1, count: 20), fixState = try Step.makeState(for: .adafix(), count: 20, as: Float.self)
+            let r = try Step.adafix(.adafix(lr: 0.1), step: 1, param: &q, grad: g, state: &fixState, lipschitz: 1)
+            XCTAssertEqual(r.max_abs_grad, 0.5, "NaN ignored by the gate's max")
+        }
+    }
+
+    private func T(_ x: Float) -> UInt32 { x.bitPattern }
 }
