@@ -4,7 +4,7 @@
  *     with trivial arithmetic, so it runs at the machine's memory (or cache) speed;
  *   - a C reference Adam kernel compiled by gcc -O3 -march=native -fno-math-errno (OpenMP for 2 threads).
  * Each contender runs a fixed number of repetitions per round, rounds alternate between contenders, and the best
- * round counts. Output: one line per (algorithm, size, threads) in a simple key=value form that bench/report.py
+ * round counts; a 5 ms pause before each contender lets the previous one's spinning threads sleep. Output: one line per (algorithm, size, threads) in a simple key=value form that bench/report.py
  * turns into tables. Usage: bench_c [quick]
  */
 #include <adamcore.h>
@@ -102,6 +102,8 @@ static void bench(const char *algorithm, size_t tensors, size_t per, int threads
     for (int round = 0; round < 7; round++) {
         for (int k = 0; k < CONTENDERS; k++) {
             if (tensors > 1 && k != 1) continue; /* the many-tensor layout is the object's case */
+            /* Let the previous contender's spinning threads (OpenMP's, the pool's) go to sleep first. */
+            nanosleep(&(struct timespec){0, 5000000}, NULL);
             double t0 = now();
             for (size_t r = 0; r < reps; r++) {
                 step++;

@@ -115,6 +115,9 @@ def bench(tensors, per, threads, budget):
         reps[name] = max(1, min(100000, int(budget / 10 / once)))
     for _ in range(7):
         for name, fn in entries:
+            # Let the previous contender's spinning threads (OpenMP, adamcore's pool) go to sleep first, so no
+            # contender runs against another's busy-waiting on these 2 cores.
+            time.sleep(0.005)
             r = reps[name]
             t0 = time.perf_counter()
             for _ in range(r):
