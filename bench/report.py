@@ -68,7 +68,7 @@ def plot(rows, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(15, 5.2), sharey=True)
     for ax, threads in zip(axes, (1, 2)):
         series = collections.defaultdict(list)
         for r in rows:
@@ -85,7 +85,7 @@ def plot(rows, path):
         ax.set_title(f"fp32 Adam step, {threads} thread{'s' if threads > 1 else ''}")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("ns per element (lower is faster)")
-    axes[1].legend(fontsize=8, loc="upper right")
+    axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
