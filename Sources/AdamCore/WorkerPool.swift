@@ -36,7 +36,7 @@ public final class WorkerPool: @unchecked Sendable {
     private var mutex = pthread_mutex_t()
     private var wake = pthread_cond_t()
     private var workers = 0
-    private let creation = Mutex<Void>(())
+    private var creation = pthread_mutex_t()
     private let parallelJobCount = Atomic<Int>(0)
 
     /// Jobs that ran on more than one thread since the process started (for tests and diagnostics).
@@ -45,6 +45,20 @@ public final class WorkerPool: @unchecked Sendable {
     private init() {
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&wake, nil)
+        pthread_mutex_init(&creation, nil)
+        // A forked child inherits this object but none of its threads, and a mutex a worker held at the fork
+        // would stay locked: start the child with an empty pool (it creates workers again when needed).
+        pthread_atfork(nil, nil, { WorkerPool.shared.resetInForkedChild() })
+    }
+
+    private func resetInForkedChild() {
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&wake, nil)
+        pthread_mutex_init(&creation, nil)
+        workers = 0
+        sleepers.store(0, ordering: .relaxed)
+        activeWorkers.store(0, ordering: .relaxed)
+        inUse.store(false, ordering: .relaxed)
     }
 
     /// Runs every item of `task`, on up to `threads` threads (the caller included). Returns when all are done.
@@ -96,7 +110,9 @@ public final class WorkerPool: @unchecked Sendable {
 
     private func startWorkers(upTo count: Int) {
         guard workers < count else { return }
-        creation.withLock { _ in
+        pthread_mutex_lock(&creation)
+        defer { pthread_mutex_unlock(&creation) }
+        do {
             while workers < count {
                 var thread = pthread_t()
                 let context = Unmanaged.passUnretained(self).toOpaque()

@@ -374,3 +374,32 @@ def test_large_steps_are_identical_across_thread_counts():
     adamcore.set_num_threads(0)
     assert all(np.array_equal(a, b) for a, b in zip(results[0][0], results[1][0]))
     assert results[0][1] == results[1][1]
+
+
+def _threaded_steps_in_child(queue):
+    adamcore.set_num_threads(2)
+    problem = Problem([100_003], seed=6)
+    p = problem.initial[0].astype(np.float32)
+    opt = adamcore.Adam([p], lr=1e-2)
+    for t in range(1, 4):
+        opt.step(problem.grads(t, np.float32))
+    queue.put(p.tobytes())
+
+
+def test_a_forked_child_can_step_with_threads():
+    import multiprocessing
+    adamcore.set_num_threads(2)
+    problem = Problem([100_003], seed=6)
+    p = problem.initial[0].astype(np.float32)
+    opt = adamcore.Adam([p], lr=1e-2)
+    for t in range(1, 4):  # the pool's workers exist in the parent now
+        opt.step(problem.grads(t, np.float32))
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_threaded_steps_in_child, args=(queue,))
+    child.start()
+    result = queue.get(timeout=60)
+    child.join(timeout=60)
+    adamcore.set_num_threads(0)
+    assert child.exitcode == 0, "the child must finish (a pool inherited across fork must not hang)"
+    assert result == p.tobytes()
