@@ -23,7 +23,7 @@ SWIFT_LIB_FLAGS := -c release --product adamcore --scratch-path $(SWIFT_LIB_SCRA
 	-Xlinker --version-script=$(CURDIR)/Sources/AdamCoreABI/exports.map \
 	-Xlinker -soname=libadamcore.so.$(SOMAJOR)
 
-.PHONY: all deps lib python demo test test-swift test-abi test-c test-swift-example test-python test-pip test-bench bench \
+.PHONY: all deps lib python demo demo-c test test-swift test-abi test-c test-swift-example test-python test-pip test-bench bench \
 	install uninstall clean
 
 all: lib python examples/c/logreg
@@ -31,10 +31,10 @@ all: lib python examples/c/logreg
 
 # ---------------------------------------------------------------------------------------------------------------
 # Set-up: the Debian packages the build and tests need (installed when run as root, else named), and the Python
-# packages (pip, into the interpreter that runs the tests).
+# packages (pip, into the interpreter that runs the tests and the demo; module:package where the names differ).
 PYTHON ?= python3
 DEBIAN_TOOLS := pkg-config:pkg-config objdump:binutils nm:binutils
-PYTHON_PACKAGES := numpy pytest hypothesis wheel
+PYTHON_PACKAGES := numpy pytest hypothesis wheel sklearn:scikit-learn matplotlib tqdm
 deps:
 	@missing=""; for pair in $(DEBIAN_TOOLS); do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; done; \
@@ -46,7 +46,7 @@ deps:
 	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else echo "missing packages; run: sudo apt-get install$$missing"; exit 1; fi; \
 	fi; \
-	for pkg in $(PYTHON_PACKAGES); do $(PYTHON) -c "import $$pkg" 2>/dev/null || pip_missing="$$pip_missing $$pkg"; done; \
+	pip_missing=""; for pair in $(PYTHON_PACKAGES); do $(PYTHON) -c "import $${pair%%:*}" 2>/dev/null || pip_missing="$$pip_missing $${pair##*:}"; done; \
 	if [ -n "$${pip_missing:-}" ]; then echo "pip installing:$$pip_missing"; $(PYTHON) -m pip install -q $$pip_missing; fi
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -90,7 +90,11 @@ export PKG_CONFIG_PATH := $(BUILD)/lib/pkgconfig$(if $(PKG_CONFIG_PATH),:$(PKG_C
 examples/c/logreg: examples/c/logreg.c $(LIB)
 	$(CC) $(CFLAGS) $< -o $@ $$(pkg-config --cflags --libs adamcore) -lm
 
+# The main demo: the AdaFix paper's optimizer comparison in miniature (Python); the C example is `make demo-c`.
 demo: all
+	PYTHONPATH=$(BUILD)/python $(PYTHON) examples/python/digits_demo.py --out $(BUILD)/demo
+
+demo-c: all
 	./examples/c/logreg
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -2,16 +2,36 @@
 import importlib.util
 from pathlib import Path
 
+import numpy as np
+
 import pytest
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "python" / "train_mlp.py"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "python"
+EXAMPLE = EXAMPLES / "train_mlp.py"
+
+
+def _load(path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "amsgrad", "adafix", "sgd"])
 def test_train_mlp_learns(optimizer, capsys):
-    spec = importlib.util.spec_from_file_location("train_mlp", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    accuracy = module.main(["--optimizer", optimizer, "--epochs", "8"])
+    accuracy = _load(EXAMPLE).main(["--optimizer", optimizer, "--epochs", "8"])
     assert accuracy > 0.6, f"{optimizer}: accuracy {accuracy} (chance is 1/3)"
     assert "steps in" in capsys.readouterr().out
+
+
+def test_digits_demo_smoke(tmp_path, capsys):
+    """make demo's script at tiny settings: every optimizer trains, the table is printed, the PNG is written."""
+    results = _load(EXAMPLES / "digits_demo.py").main(
+        ["--epochs", "3", "--seeds", "2", "--hidden", "32", "--out", str(tmp_path), "--no-progress"])
+    out = capsys.readouterr().out
+    for label in ("SGD+momentum", "Adam", "AMSGrad", "AdaFix", "test accuracy"):
+        assert label in out
+    assert (tmp_path / "digits_curves.png").stat().st_size > 10_000
+    for name, runs in results.items():
+        assert len(runs) == 2 and all(np.isfinite(r["train_loss"]).all() for r in runs)
+        assert np.mean([r["test_accuracy"][-1] for r in runs]) > 0.5, name  # chance is 0.1
