@@ -27,7 +27,7 @@ def test_train_mlp_learns(optimizer, capsys):
 def test_digits_demo_smoke(tmp_path, capsys):
     """make demo's script at tiny settings: every optimizer trains, the table is printed, the PNG is written."""
     results = _load(EXAMPLES / "digits_demo.py").main(
-        ["--epochs", "3", "--seeds", "2", "--hidden", "32", "--out", str(tmp_path), "--no-progress"])
+        ["--epochs", "3", "--seeds", "2", "--hidden", "32", "--lr", "1e-2", "--out", str(tmp_path), "--no-progress"])
     out = capsys.readouterr().out
     for label in ("SGD+momentum", "Adam", "AMSGrad", "AdaFix", "test accuracy"):
         assert label in out
