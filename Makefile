@@ -23,7 +23,7 @@ SWIFT_LIB_FLAGS := -c release --product adamcore --scratch-path $(SWIFT_LIB_SCRA
 	-Xlinker --version-script=$(CURDIR)/Sources/AdamCoreABI/exports.map \
 	-Xlinker -soname=libadamcore.so.$(SOMAJOR)
 
-.PHONY: all deps lib python demo demo-c test test-swift test-abi test-c test-swift-example test-python test-pip test-bench bench \
+.PHONY: all deps lib python demo demo-c seeds test test-swift test-abi test-c test-swift-example test-python test-pip test-bench bench \
 	install uninstall clean
 
 all: lib python examples/c/logreg
@@ -96,6 +96,10 @@ demo: all
 
 demo-c: all
 	./examples/c/logreg
+
+# The research seeds' claims, measured (docs/SEEDS.md).
+seeds: all
+	PYTHONPATH=$(BUILD)/python $(PYTHON) examples/seeds/seeds.py all --out $(BUILD)/seeds
 
 # ---------------------------------------------------------------------------------------------------------------
 # Tests
