@@ -1,18 +1,18 @@
 import CAdamCore
 
-/// One instruction set's compiled kernels. `baseline` is compiled in this module for the architecture's baseline;
+/// One instruction set's compiled kernels. Every update kernel returns a Double: ||dx||^2 for AdaFix, else 0. `baseline` is compiled in this module for the architecture's baseline;
 /// the C library adds an AVX2+FMA set (module AdamCoreAVX2) and picks one at load time. Swift packages that depend
 /// on AdamCore use `baseline` (a product consumed by version may carry no unsafe compiler flags).
 public struct KernelSet: @unchecked Sendable {
     public let isa: adamcore_isa
     public let adam32: (Streams<Float>, Int, AdamCoefficients<Float>, AdamVariant) -> Double
     public let adam64: (Streams<Double>, Int, AdamCoefficients<Double>, AdamVariant) -> Double
-    public let sgd32: (Streams<Float>, Int, SGDCoefficients<Float>, SGDVariant) -> Void
-    public let sgd64: (Streams<Double>, Int, SGDCoefficients<Double>, SGDVariant) -> Void
-    public let rmsprop32: (Streams<Float>, Int, RMSpropCoefficients<Float>, RMSpropVariant) -> Void
-    public let rmsprop64: (Streams<Double>, Int, RMSpropCoefficients<Double>, RMSpropVariant) -> Void
-    public let adagrad32: (Streams<Float>, Int, AdagradCoefficients<Float>, Bool) -> Void
-    public let adagrad64: (Streams<Double>, Int, AdagradCoefficients<Double>, Bool) -> Void
+    public let sgd32: (Streams<Float>, Int, SGDCoefficients<Float>, SGDVariant) -> Double
+    public let sgd64: (Streams<Double>, Int, SGDCoefficients<Double>, SGDVariant) -> Double
+    public let rmsprop32: (Streams<Float>, Int, RMSpropCoefficients<Float>, RMSpropVariant) -> Double
+    public let rmsprop64: (Streams<Double>, Int, RMSpropCoefficients<Double>, RMSpropVariant) -> Double
+    public let adagrad32: (Streams<Float>, Int, AdagradCoefficients<Float>, Bool) -> Double
+    public let adagrad64: (Streams<Double>, Int, AdagradCoefficients<Double>, Bool) -> Double
     public let maxAbs32: (UnsafePointer<Float>, Int) -> Double
     public let maxAbs64: (UnsafePointer<Double>, Int) -> Double
     public let diffNormSquared32: (UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Double
@@ -43,27 +43,27 @@ public struct KernelSet: @unchecked Sendable {
 /// Typed access to a kernel set, so generic code can pick the Float or Double entry.
 public protocol Steppable: KernelScalar {
     static func adam(_ k: KernelSet) -> (Streams<Self>, Int, AdamCoefficients<Self>, AdamVariant) -> Double
-    static func sgd(_ k: KernelSet) -> (Streams<Self>, Int, SGDCoefficients<Self>, SGDVariant) -> Void
-    static func rmsprop(_ k: KernelSet) -> (Streams<Self>, Int, RMSpropCoefficients<Self>, RMSpropVariant) -> Void
-    static func adagrad(_ k: KernelSet) -> (Streams<Self>, Int, AdagradCoefficients<Self>, Bool) -> Void
+    static func sgd(_ k: KernelSet) -> (Streams<Self>, Int, SGDCoefficients<Self>, SGDVariant) -> Double
+    static func rmsprop(_ k: KernelSet) -> (Streams<Self>, Int, RMSpropCoefficients<Self>, RMSpropVariant) -> Double
+    static func adagrad(_ k: KernelSet) -> (Streams<Self>, Int, AdagradCoefficients<Self>, Bool) -> Double
     static func maxAbs(_ k: KernelSet) -> (UnsafePointer<Self>, Int) -> Double
     static func diffNormSquared(_ k: KernelSet) -> (UnsafePointer<Self>, UnsafePointer<Self>, Int) -> Double
 }
 
 extension Float: Steppable {
     @inlinable public static func adam(_ k: KernelSet) -> (Streams<Float>, Int, AdamCoefficients<Float>, AdamVariant) -> Double { k.adam32 }
-    @inlinable public static func sgd(_ k: KernelSet) -> (Streams<Float>, Int, SGDCoefficients<Float>, SGDVariant) -> Void { k.sgd32 }
-    @inlinable public static func rmsprop(_ k: KernelSet) -> (Streams<Float>, Int, RMSpropCoefficients<Float>, RMSpropVariant) -> Void { k.rmsprop32 }
-    @inlinable public static func adagrad(_ k: KernelSet) -> (Streams<Float>, Int, AdagradCoefficients<Float>, Bool) -> Void { k.adagrad32 }
+    @inlinable public static func sgd(_ k: KernelSet) -> (Streams<Float>, Int, SGDCoefficients<Float>, SGDVariant) -> Double { k.sgd32 }
+    @inlinable public static func rmsprop(_ k: KernelSet) -> (Streams<Float>, Int, RMSpropCoefficients<Float>, RMSpropVariant) -> Double { k.rmsprop32 }
+    @inlinable public static func adagrad(_ k: KernelSet) -> (Streams<Float>, Int, AdagradCoefficients<Float>, Bool) -> Double { k.adagrad32 }
     @inlinable public static func maxAbs(_ k: KernelSet) -> (UnsafePointer<Float>, Int) -> Double { k.maxAbs32 }
     @inlinable public static func diffNormSquared(_ k: KernelSet) -> (UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Double { k.diffNormSquared32 }
 }
 
 extension Double: Steppable {
     @inlinable public static func adam(_ k: KernelSet) -> (Streams<Double>, Int, AdamCoefficients<Double>, AdamVariant) -> Double { k.adam64 }
-    @inlinable public static func sgd(_ k: KernelSet) -> (Streams<Double>, Int, SGDCoefficients<Double>, SGDVariant) -> Void { k.sgd64 }
-    @inlinable public static func rmsprop(_ k: KernelSet) -> (Streams<Double>, Int, RMSpropCoefficients<Double>, RMSpropVariant) -> Void { k.rmsprop64 }
-    @inlinable public static func adagrad(_ k: KernelSet) -> (Streams<Double>, Int, AdagradCoefficients<Double>, Bool) -> Void { k.adagrad64 }
+    @inlinable public static func sgd(_ k: KernelSet) -> (Streams<Double>, Int, SGDCoefficients<Double>, SGDVariant) -> Double { k.sgd64 }
+    @inlinable public static func rmsprop(_ k: KernelSet) -> (Streams<Double>, Int, RMSpropCoefficients<Double>, RMSpropVariant) -> Double { k.rmsprop64 }
+    @inlinable public static func adagrad(_ k: KernelSet) -> (Streams<Double>, Int, AdagradCoefficients<Double>, Bool) -> Double { k.adagrad64 }
     @inlinable public static func maxAbs(_ k: KernelSet) -> (UnsafePointer<Double>, Int) -> Double { k.maxAbs64 }
     @inlinable public static func diffNormSquared(_ k: KernelSet) -> (UnsafePointer<Double>, UnsafePointer<Double>, Int) -> Double { k.diffNormSquared64 }
 }

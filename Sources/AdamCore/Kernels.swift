@@ -306,7 +306,7 @@ func sgdLoop<T: KernelScalar, P: ArithmeticPolicy>(
 @inlinable
 public func sgdKernel<T: KernelScalar, P: ArithmeticPolicy>(
     _: P.Type, _ s: Streams<T>, _ n: Int, _ c: SGDCoefficients<T>, _ v: SGDVariant
-) {
+) -> Double {
     switch (v.hasL2, v.momentum, v.firstStep, v.nesterov) {
     case (false, false, _, _): _ = sgdLoop(P.self, s, n, c, hasL2: false, momentum: false, firstStep: false, nesterov: false)
     case (true, false, _, _): _ = sgdLoop(P.self, s, n, c, hasL2: true, momentum: false, firstStep: false, nesterov: false)
@@ -319,6 +319,7 @@ public func sgdKernel<T: KernelScalar, P: ArithmeticPolicy>(
     case (true, true, true, false): _ = sgdLoop(P.self, s, n, c, hasL2: true, momentum: true, firstStep: true, nesterov: false)
     case (true, true, true, true): _ = sgdLoop(P.self, s, n, c, hasL2: true, momentum: true, firstStep: true, nesterov: true)
     }
+    return 0
 }
 
 // MARK: - RMSprop
@@ -396,7 +397,7 @@ func rmspropLoop<T: KernelScalar, P: ArithmeticPolicy>(
 @inlinable
 public func rmspropKernel<T: KernelScalar, P: ArithmeticPolicy>(
     _: P.Type, _ s: Streams<T>, _ n: Int, _ c: RMSpropCoefficients<T>, _ v: RMSpropVariant
-) {
+) -> Double {
     switch (v.hasL2, v.centered, v.momentum) {
     case (false, false, false): _ = rmspropLoop(P.self, s, n, c, hasL2: false, centered: false, momentum: false)
     case (false, false, true): _ = rmspropLoop(P.self, s, n, c, hasL2: false, centered: false, momentum: true)
@@ -407,6 +408,7 @@ public func rmspropKernel<T: KernelScalar, P: ArithmeticPolicy>(
     case (true, true, false): _ = rmspropLoop(P.self, s, n, c, hasL2: true, centered: true, momentum: false)
     case (true, true, true): _ = rmspropLoop(P.self, s, n, c, hasL2: true, centered: true, momentum: true)
     }
+    return 0
 }
 
 // MARK: - AdaGrad
@@ -449,12 +451,8 @@ func adagradLoop<T: KernelScalar, P: ArithmeticPolicy>(
 @inlinable
 public func adagradKernel<T: KernelScalar, P: ArithmeticPolicy>(
     _: P.Type, _ s: Streams<T>, _ n: Int, _ c: AdagradCoefficients<T>, hasL2: Bool
-) {
-    if hasL2 {
-        _ = adagradLoop(P.self, s, n, c, hasL2: true)
-    } else {
-        _ = adagradLoop(P.self, s, n, c, hasL2: false)
-    }
+) -> Double {
+    hasL2 ? adagradLoop(P.self, s, n, c, hasL2: true) : adagradLoop(P.self, s, n, c, hasL2: false)
 }
 
 // MARK: - Reductions (AdaFix's gate and Lipschitz estimate)

@@ -376,14 +376,13 @@ struct Tensor {
         case (.none, _): return 0
         case let (.adam(c32, _, v), .float32): return k.adam32(streams(grad, Float.self, from: at), n, c32, v)
         case let (.adam(_, c64, v), .float64): return k.adam64(streams(grad, Double.self, from: at), n, c64, v)
-        case let (.sgd(c32, _, v), .float32): k.sgd32(streams(grad, Float.self, from: at), n, c32, v)
-        case let (.sgd(_, c64, v), .float64): k.sgd64(streams(grad, Double.self, from: at), n, c64, v)
-        case let (.rmsprop(c32, _, v), .float32): k.rmsprop32(streams(grad, Float.self, from: at), n, c32, v)
-        case let (.rmsprop(_, c64, v), .float64): k.rmsprop64(streams(grad, Double.self, from: at), n, c64, v)
-        case let (.adagrad(c32, _, l2), .float32): k.adagrad32(streams(grad, Float.self, from: at), n, c32, l2)
-        case let (.adagrad(_, c64, l2), .float64): k.adagrad64(streams(grad, Double.self, from: at), n, c64, l2)
+        case let (.sgd(c32, _, v), .float32): return k.sgd32(streams(grad, Float.self, from: at), n, c32, v)
+        case let (.sgd(_, c64, v), .float64): return k.sgd64(streams(grad, Double.self, from: at), n, c64, v)
+        case let (.rmsprop(c32, _, v), .float32): return k.rmsprop32(streams(grad, Float.self, from: at), n, c32, v)
+        case let (.rmsprop(_, c64, v), .float64): return k.rmsprop64(streams(grad, Double.self, from: at), n, c64, v)
+        case let (.adagrad(c32, _, l2), .float32): return k.adagrad32(streams(grad, Float.self, from: at), n, c32, l2)
+        case let (.adagrad(_, c64, l2), .float64): return k.adagrad64(streams(grad, Double.self, from: at), n, c64, l2)
         }
-        return 0
     }
 
     func maxAbs(_ grad: UnsafeRawPointer, _ k: KernelSet, _ range: Range<Int>) -> Double {

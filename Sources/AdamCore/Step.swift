@@ -23,7 +23,7 @@ public enum Step {
         let variant = AdamVariant(hasL2: hasL2(c), decoupled: hasDecoupledDecay(c), amsgrad: amsgrad, updateV: true, trackStep: false, saveGradient: false)
         let coefficients = AdamCoefficients<T>(config, step: step)
         _ = chunked(count, inline: T.adam(kernels)(s, count, coefficients, variant),
-                    AdamChunk(kernel: T.adam(kernels), s: s, c: coefficients, v: variant))
+                    UpdateChunk(kernel: T.adam(kernels), s: s, c: coefficients, v: variant))
     }
 
     /// AdaFix on a buffer set that is the whole model: v is updated only if max|grad| >= lipschitz * lr.
@@ -45,7 +45,7 @@ public enum Step {
         let variant = AdamVariant(hasL2: hasL2(c), decoupled: hasDecoupledDecay(c), amsgrad: false, updateV: update, trackStep: true, saveGradient: false)
         let coefficients = AdamCoefficients<T>(config, step: step)
         let norm = chunked(count, inline: T.adam(kernels)(s, count, coefficients, variant),
-                           AdamChunk(kernel: T.adam(kernels), s: s, c: coefficients, v: variant))
+                           UpdateChunk(kernel: T.adam(kernels), s: s, c: coefficients, v: variant))
         return adamcore_adafix_result(max_abs_grad: maxAbs, step_norm_sq: norm, v_updated: update ? 1 : 0, reserved: 0)
     }
 
@@ -76,8 +76,8 @@ public enum Step {
         try checkStep(step)
         let s = try streams(count, param, grad, momentumBuffer, nil, nil, required: c.stateCount)
         let coefficients = SGDCoefficients<T>(config), variant = sgdVariant(c, step: step)
-        _ = chunked(count, inline: { T.sgd(kernels)(s, count, coefficients, variant); return 0 }(),
-                    SGDChunk(kernel: T.sgd(kernels), s: s, c: coefficients, v: variant))
+        _ = chunked(count, inline: T.sgd(kernels)(s, count, coefficients, variant),
+                    UpdateChunk(kernel: T.sgd(kernels), s: s, c: coefficients, v: variant))
     }
 
     /// RMSprop (`gradAvg` exactly when centered, `momentumBuffer` exactly when momentum > 0).
@@ -99,8 +99,8 @@ public enum Step {
         let s = try streams(count, param, grad, squareAvg, centered ? gradAvg : momentumBuffer,
                             centered ? momentumBuffer : nil, required: c.stateCount)
         let coefficients = RMSpropCoefficients<T>(config), variant = rmspropVariant(c)
-        _ = chunked(count, inline: { T.rmsprop(kernels)(s, count, coefficients, variant); return 0 }(),
-                    RMSpropChunk(kernel: T.rmsprop(kernels), s: s, c: coefficients, v: variant))
+        _ = chunked(count, inline: T.rmsprop(kernels)(s, count, coefficients, variant),
+                    UpdateChunk(kernel: T.rmsprop(kernels), s: s, c: coefficients, v: variant))
     }
 
     /// AdaGrad.
@@ -114,8 +114,8 @@ public enum Step {
         try checkStep(step)
         let s = try streams(count, param, grad, stateSum, nil, nil, required: 1)
         let coefficients = AdagradCoefficients<T>(config, step: step), l2 = hasL2(c)
-        _ = chunked(count, inline: { T.adagrad(kernels)(s, count, coefficients, l2); return 0 }(),
-                    AdagradChunk(kernel: T.adagrad(kernels), s: s, c: coefficients, l2: l2))
+        _ = chunked(count, inline: T.adagrad(kernels)(s, count, coefficients, l2),
+                    UpdateChunk(kernel: T.adagrad(kernels), s: s, c: coefficients, v: l2))
     }
 
     // MARK: Buffer-pointer forms (Swift)
@@ -361,48 +361,17 @@ final class RangeJob<B: ChunkBody>: ParallelTask {
     }
 }
 
+/// An update kernel (any algorithm's: coefficients C, variant V) over a sub-range of one buffer set.
 @usableFromInline
-struct AdamChunk<T: KernelScalar>: ChunkBody {
-    @usableFromInline let kernel: (Streams<T>, Int, AdamCoefficients<T>, AdamVariant) -> Double
+struct UpdateChunk<T: KernelScalar, C, V>: ChunkBody {
+    @usableFromInline let kernel: (Streams<T>, Int, C, V) -> Double
     @usableFromInline let s: Streams<T>
-    @usableFromInline let c: AdamCoefficients<T>
-    @usableFromInline let v: AdamVariant
-    @inlinable init(kernel: @escaping (Streams<T>, Int, AdamCoefficients<T>, AdamVariant) -> Double, s: Streams<T>,
-                    c: AdamCoefficients<T>, v: AdamVariant) { self.kernel = kernel; self.s = s; self.c = c; self.v = v }
+    @usableFromInline let c: C
+    @usableFromInline let v: V
+    @inlinable init(kernel: @escaping (Streams<T>, Int, C, V) -> Double, s: Streams<T>, c: C, v: V) {
+        self.kernel = kernel; self.s = s; self.c = c; self.v = v
+    }
     @inlinable func callAsFunction(_ r: Range<Int>) -> Double { kernel(s.advanced(by: r.lowerBound), r.count, c, v) }
-}
-
-@usableFromInline
-struct SGDChunk<T: KernelScalar>: ChunkBody {
-    @usableFromInline let kernel: (Streams<T>, Int, SGDCoefficients<T>, SGDVariant) -> Void
-    @usableFromInline let s: Streams<T>
-    @usableFromInline let c: SGDCoefficients<T>
-    @usableFromInline let v: SGDVariant
-    @inlinable init(kernel: @escaping (Streams<T>, Int, SGDCoefficients<T>, SGDVariant) -> Void, s: Streams<T>,
-                    c: SGDCoefficients<T>, v: SGDVariant) { self.kernel = kernel; self.s = s; self.c = c; self.v = v }
-    @inlinable func callAsFunction(_ r: Range<Int>) -> Double { kernel(s.advanced(by: r.lowerBound), r.count, c, v); return 0 }
-}
-
-@usableFromInline
-struct RMSpropChunk<T: KernelScalar>: ChunkBody {
-    @usableFromInline let kernel: (Streams<T>, Int, RMSpropCoefficients<T>, RMSpropVariant) -> Void
-    @usableFromInline let s: Streams<T>
-    @usableFromInline let c: RMSpropCoefficients<T>
-    @usableFromInline let v: RMSpropVariant
-    @inlinable init(kernel: @escaping (Streams<T>, Int, RMSpropCoefficients<T>, RMSpropVariant) -> Void, s: Streams<T>,
-                    c: RMSpropCoefficients<T>, v: RMSpropVariant) { self.kernel = kernel; self.s = s; self.c = c; self.v = v }
-    @inlinable func callAsFunction(_ r: Range<Int>) -> Double { kernel(s.advanced(by: r.lowerBound), r.count, c, v); return 0 }
-}
-
-@usableFromInline
-struct AdagradChunk<T: KernelScalar>: ChunkBody {
-    @usableFromInline let kernel: (Streams<T>, Int, AdagradCoefficients<T>, Bool) -> Void
-    @usableFromInline let s: Streams<T>
-    @usableFromInline let c: AdagradCoefficients<T>
-    @usableFromInline let l2: Bool
-    @inlinable init(kernel: @escaping (Streams<T>, Int, AdagradCoefficients<T>, Bool) -> Void, s: Streams<T>,
-                    c: AdagradCoefficients<T>, l2: Bool) { self.kernel = kernel; self.s = s; self.c = c; self.l2 = l2 }
-    @inlinable func callAsFunction(_ r: Range<Int>) -> Double { kernel(s.advanced(by: r.lowerBound), r.count, c, l2); return 0 }
 }
 
 @usableFromInline

@@ -80,7 +80,9 @@ def train(name, seed, epochs, batch, hidden, progress, lr):
     opt = make_optimizer(name, model.params, lr)
     history = {"train_loss": [], "test_accuracy": [], "lipschitz": [], "frozen": 0}
     step_time, steps = 0.0, 0
-    bar = tqdm(range(epochs), desc=f"{LABELS[name]:13s} seed {seed}", leave=False, disable=not progress, ncols=90)
+    # disable=None: bars on a terminal, none in logs (tqdm checks whether stderr is a TTY)
+    bar = tqdm(range(epochs), desc=f"{LABELS[name]:13s} seed {seed}", leave=False, disable=None if progress else True,
+               ncols=90)
     for epoch in bar:
         if name == "sgdm" and epoch in (epochs // 2, (3 * epochs) // 4):
             opt.param_groups[0]["lr"] *= 0.1  # the paper's step decay
