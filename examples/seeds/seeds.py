@@ -2,7 +2,7 @@
 one and writes a PNG.
 
     PYTHONPATH=build/python python3 examples/seeds/seeds.py all --out build/seeds
-    ... seeds.py prop1 | prop2 | prop3 | rmsprop-cycle | adafix-figure1
+    ... seeds.py prop1 | prop2 | prop3 | rmsprop-cycle | adafix-figure1 | saddle | valleys | beta2-transition
 
 All runs use float64 and adamcore's optimizers exactly as a user would (adamcore.Adam, AMSGrad, AdaFix, RMSprop).
 """
@@ -141,34 +141,138 @@ def adafix_figure1(out, steps=20000):
     def grad(x):
         return 2 * np.sin(x @ x) * x
 
-    paths = {}
+    paths, effective, v_norms = {}, {}, {}
     for name in ("Adam", "AMSGrad", "AdaFix"):
         x = np.array([1.0, 0.3])
         if name == "AdaFix":
             opt = adamcore.AdaFix([x], lr=0.5, betas=(B1, B2))
         else:
             opt = adamcore.Adam([x], lr=0.5, betas=(B1, B2), amsgrad=name == "AMSGrad")
-        distance = []
-        for _ in range(steps):
+        distance, lr_eff, v_norm = [], [], []
+        state = opt.state[0]
+        for t in range(1, steps + 1):
             g = grad(x)
             if name == "AdaFix":
                 opt.step([g], grad_fn=lambda: [grad(x)])  # full gradient: the "same minibatch" at the new point
             else:
                 opt.step([g])
             distance.append(np.linalg.norm(x))
-        paths[name] = distance
+            # Seed 001's Figure 2 quantities, read from the optimizer's state: ||v|| and lr / (sqrt(v_hat) + eps).
+            v = state["max_exp_avg_sq"] if name == "AMSGrad" else state["exp_avg_sq"]
+            v_norm.append(float(np.linalg.norm(state["exp_avg_sq"])))
+            lr_eff.append(float(np.mean(0.5 / (np.sqrt(v / (1 - B2 ** t)) + 1e-8))))
+        paths[name], effective[name], v_norms[name] = distance, lr_eff, v_norm
         closest = int(np.argmin(distance))
         print(f"adafix-figure1: {name:8s} closest {distance[closest]:.2e} at step {closest + 1}, final distance "
               f"{distance[-1]:.3e}, max after the closest approach {max(distance[closest:]):.3e}")
     adam_recedes = max(paths["Adam"][int(np.argmin(paths["Adam"])):]) > 10 * min(paths["Adam"])
     print(f"adafix-figure1: Adam recedes after approaching (paper's Figure 1): "
           f"{'reproduces' if adam_recedes else 'does NOT reproduce'}")
+    for name in paths:
+        print(f"adafix-figure1: {name:8s} effective lr/(sqrt(v_hat)+eps) at steps 100 / 1000 / {steps}: "
+              f"{effective[name][99]:.3g} / {effective[name][999]:.3g} / {effective[name][-1]:.3g}; "
+              f"||v|| at the end {v_norms[name][-1]:.3g}")
+    grows = effective["Adam"][-1] > 100 * effective["AdaFix"][-1]
+    print(f"adafix-figure1: Adam's effective learning rate explodes while AdaFix's stays bounded (paper's Figure 2): "
+          f"{'reproduces' if grows else 'does NOT reproduce'}")
+    x_axis = np.arange(1, steps + 1)
     _plot(out, "adafix_figure1.png", "Seed 001, Figure 1: distance to the optimum, f = 1 - cos(x1^2 + x2^2), lr 0.5",
-          [(np.arange(1, steps + 1), d, name) for name, d in paths.items()], xlabel="step")
-    return paths
+          [(x_axis, d, name) for name, d in paths.items()], xlabel="step")
+    _plot(out, "adafix_figure2.png", "Seed 001, Figure 2 quantities on that problem: effective learning rate",
+          [(x_axis, e, name) for name, e in effective.items()], xlabel="step")
+    return {"distance": paths, "effective_lr": effective, "v_norm": v_norms}
 
 
-def _plot(out, name, title, series, hline=None, hline2=None, xlabel="", logy=True):
+def _optimizers(x, lr):
+    return {"SGD": adamcore.SGD([x], lr=lr), "AdaGrad": adamcore.Adagrad([x], lr=lr),
+            "RMSprop": adamcore.RMSprop([x], lr=lr), "Adam": adamcore.Adam([x], lr=lr)}
+
+
+def saddle(out, lr=0.01, steps=20000):
+    """Seed 000, Figure 2a: the saddle f = (-x^2 + y^2)/2 (Hessian diag(-1, 1)) from (1e-6, 1); steps until |x| >= 1.
+    The paper: Adam escapes first ("the most favorable"), AdaGrad and RMSprop behave alike."""
+    times, paths = {}, {}
+    for name in ("SGD", "AdaGrad", "RMSprop", "Adam"):
+        x = np.array([1e-6, 1.0])
+        opt = _optimizers(x, lr)[name]
+        path, escaped = [x.copy()], None
+        for t in range(1, steps + 1):
+            opt.step([np.array([-x[0], x[1]])])
+            path.append(x.copy())
+            if abs(x[0]) >= 1:
+                escaped = t
+                break
+        times[name], paths[name] = escaped, np.array(path)
+        print(f"saddle: {name:8s} escapes (|x| >= 1) after {escaped if escaped else f'> {steps}'} steps (lr {lr})")
+    order = sorted((t if t else np.inf, n) for n, t in times.items())
+    print(f"saddle: Adam escapes first (paper): {'reproduces' if order[0][1] == 'Adam' else 'does NOT reproduce'}")
+    _plot(out, "saddle.png", f"Seed 000, saddle diag(-1, 1): |x| over time, lr {lr}",
+          [(np.arange(len(p)), np.abs(p[:, 0]) + 1e-12, n) for n, p in paths.items()], xlabel="step")
+    return times
+
+
+def valleys(out, lr=0.01, steps=20000):
+    """Seed 000, Figures 3-5: the smooth valley x^2 + 1e-3 y^2 and the sharp valley |x| + 1e-4 |y| from (1, 1):
+    steps until |w| < 1e-3, and the late oscillation of x. The paper (smooth valley): Adam within 1e-3 after 3113
+    steps, RMSprop after 1086, and Adam does not converge (a stable periodic oscillation, Figure 5)."""
+    results = {}
+    for valley, grad in (("smooth", lambda w: np.array([2 * w[0], 2e-3 * w[1]])),
+                         ("sharp", lambda w: np.array([np.sign(w[0]), 1e-4 * np.sign(w[1])]))):
+        series = []
+        for name in ("SGD", "AdaGrad", "RMSprop", "Adam"):
+            w = np.array([1.0, 1.0])
+            opt = _optimizers(w, lr)[name]
+            xs, reached = [], None
+            for t in range(1, steps + 1):
+                opt.step([grad(w)])
+                xs.append(w[0])
+                if reached is None and np.linalg.norm(w) < 1e-3:
+                    reached = t
+            late = float(np.max(np.abs(xs[-steps // 4:])))  # a quarter of the run: catches rare spikes too
+            results[(valley, name)] = (reached, late)
+            print(f"valleys: {valley:6s} {name:8s} |w| < 1e-3 after {reached if reached else f'> {steps}'} steps; "
+                  f"max |x| over the last quarter {late:.2e}")
+            series.append((np.arange(1, steps + 1), np.abs(xs) + 1e-12, name))
+        _plot(out, f"valley_{valley}.png", f"Seed 000, {valley} valley: |x| (w_1) over time, lr {lr}", series,
+              xlabel="step")
+    adam_late, rms_late = results[("smooth", "Adam")][1], results[("smooth", "RMSprop")][1]
+    print(f"valleys: smooth valley, Adam does not converge (paper): {'reproduces' if adam_late > 1e-3 else 'does NOT reproduce'}"
+          f" (max |x| late {adam_late:.1e}); RMSprop converges (paper): "
+          f"{'reproduces' if rms_late < 1e-6 else 'does NOT reproduce'} (max |x| late {rms_late:.1e})")
+    return results
+
+
+def beta2_transition(out, steps=30000, c=10.0):
+    """Seed 002: whether Adam converges depends on beta2 (small beta2 diverges; large beta2 with beta1 < sqrt(beta2)
+    converges). Problem (constructed, Reddi et al.'s online example): f_t(x) = C x when t = 1 mod 3, else -x, on
+    [-1, 1] (projection after each step); the average gradient (C - 2)/3 > 0, so the optimum is x = -1."""
+    grid = [0.001, 0.01, 0.03, 0.1, 0.3, 0.9, 0.999]
+    finals = {}
+    for beta1 in (0.0, 0.9):
+        row = []
+        for beta2 in grid:
+            x = np.array([0.0])
+            opt = adamcore.Adam([x], lr=0.01, betas=(beta1, beta2), eps=1e-12)
+            tail = []
+            for t in range(1, steps + 1):
+                opt.step([np.array([c if t % 3 == 1 else -1.0])])
+                np.clip(x, -1, 1, out=x)
+                if t > steps - 3000:
+                    tail.append(x[0])
+            row.append(float(np.mean(tail)))
+        finals[beta1] = row
+        print(f"beta2-transition: beta1 = {beta1}: mean x over the last 3000 steps for beta2 = "
+              + ", ".join(f"{b}: {v:+.3f}" for b, v in zip(grid, row)))
+    small, large = finals[0.0][0], finals[0.9][-1]
+    print(f"beta2-transition: small beta2 ends at the worst point (+1), large beta2 with beta1 < sqrt(beta2) at the "
+          f"optimum (-1): {'reproduces' if small > 0.9 and large < -0.9 else 'does NOT reproduce'}")
+    _plot(out, "beta2_transition.png", "Seed 002: where Adam ends on Reddi et al.'s problem (optimum -1)",
+          [(np.array(grid), np.array(v), f"beta1 = {b}") for b, v in finals.items()], xlabel="beta2", logy=False,
+          logx=True)
+    return {"grid": grid, "finals": finals}
+
+
+def _plot(out, name, title, series, hline=None, hline2=None, xlabel="", logy=True, logx=False):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -180,6 +284,8 @@ def _plot(out, name, title, series, hline=None, hline2=None, xlabel="", logy=Tru
             ax.axhline(line[0], color="k", linestyle=style, label=line[1])
     if logy:
         ax.set_yscale("log")
+    if logx:
+        ax.set_xscale("log")
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.grid(alpha=0.3)
@@ -191,7 +297,7 @@ def _plot(out, name, title, series, hline=None, hline2=None, xlabel="", logy=Tru
 
 
 COMMANDS = {"prop1": prop1, "prop2": prop2, "prop3": prop3, "rmsprop-cycle": rmsprop_cycle,
-            "adafix-figure1": adafix_figure1}
+            "adafix-figure1": adafix_figure1, "saddle": saddle, "valleys": valleys, "beta2-transition": beta2_transition}
 
 
 def main(argv=None):
