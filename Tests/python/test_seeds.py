@@ -16,7 +16,7 @@ def results(tmp_path_factory):
     out = tmp_path_factory.mktemp("seeds")
     measured = module.main(["all", "--out", str(out)])
     for png in ("prop1.png", "prop2.png", "rmsprop_cycle.png", "adafix_figure1.png", "saddle.png", "valley_smooth.png",
-                "valley_sharp.png", "beta2_transition.png", "adafix_figure2.png"):
+                "valley_sharp.png", "beta2_transition.png", "adafix_figure2.png", "adam_regimes.png"):
         assert (out / png).stat().st_size > 10_000, png
     return measured
 
@@ -75,3 +75,10 @@ def test_adafix_effective_learning_rate_as_measured(results):
     assert lr["Adam"][-1] > 100 * lr["AdaFix"][-1]       # Adam's lr/sqrt(v_hat) explodes as v decays
     # A frozen v keeps AdaFix's bounded: it grows only as the bias correction 1/sqrt(1 - beta2^t) fades (6 -> 19).
     assert lr["AdaFix"][-1] < 10 * lr["AdaFix"][99]
+
+
+def test_adam_regimes_as_measured(results):
+    r = results["adam-regimes"]
+    assert r["b >> a (spikes)"]["spikes"] >= 3 and r["b >> a (spikes)"]["max"] > 1e-3
+    assert r["a ~ b (oscillation)"]["spikes"] == 0 and r["a ~ b (oscillation)"]["max"] < 1e-3
+    assert r["a >> b (risk)"]["median"] > 1e-2

@@ -2,7 +2,8 @@
 one and writes a PNG.
 
     PYTHONPATH=build/python python3 examples/seeds/seeds.py all --out build/seeds
-    ... seeds.py prop1 | prop2 | prop3 | rmsprop-cycle | adafix-figure1 | saddle | valleys | beta2-transition
+    ... seeds.py prop1 | prop2 | prop3 | rmsprop-cycle | adam-regimes | adafix-figure1 | saddle | valleys |
+                 beta2-transition
 
 All runs use float64 and adamcore's optimizers exactly as a user would (adamcore.Adam, AMSGrad, AdaFix, RMSprop).
 """
@@ -272,6 +273,30 @@ def beta2_transition(out, steps=30000, c=10.0):
     return {"grid": grid, "finals": finals}
 
 
+def adam_regimes(out, lr=0.01, steps=20000):
+    """Seed 003: Adam on x^2/2 behaves by a = (1 - beta2)/lr and b = (1 - beta1)/lr: large spikes when b >> a,
+    small oscillations when a ~ b, divergence risk when a >> b."""
+    regimes = {"b >> a (spikes)": (0.9, 0.999), "a ~ b (oscillation)": (0.99, 0.99), "a >> b (risk)": (0.999, 0.9)}
+    results, series = {}, []
+    for label, (beta1, beta2) in regimes.items():
+        x = np.array([1.0])
+        opt = adamcore.Adam([x], lr=lr, betas=(beta1, beta2), eps=1e-12)
+        xs = []
+        for _ in range(steps):
+            opt.step([x.copy()])
+            xs.append(abs(x[0]))
+        late = np.array(xs[steps // 2:])
+        spikes = int(np.sum((late[1:] > 10 * np.median(late)) & (late[:-1] <= 10 * np.median(late))))
+        results[label] = {"a": (1 - beta2) / lr, "b": (1 - beta1) / lr, "median": float(np.median(late)),
+                          "max": float(np.max(late)), "spikes": spikes}
+        r = results[label]
+        print(f"adam-regimes: {label:21s} a = {r['a']:5.1f}, b = {r['b']:5.1f}: late |x| median {r['median']:.2e}, "
+              f"max {r['max']:.2e}, spikes (10x the median) {spikes}")
+        series.append((np.arange(1, steps + 1), np.array(xs) + 1e-12, f"{label}: b1={beta1}, b2={beta2}"))
+    _plot(out, "adam_regimes.png", f"Seed 003: Adam on x^2/2, lr {lr}, |x| over time", series, xlabel="step")
+    return results
+
+
 def _plot(out, name, title, series, hline=None, hline2=None, xlabel="", logy=True, logx=False):
     import matplotlib
     matplotlib.use("Agg")
@@ -297,7 +322,8 @@ def _plot(out, name, title, series, hline=None, hline2=None, xlabel="", logy=Tru
 
 
 COMMANDS = {"prop1": prop1, "prop2": prop2, "prop3": prop3, "rmsprop-cycle": rmsprop_cycle,
-            "adafix-figure1": adafix_figure1, "saddle": saddle, "valleys": valleys, "beta2-transition": beta2_transition}
+            "adafix-figure1": adafix_figure1, "saddle": saddle, "valleys": valleys, "beta2-transition": beta2_transition,
+            "adam-regimes": adam_regimes}
 
 
 def main(argv=None):
