@@ -73,7 +73,7 @@ typedef enum adamcore_status {
     ADAMCORE_E_RESERVED = -21,           /* a reserved field is not 0 */
     ADAMCORE_E_STATE = -22,              /* missing, extra or wrongly sized state buffers for the options */
     ADAMCORE_E_DTYPE = -23,              /* unknown dtype, or a buffer of another dtype than the tensor's */
-    ADAMCORE_E_HANDLE = -24,             /* the optimizer handle is NULL */
+    ADAMCORE_E_HANDLE = -24,             /* the optimizer handle is NULL, already destroyed, or not one */
     ADAMCORE_E_INDEX = -25,              /* a group, tensor or state slot index is out of range */
     ADAMCORE_E_COUNT = -26,              /* a list does not have one entry per registered tensor */
     ADAMCORE_E_NO_MEMORY = -27,          /* the library could not allocate memory */
@@ -224,7 +224,9 @@ typedef struct adamcore_optimizer adamcore_optimizer;
 
 /** Create an optimizer whose group 0 has *config. Free it with adamcore_optimizer_destroy. */
 int adamcore_optimizer_create(const adamcore_config *config, adamcore_optimizer **out);
-/** Free the optimizer and the state it allocated. NULL is accepted and does nothing. */
+/** Free the optimizer and the state it allocated. NULL is accepted and does nothing. Every call checks its handle
+ *  against the live ones first: a destroyed handle used again, a second destroy, or a pointer that is not a handle
+ *  returns ADAMCORE_E_HANDLE and touches nothing. */
 int adamcore_optimizer_destroy(adamcore_optimizer *optimizer);
 
 /** Add a hyperparameter group (torch's param_groups) with the optimizer's algorithm; its index in *group. */

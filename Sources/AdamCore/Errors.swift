@@ -55,7 +55,8 @@ public struct AdamCoreError: Error, Equatable, Hashable, CustomStringConvertible
         case ADAMCORE_E_STATE.rawValue:
             return ("ADAMCORE_E_STATE", "state buffers do not match the algorithm's options (missing, extra or changed)")
         case ADAMCORE_E_DTYPE.rawValue: return ("ADAMCORE_E_DTYPE", "unknown dtype, or buffers of different dtypes")
-        case ADAMCORE_E_HANDLE.rawValue: return ("ADAMCORE_E_HANDLE", "the optimizer handle is NULL")
+        case ADAMCORE_E_HANDLE.rawValue:
+            return ("ADAMCORE_E_HANDLE", "the optimizer handle is NULL, already destroyed, or not an optimizer handle")
         case ADAMCORE_E_INDEX.rawValue: return ("ADAMCORE_E_INDEX", "a group, tensor or state slot index is out of range")
         case ADAMCORE_E_COUNT.rawValue:
             return ("ADAMCORE_E_COUNT", "a list does not have one entry per registered tensor")

@@ -2,6 +2,7 @@
 // core, and map a thrown AdamCoreError to its status. Nothing here decides an update rule.
 import AdamCore
 import CAdamCore
+import Synchronization
 #if arch(x86_64)
 import AdamCoreAVX2
 #endif
@@ -42,9 +43,16 @@ func config(_ p: UnsafePointer<adamcore_config>?) throws(AdamCoreError) -> adamc
     return p.pointee
 }
 
+/// The handles adamcore_optimizer_create returned and adamcore_optimizer_destroy has not yet freed. Every call
+/// checks its handle here before touching it, so a freed handle, a second destroy or a stray pointer is
+/// ADAMCORE_E_HANDLE instead of a crash. (A freed address that a new optimizer later reuses names that new one.)
+let liveHandles = Mutex<Set<UInt>>([])
+
 @inline(__always)
 func optimizer(_ handle: OpaquePointer?) throws(AdamCoreError) -> Optimizer {
-    guard let handle else { throw AdamCoreError(ADAMCORE_E_HANDLE) }
+    guard let handle, liveHandles.withLock({ $0.contains(UInt(bitPattern: handle)) }) else {
+        throw AdamCoreError(ADAMCORE_E_HANDLE)
+    }
     return Unmanaged<Optimizer>.fromOpaque(UnsafeRawPointer(handle)).takeUnretainedValue()
 }
 
@@ -255,13 +263,17 @@ public func adamcore_optimizer_create_(_ c: UnsafePointer<adamcore_config>?,
         let cfg = try config(c)
         guard let handleOut else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
         let opt = try Optimizer(Config(raw: cfg), kernels: activeKernels)
-        handleOut.pointee = OpaquePointer(Unmanaged.passRetained(opt).toOpaque())
+        let handle = OpaquePointer(Unmanaged.passRetained(opt).toOpaque())
+        _ = liveHandles.withLock { $0.insert(UInt(bitPattern: handle)) }
+        handleOut.pointee = handle
     }
 }
 
 @_cdecl("adamcore_optimizer_destroy")
 public func adamcore_optimizer_destroy_(_ handle: OpaquePointer?) -> Int32 {
-    if let handle { Unmanaged<Optimizer>.fromOpaque(UnsafeRawPointer(handle)).release() }
+    guard let handle else { return ADAMCORE_OK.rawValue }
+    guard liveHandles.withLock({ $0.remove(UInt(bitPattern: handle)) != nil }) else { return ADAMCORE_E_HANDLE.rawValue }
+    Unmanaged<Optimizer>.fromOpaque(UnsafeRawPointer(handle)).release()
     return ADAMCORE_OK.rawValue
 }
 

@@ -389,6 +389,17 @@ static void test_optimizer_errors(void) {
     CHECK(adamcore_optimizer_destroy(opt) == ADAMCORE_OK, "destroy");
     CHECK(adamcore_optimizer_destroy(fix) == ADAMCORE_OK, "destroy adafix");
     CHECK(adamcore_optimizer_destroy(NULL) == ADAMCORE_OK, "destroy NULL");
+
+    /* Freed and stray handles are refused, never dereferenced. */
+    EXPECT_STATUS(ADAMCORE_E_HANDLE, adamcore_optimizer_destroy(opt));                    /* double free */
+    EXPECT_STATUS(ADAMCORE_E_HANDLE, adamcore_optimizer_step(opt, grads, 2));              /* use after free */
+    EXPECT_STATUS(ADAMCORE_E_HANDLE, adamcore_optimizer_get_step(fix, &arena.step_out));
+    EXPECT_STATUS(ADAMCORE_E_HANDLE, adamcore_optimizer_add_tensor(opt, 0, ADAMCORE_FLOAT32, arena.other, NULL, N, NULL, 0, NULL));
+    adamcore_optimizer *stray = (adamcore_optimizer *)(void *)arena.other;                   /* not a handle at all */
+    EXPECT_STATUS(ADAMCORE_E_HANDLE, adamcore_optimizer_step(stray, NULL, 0));
+    EXPECT_STATUS(ADAMCORE_E_HANDLE, adamcore_optimizer_destroy(stray));
+    adamcore_optimizer *wild = (adamcore_optimizer *)(uintptr_t)0x10;                        /* unmapped memory */
+    EXPECT_STATUS(ADAMCORE_E_HANDLE, adamcore_optimizer_set_step(wild, 1));
 }
 
 int main(void) {
