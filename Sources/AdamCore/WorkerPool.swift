@@ -77,8 +77,11 @@ public final class WorkerPool: @unchecked Sendable {
         remaining.store(items, ordering: .relaxed)
         activeWorkers.store(helpers, ordering: .relaxed)
         let generation = ((ticket.load(ordering: .relaxed) >> Self.indexBits) &+ 1) & 0x7fff_ffff
-        ticket.store(generation << Self.indexBits, ordering: .releasing)   // publishes task and counts
-        if sleepers.load(ordering: .acquiring) > 0 {
+        // Publish (task and counts), then look for sleepers. A sleeping worker does the mirror image (count itself,
+        // then re-read the ticket); both pairs are sequentially consistent so they cannot miss each other. (Were a
+        // wake-up lost, the caller would still finish every item itself: slower, never stuck.)
+        ticket.store(generation << Self.indexBits, ordering: .sequentiallyConsistent)
+        if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
             pthread_mutex_lock(&mutex)
             pthread_cond_broadcast(&wake)
             pthread_mutex_unlock(&mutex)
