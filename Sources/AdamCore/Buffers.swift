@@ -37,10 +37,3 @@ struct ByteRange {
         start < other.end && other.start < end && start < end && other.start < other.end
     }
 }
-
-/// Validates an element count given as the C API's size_t.
-@inlinable
-func elementCount(_ count: UInt) throws(AdamCoreError) -> Int {
-    guard count <= UInt(Int.max) else { throw fail(ADAMCORE_E_LENGTH) }
-    return Int(count)
-}

@@ -118,8 +118,12 @@ public final class Optimizer {
                 given[k] = buffer
             }
         }
+        // Every buffer was validated above (or allocated here), so these ranges cannot fail.
+        let range = { (p: UnsafeMutableRawPointer?) in p.flatMap { try? kind.range($0, count) } ?? ByteRange.empty }
         tensors.append(Tensor(dtype: kind, group: group, count: count, param: param!, grad: grad,
-                              s0: given[0], s1: given[1], s2: given[2], ownsState: owns))
+                              s0: given[0], s1: given[1], s2: given[2], ownsState: owns,
+                              ownRanges: (paramRange, range(given[0]), range(given[1]), range(given[2])),
+                              gradRange: gradRange ?? ByteRange.empty))
         totalElements += count
         items = WorkItem.split(tensors)
         job.reserve(items: items.count, groups: groups.count)
@@ -337,27 +341,18 @@ struct Tensor {
     let grad: UnsafeRawPointer?
     let s0, s1, s2: UnsafeMutableRawPointer?
     let ownsState: Bool
+    /// Byte ranges of param and the state slots (empty when absent), and of the registered gradient, computed once
+    /// at registration: each step's overlap check reuses them.
+    let ownRanges: (ByteRange, ByteRange, ByteRange, ByteRange)
+    let gradRange: ByteRange
 
     func slot(_ k: Int) -> UnsafeMutableRawPointer? { k == 0 ? s0 : k == 1 ? s1 : k == 2 ? s2 : nil }
 
-    private var stride: Int { dtype == .float32 ? 4 : 8 }
-
-    private func range(_ p: UnsafeRawPointer) -> ByteRange {
-        // Validated at registration, so this cannot throw.
-        (try? dtype.range(p, count)) ?? ByteRange.empty
-    }
-
     func overlapsOwnBuffers(_ r: ByteRange) -> Bool {
-        if range(param).overlaps(r) { return true }
-        for k in 0..<3 { if let s = slot(k), range(s).overlaps(r) { return true } }
-        return false
+        ownRanges.0.overlaps(r) || ownRanges.1.overlaps(r) || ownRanges.2.overlaps(r) || ownRanges.3.overlaps(r)
     }
 
-    func overlaps(_ r: ByteRange) -> Bool {
-        if overlapsOwnBuffers(r) { return true }
-        if let grad, range(grad).overlaps(r) { return true }
-        return false
-    }
+    func overlaps(_ r: ByteRange) -> Bool { overlapsOwnBuffers(r) || gradRange.overlaps(r) }
 
     @inline(__always)
     private func streams<T: KernelScalar>(_ grad: UnsafeRawPointer, _: T.Type, from start: Int) -> Streams<T> {

@@ -15,9 +15,7 @@ public enum Step {
         expAvg: UnsafeMutablePointer<T>?, expAvgSq: UnsafeMutablePointer<T>?, maxExpAvgSq: UnsafeMutablePointer<T>?,
         kernels: KernelSet = .baseline
     ) throws(AdamCoreError) {
-        let c = try ValidConfig(config)
-        guard c.algorithm == .adam else { throw fail(ADAMCORE_E_ALGORITHM) }
-        try checkStep(step)
+        let c = try validated(config, for: .adam, step: step)
         let amsgrad = c.flags.contains(.amsgrad)
         let s = try streams(count, param, grad, expAvg, expAvgSq, maxExpAvgSq, required: amsgrad ? 3 : 2)
         let variant = AdamVariant(hasL2: hasL2(c), decoupled: hasDecoupledDecay(c), amsgrad: amsgrad, updateV: true, trackStep: false, saveGradient: false)
@@ -33,11 +31,9 @@ public enum Step {
         expAvg: UnsafeMutablePointer<T>?, expAvgSq: UnsafeMutablePointer<T>?, lipschitz: Double,
         kernels: KernelSet = .baseline
     ) throws(AdamCoreError) -> adamcore_adafix_result {
-        let c = try ValidConfig(config)
-        guard c.algorithm == .adafix else { throw fail(ADAMCORE_E_ALGORITHM) }
+        let c = try validated(config, for: .adafix, step: step)
         // The next-gradient mode needs the optimizer object, which keeps the previous gradient.
         guard !c.flags.contains(.adafixNextGradient) else { throw fail(ADAMCORE_E_FLAGS) }
-        try checkStep(step)
         guard lipschitz.isFinite, lipschitz >= 0 else { throw fail(ADAMCORE_E_LIPSCHITZ) }
         let s = try streams(count, param, grad, expAvg, expAvgSq, nil, required: 2)
         let maxAbs = chunked(count, inline: T.maxAbs(kernels)(s.grad, count), MaxAbsChunk(kernel: T.maxAbs(kernels), a: s.grad))
@@ -57,9 +53,9 @@ public enum Step {
     ) throws(AdamCoreError) -> Double {
         guard lipschitz.isFinite, lipschitz >= 0 else { throw fail(ADAMCORE_E_LIPSCHITZ) }
         guard stepNormSquared.isFinite, stepNormSquared >= 0 else { throw fail(ADAMCORE_E_NONFINITE) }
-        let a = try ByteRange(grad, count: count, of: T.self)
-        let b = try ByteRange(newGrad, count: count, of: T.self)
-        _ = (a, b) // reading overlapping inputs is harmless
+        // Both are only read, so they may overlap; they must be valid buffers.
+        _ = try ByteRange(grad, count: count, of: T.self)
+        _ = try ByteRange(newGrad, count: count, of: T.self)
         let diff = chunked(count, inline: T.diffNormSquared(kernels)(grad!, newGrad!, count),
                            DifferenceChunk(kernel: T.diffNormSquared(kernels), a: grad!, b: newGrad!))
         return try raiseLipschitz(lipschitz, diffNormSquared: diff, stepNormSquared: stepNormSquared)
@@ -71,9 +67,7 @@ public enum Step {
         _ config: adamcore_config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
         momentumBuffer: UnsafeMutablePointer<T>?, kernels: KernelSet = .baseline
     ) throws(AdamCoreError) {
-        let c = try ValidConfig(config)
-        guard c.algorithm == .sgd else { throw fail(ADAMCORE_E_ALGORITHM) }
-        try checkStep(step)
+        let c = try validated(config, for: .sgd, step: step)
         let s = try streams(count, param, grad, momentumBuffer, nil, nil, required: c.stateCount)
         let coefficients = SGDCoefficients<T>(config), variant = sgdVariant(c, step: step)
         _ = chunked(count, inline: T.sgd(kernels)(s, count, coefficients, variant),
@@ -87,9 +81,7 @@ public enum Step {
         squareAvg: UnsafeMutablePointer<T>?, gradAvg: UnsafeMutablePointer<T>?, momentumBuffer: UnsafeMutablePointer<T>?,
         kernels: KernelSet = .baseline
     ) throws(AdamCoreError) {
-        let c = try ValidConfig(config)
-        guard c.algorithm == .rmsprop else { throw fail(ADAMCORE_E_ALGORITHM) }
-        try checkStep(step)
+        let c = try validated(config, for: .rmsprop, step: step)
         let centered = c.flags.contains(.centered), momentum = config.momentum > 0
         // The named C arguments, checked for presence, then packed into the kernel's slot order.
         guard squareAvg != nil, gradAvg != nil || !centered, momentumBuffer != nil || !momentum else {
@@ -109,9 +101,7 @@ public enum Step {
         _ config: adamcore_config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
         stateSum: UnsafeMutablePointer<T>?, kernels: KernelSet = .baseline
     ) throws(AdamCoreError) {
-        let c = try ValidConfig(config)
-        guard c.algorithm == .adagrad else { throw fail(ADAMCORE_E_ALGORITHM) }
-        try checkStep(step)
+        let c = try validated(config, for: .adagrad, step: step)
         let s = try streams(count, param, grad, stateSum, nil, nil, required: 1)
         let coefficients = AdagradCoefficients<T>(config, step: step), l2 = hasL2(c)
         _ = chunked(count, inline: T.adagrad(kernels)(s, count, coefficients, l2),
@@ -259,9 +249,14 @@ public enum Step {
 
     // MARK: Shared checks
 
+    /// The prologue of every stateless step: a valid config of `algorithm`, and step >= 1.
     @inlinable
-    static func checkStep(_ step: Int64) throws(AdamCoreError) {
+    static func validated(_ config: adamcore_config, for algorithm: Algorithm, step: Int64)
+        throws(AdamCoreError) -> ValidConfig {
+        let c = try ValidConfig(config)
+        guard c.algorithm == algorithm else { throw fail(ADAMCORE_E_ALGORITHM) }
         guard step >= 1 else { throw fail(ADAMCORE_E_STEP) }
+        return c
     }
 
     /// Validates param, grad and the state pointers (the first `required` non-NULL, the rest NULL), their sizes,
