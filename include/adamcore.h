@@ -3,8 +3,9 @@
  *
  * This header is the contract. Every type the library uses is defined here once; the Swift core sees the same
  * definitions through a module map. Every function returns an int status: ADAMCORE_OK (0) or a negative
- * ADAMCORE_E_* code. On any error no caller buffer and no optimizer state has been modified, nothing has been
- * printed, and the process has not been aborted.
+ * ADAMCORE_E_* code (the optimizer step calls may also return ADAMCORE_STEP_SKIPPED, 1, which is not an error).
+ * On any error no caller buffer and no optimizer state has been modified, nothing has been printed, and the process
+ * has not been aborted.
  *
  * Conventions
  *   - Counts are element counts (not bytes). Buffers of float must be 4-byte aligned, of double 8-byte aligned.
@@ -50,12 +51,14 @@ const char *adamcore_version_string(void);
 
 typedef enum adamcore_status {
     ADAMCORE_OK = 0,
+    ADAMCORE_STEP_SKIPPED = 1,           /* not an error: found_inf was set, or the non-finite guard found NaN or Inf
+                                            in a gradient; the step wrote nothing and the step count stayed */
     ADAMCORE_E_NULL_POINTER = -1,        /* a required pointer is NULL */
     ADAMCORE_E_LENGTH = -2,              /* buffers of different lengths, or a count reaching past the address space */
     ADAMCORE_E_OVERLAP = -3,             /* two buffers of one call overlap */
     ADAMCORE_E_MISALIGNED = -4,          /* a buffer is not aligned to its element size */
     ADAMCORE_E_STEP = -5,                /* step < 1, or the step count would overflow */
-    ADAMCORE_E_CONFIG_SIZE = -6,         /* config->struct_size is not sizeof(adamcore_config) */
+    ADAMCORE_E_CONFIG_SIZE = -6,         /* a struct's struct_size is not its sizeof (adamcore_config, _step_options) */
     ADAMCORE_E_ALGORITHM = -7,           /* unknown algorithm, or a call made for another algorithm */
     ADAMCORE_E_FLAGS = -8,               /* unknown flag, or a flag the algorithm does not take */
     ADAMCORE_E_LR = -9,                  /* lr is not finite and >= 0 */
@@ -80,7 +83,11 @@ typedef enum adamcore_status {
     ADAMCORE_E_SEQUENCE = -28,           /* the call is not valid in the optimizer's current state */
     ADAMCORE_E_NONFINITE = -29,          /* a value that must be finite is NaN or infinite */
     ADAMCORE_E_LIPSCHITZ = -30,          /* an AdaFix Lipschitz estimate is not finite and >= 0 */
-    ADAMCORE_E_THREADS = -31             /* a thread count is not 0 (automatic) or 1..256 */
+    ADAMCORE_E_THREADS = -31,            /* a thread count is not 0 (automatic) or 1..256 */
+    ADAMCORE_E_GRAD_SCALE = -32,         /* grad_scale is not finite and > 0 (or not 1 for AdaFix: ADAMCORE_E_ALGORITHM) */
+    ADAMCORE_E_IO = -33,                 /* a checkpoint file could not be opened, read, written, synced or renamed */
+    ADAMCORE_E_FORMAT = -34,             /* the bytes are not an adamcore checkpoint in the safetensors format */
+    ADAMCORE_E_MISMATCH = -35            /* the checkpoint is well formed but does not fit the optimizer */
 } adamcore_status;
 
 /** The enumerator's name, e.g. "ADAMCORE_E_BETA1"; "ADAMCORE_E_UNKNOWN" for a value not listed. Never NULL. */
@@ -265,6 +272,35 @@ int adamcore_optimizer_state_buffer(adamcore_optimizer *optimizer, size_t tensor
  * For AdaFix the gate is one decision over all tensors.
  */
 int adamcore_optimizer_step(adamcore_optimizer *optimizer, const void *const *grads, size_t count);
+
+/* Per-call options of adamcore_optimizer_step_with_options. Initialise with adamcore_step_options_init. */
+typedef struct adamcore_step_options {
+    uint32_t struct_size; /* sizeof(adamcore_step_options) */
+    uint32_t found_inf;   /* nonzero: skip this step (AMP found an inf or NaN while unscaling): ADAMCORE_STEP_SKIPPED */
+    double grad_scale;    /* the gradients are the true ones times this (AMP's loss scale); 1 = none. Finite, > 0.
+                             Divided out exactly for powers of two (as AMP's scalers use); not for AdaFix. */
+} adamcore_step_options;
+
+/** Set struct_size, found_inf = 0 and grad_scale = 1. */
+int adamcore_step_options_init(adamcore_step_options *options);
+/** adamcore_optimizer_step with options (NULL: the defaults). ADAMCORE_STEP_SKIPPED if found_inf is set or the
+ *  guard found a non-finite gradient value; then nothing was written and the step count is unchanged. */
+int adamcore_optimizer_step_with_options(adamcore_optimizer *optimizer, const void *const *grads, size_t count,
+                                         const adamcore_step_options *options);
+
+/**
+ * The non-finite guard (off by default). When on, every step first counts NaN and +-Inf values in all of its
+ * gradients (one extra read of them) and, if there is any, skips the whole step for every tensor: nothing is
+ * written, the step count stays, and the call returns ADAMCORE_STEP_SKIPPED.
+ * With the guard off a non-finite gradient value is used as given: NaN or Inf reaches that element's parameter and
+ * state (and, for AdaFix, the step norm and hence L), while every other element updates normally.
+ */
+int adamcore_optimizer_set_nonfinite_guard(adamcore_optimizer *optimizer, int enabled);
+int adamcore_optimizer_get_nonfinite_guard(adamcore_optimizer *optimizer, int *enabled);
+/** Steps skipped so far (by found_inf or the guard), and the non-finite values the guard counted in the last
+ *  step's gradients (0 when the guard is off). Either pointer may be NULL. */
+int adamcore_optimizer_get_skipped_steps(adamcore_optimizer *optimizer, int64_t *skipped,
+                                         uint64_t *last_nonfinite_count);
 
 /**
  * AdaFix only, after a step and unless ADAMCORE_FLAG_ADAFIX_NEXT_GRADIENT: supply g' (the same minibatch's

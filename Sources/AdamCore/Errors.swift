@@ -68,12 +68,24 @@ public struct AdamCoreError: Error, Equatable, Hashable, CustomStringConvertible
             return ("ADAMCORE_E_LIPSCHITZ", "the AdaFix Lipschitz estimate must be finite and >= 0")
         case ADAMCORE_E_THREADS.rawValue:
             return ("ADAMCORE_E_THREADS", "a thread count must be 0 (automatic) or 1..256")
+        case ADAMCORE_E_GRAD_SCALE.rawValue:
+            return ("ADAMCORE_E_GRAD_SCALE", "grad_scale must be finite and > 0")
+        case ADAMCORE_E_IO.rawValue: return ("ADAMCORE_E_IO", "a checkpoint file could not be read, written or renamed")
+        case ADAMCORE_E_FORMAT.rawValue:
+            return ("ADAMCORE_E_FORMAT", "the bytes are not an adamcore checkpoint in the safetensors format")
+        case ADAMCORE_E_MISMATCH.rawValue:
+            return ("ADAMCORE_E_MISMATCH",
+                    "the checkpoint does not match the optimizer (algorithm, groups, tensors, dtypes or shapes)")
+        case ADAMCORE_STEP_SKIPPED.rawValue:
+            return ("ADAMCORE_STEP_SKIPPED", "the step was skipped (found_inf, or the guard found NaN or Inf in a gradient)")
         default: return ("ADAMCORE_E_UNKNOWN", "unknown status code")
         }
     }
 
-    /// Every status the library can return, ADAMCORE_OK first (for tests and bindings).
-    public static let allCodes: [Int32] = [0] + (1...31).map { -Int32($0) }
+    /// Every status the library can return: ADAMCORE_OK, ADAMCORE_STEP_SKIPPED, then the errors.
+    public static let allCodes: [Int32] = [0, 1] + (1...lastErrorNumber).map { -Int32($0) }
+    /// -ADAMCORE_E_MISMATCH, the last error code.
+    public static let lastErrorNumber: Int32 = 35
 }
 
 /// Shorthand used by validation code.

@@ -17,6 +17,8 @@ public struct KernelSet: @unchecked Sendable {
     public let maxAbs64: (UnsafePointer<Double>, Int) -> Double
     public let diffNormSquared32: (UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Double
     public let diffNormSquared64: (UnsafePointer<Double>, UnsafePointer<Double>, Int) -> Double
+    public let nonFiniteCount32: (UnsafePointer<Float>, Int) -> Double
+    public let nonFiniteCount64: (UnsafePointer<Double>, Int) -> Double
 
     /// Instantiates every kernel with policy P, in the module that calls this (and so with that module's flags).
     @inlinable
@@ -34,6 +36,8 @@ public struct KernelSet: @unchecked Sendable {
         maxAbs64 = { maxAbsKernel(P.self, $0, $1) }
         diffNormSquared32 = { diffNormSquaredKernel(P.self, $0, $1, $2) }
         diffNormSquared64 = { diffNormSquaredKernel(P.self, $0, $1, $2) }
+        nonFiniteCount32 = { nonFiniteCountKernel(P.self, $0, $1) }
+        nonFiniteCount64 = { nonFiniteCountKernel(P.self, $0, $1) }
     }
 
     /// The portable kernels: separate multiply and add, compiled for the baseline CPU.

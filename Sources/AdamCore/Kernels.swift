@@ -138,20 +138,24 @@ public struct AdamCoefficients<T: KernelScalar> {
     public var eps: T
     public var negStepSize: T          // -lr / bc1
 
+    /// `gradScale`: the gradients arrive multiplied by it (AMP's loss scale). With h' = g + s*wd*scale*p = scale*h,
+    /// the updates take (1-beta1)/scale and (1-beta2)/scale^2 instead: for a power of two (every AMP scaler's) each
+    /// product is exactly the one with the unscaled gradient, so the step is bitwise the unscaled step.
     @inlinable
-    public init(_ c: adamcore_config, step: Int64) {
+    public init(_ c: adamcore_config, step: Int64, gradScale: Double = 1) {
         let t = Double(step)
+        let inverse = 1 / gradScale
         let bias = (c.flags & ADAMCORE_FLAG_NO_BIAS_CORRECTION.rawValue) == 0
         let bc1 = bias ? 1 - pow(c.beta1, t) : 1
         let bc2 = bias ? 1 - pow(c.beta2, t) : 1
         let optaxOrder = (c.flags & ADAMCORE_FLAG_AMSGRAD_OPTAX_ORDER.rawValue) != 0
         let sign: Double = (c.flags & ADAMCORE_FLAG_MAXIMIZE.rawValue) != 0 ? -1 : 1
-        signedL2 = T(sign * c.weight_decay)
+        signedL2 = T(sign * c.weight_decay * gradScale)
         decay = T(1 - c.lr * c.weight_decay)
         beta1 = T(c.beta1)
-        signedOneMinusBeta1 = T(sign * (1 - c.beta1))
+        signedOneMinusBeta1 = T(sign * (1 - c.beta1) * inverse)
         beta2 = T(c.beta2)
-        oneMinusBeta2 = T(1 - c.beta2)
+        oneMinusBeta2 = T(1 - c.beta2) * T(inverse * inverse)
         amsScale = optaxOrder ? T(1 / bc2) : 1
         denomScale = optaxOrder ? 1 : T(1 / bc2)
         epsRoot = T(c.eps_root)
@@ -260,9 +264,10 @@ public struct SGDCoefficients<T: KernelScalar> {
     public var oneMinusDampening: T
     public var negLr: T
 
+    /// `gradScale`: the gradients arrive multiplied by it (AMP); the sign factor divides it out first.
     @inlinable
-    public init(_ c: adamcore_config) {
-        sign = (c.flags & ADAMCORE_FLAG_MAXIMIZE.rawValue) != 0 ? -1 : 1
+    public init(_ c: adamcore_config, gradScale: Double = 1) {
+        sign = T(((c.flags & ADAMCORE_FLAG_MAXIMIZE.rawValue) != 0 ? -1 : 1) / gradScale)
         l2 = T(c.weight_decay)
         momentum = T(c.momentum)
         oneMinusDampening = T(1 - c.dampening)
@@ -333,9 +338,10 @@ public struct RMSpropCoefficients<T: KernelScalar> {
     public var momentum: T
     public var negLr: T
 
+    /// `gradScale`: the gradients arrive multiplied by it (AMP); the sign factor divides it out first.
     @inlinable
-    public init(_ c: adamcore_config) {
-        sign = (c.flags & ADAMCORE_FLAG_MAXIMIZE.rawValue) != 0 ? -1 : 1
+    public init(_ c: adamcore_config, gradScale: Double = 1) {
+        sign = T(((c.flags & ADAMCORE_FLAG_MAXIMIZE.rawValue) != 0 ? -1 : 1) / gradScale)
         l2 = T(c.weight_decay)
         alpha = T(c.alpha)
         oneMinusAlpha = T(1 - c.alpha)
@@ -419,9 +425,10 @@ public struct AdagradCoefficients<T: KernelScalar> {
     public var eps: T
     public var negClr: T            // -lr / (1 + (step - 1) * lr_decay)
 
+    /// `gradScale`: the gradients arrive multiplied by it (AMP); the sign factor divides it out first.
     @inlinable
-    public init(_ c: adamcore_config, step: Int64) {
-        sign = (c.flags & ADAMCORE_FLAG_MAXIMIZE.rawValue) != 0 ? -1 : 1
+    public init(_ c: adamcore_config, step: Int64, gradScale: Double = 1) {
+        sign = T(((c.flags & ADAMCORE_FLAG_MAXIMIZE.rawValue) != 0 ? -1 : 1) / gradScale)
         l2 = T(c.weight_decay)
         eps = T(c.eps)
         let decayed: Double = 1 + Double(step - 1) * c.lr_decay
@@ -476,6 +483,16 @@ public func maxAbsKernel<T: KernelScalar, P: ArithmeticPolicy>(_: P.Type, _ a: U
         i &+= 1
     }
     return result
+}
+
+/// The number of NaN and +-Inf values in a[0..<n] (the non-finite guard's pass).
+@inlinable
+public func nonFiniteCountKernel<T: KernelScalar, P: ArithmeticPolicy>(_: P.Type, _ a: UnsafePointer<T>, _ n: Int) -> Double {
+    let s = Streams(param: UnsafeMutablePointer(mutating: a), grad: a, s0: UnsafeMutablePointer(mutating: a),
+                    s1: UnsafeMutablePointer(mutating: a), s2: UnsafeMutablePointer(mutating: a))
+    return forEachVector(P.self, s, count: n, states: 0, readOnly: true, accumulate: true) { s, i in
+        T.vectorNonFinite(load(s.grad, i))
+    }
 }
 
 /// sum (a[i] - b[i])^2, in the same blocked order as the update kernels.

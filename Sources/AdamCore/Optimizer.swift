@@ -28,6 +28,13 @@ public final class Optimizer {
     public private(set) var vUpdated = true
     /// AdaFix: ||x_{t+1} - x_t||^2 of the last step, while a Lipschitz estimate may still use it.
     public private(set) var lastStepNormSquared: Double?
+    /// The non-finite guard: when on, every step first counts NaN and +-Inf values in all gradients and, if there
+    /// are any, skips the whole step (nothing is written, the step count stays).
+    public var guardsNonFinite = false
+    /// Steps skipped by the guard or by `StepOptions.foundInf`.
+    public private(set) var skippedSteps: Int64 = 0
+    /// NaN and +-Inf values the guard counted in the last step's gradients (0 when the guard is off).
+    public private(set) var lastNonFiniteCount = 0
 
     public init(_ config: Config, kernels: KernelSet = .baseline) throws(AdamCoreError) {
         let c = try ValidConfig(config.raw)
@@ -185,12 +192,30 @@ public final class Optimizer {
     // MARK: Stepping
 
     /// One step of every tensor with its registered gradient.
-    public func step() throws(AdamCoreError) { try step(grads: nil, count: tensors.count) }
+    @discardableResult
+    public func step(_ options: StepOptions = StepOptions()) throws(AdamCoreError) -> StepOutcome {
+        try step(grads: nil, count: tensors.count, options: options)
+    }
 
     /// One step; `grads` holds one gradient pointer per tensor in registration order (nil: the registered ones).
-    public func step(grads: UnsafePointer<UnsafeRawPointer?>?, count: Int) throws(AdamCoreError) {
+    /// Returns `.skipped` (and writes nothing) when `options.foundInf` is set or the guard finds a non-finite value.
+    @discardableResult
+    public func step(grads: UnsafePointer<UnsafeRawPointer?>?, count: Int,
+                     options: StepOptions = StepOptions()) throws(AdamCoreError) -> StepOutcome {
         guard stepCount < Int64.max else { throw fail(ADAMCORE_E_STEP) }
         try checkGradients(grads, count: count)
+        try options.validate(for: algorithm)
+        if options.foundInf {
+            skippedSteps += 1
+            return .skipped
+        }
+        if guardsNonFinite {
+            lastNonFiniteCount = Int(runJob(.nonFinite, grads: grads))
+            if lastNonFiniteCount > 0 {
+                skippedSteps += 1
+                return .skipped
+            }
+        }
         let t = stepCount + 1
         let isAdaFix = algorithm == .adafix
         let nextGradient = isAdaFix && groups[0].flags.contains(.adafixNextGradient)
@@ -209,7 +234,9 @@ public final class Optimizer {
             }
         }
 
-        for g in groups.indices { coefficients[g] = GroupCoefficients(groups[g], step: t, updateV: updateV) }
+        for g in groups.indices {
+            coefficients[g] = GroupCoefficients(groups[g], step: t, updateV: updateV, gradScale: options.gradScale)
+        }
         let stepNormSquared = coefficients.withUnsafeBufferPointer { c in
             job.coefficients = c.baseAddress
             defer { job.coefficients = nil }
@@ -221,6 +248,7 @@ public final class Optimizer {
             vUpdated = updateV
             lastStepNormSquared = stepNormSquared
         }
+        return .applied
     }
 
     /// AdaFix (exact mode): L = max(L, ||g' - g|| / ||x_{t+1} - x_t||) with the gradients of the last step (`grads`,
@@ -276,6 +304,34 @@ public final class Optimizer {
 
 }
 
+// MARK: - Step options
+
+/// Per-call options of `Optimizer.step` (the C API's adamcore_step_options).
+public struct StepOptions: Sendable, Equatable {
+    /// The gradients are the true gradients times this (AMP's loss scale); the step divides it out. Finite, > 0;
+    /// exact for powers of two. Not for AdaFix, whose Lipschitz estimate compares gradients across steps.
+    public var gradScale: Double
+    /// Skip this step (AMP found an inf or NaN while unscaling): nothing is written, the step count stays.
+    public var foundInf: Bool
+
+    public init(gradScale: Double = 1, foundInf: Bool = false) {
+        self.gradScale = gradScale
+        self.foundInf = foundInf
+    }
+
+    func validate(for algorithm: Algorithm) throws(AdamCoreError) {
+        guard gradScale.isFinite, gradScale > 0 else { throw fail(ADAMCORE_E_GRAD_SCALE) }
+        if gradScale != 1, algorithm == .adafix { throw fail(ADAMCORE_E_ALGORITHM) }
+    }
+}
+
+/// What a step did.
+public enum StepOutcome: Sendable, Equatable {
+    case applied
+    /// Nothing was written: `StepOptions.foundInf` was set, or the guard found NaN or +-Inf in a gradient.
+    case skipped
+}
+
 // MARK: - Per-tensor records
 
 enum DType {
@@ -316,19 +372,23 @@ enum GroupCoefficients {
     case rmsprop(RMSpropCoefficients<Float>, RMSpropCoefficients<Double>, RMSpropVariant)
     case adagrad(AdagradCoefficients<Float>, AdagradCoefficients<Double>, Bool)
 
-    init(_ c: ValidConfig, step: Int64, updateV: Bool) {
+    init(_ c: ValidConfig, step: Int64, updateV: Bool, gradScale: Double) {
         switch c.algorithm {
         case .adam, .adafix:
             let adafix = c.algorithm == .adafix
             let variant = AdamVariant(hasL2: hasL2(c), decoupled: hasDecoupledDecay(c), amsgrad: c.flags.contains(.amsgrad), updateV: updateV,
                                       trackStep: adafix, saveGradient: adafix && c.flags.contains(.adafixNextGradient))
-            self = .adam(AdamCoefficients(c.raw, step: step), AdamCoefficients(c.raw, step: step), variant)
+            self = .adam(AdamCoefficients(c.raw, step: step, gradScale: gradScale),
+                         AdamCoefficients(c.raw, step: step, gradScale: gradScale), variant)
         case .sgd:
-            self = .sgd(SGDCoefficients(c.raw), SGDCoefficients(c.raw), sgdVariant(c, step: step))
+            self = .sgd(SGDCoefficients(c.raw, gradScale: gradScale), SGDCoefficients(c.raw, gradScale: gradScale),
+                        sgdVariant(c, step: step))
         case .rmsprop:
-            self = .rmsprop(RMSpropCoefficients(c.raw), RMSpropCoefficients(c.raw), rmspropVariant(c))
+            self = .rmsprop(RMSpropCoefficients(c.raw, gradScale: gradScale),
+                            RMSpropCoefficients(c.raw, gradScale: gradScale), rmspropVariant(c))
         case .adagrad:
-            self = .adagrad(AdagradCoefficients(c.raw, step: step), AdagradCoefficients(c.raw, step: step), hasL2(c))
+            self = .adagrad(AdagradCoefficients(c.raw, step: step, gradScale: gradScale),
+                            AdagradCoefficients(c.raw, step: step, gradScale: gradScale), hasL2(c))
         }
     }
 }
@@ -385,6 +445,11 @@ struct Tensor {
             : k.maxAbs64(grad.assumingMemoryBound(to: Double.self) + range.lowerBound, range.count)
     }
 
+    func nonFiniteCount(_ grad: UnsafeRawPointer, _ k: KernelSet, _ range: Range<Int>) -> Double {
+        dtype == .float32 ? k.nonFiniteCount32(grad.assumingMemoryBound(to: Float.self) + range.lowerBound, range.count)
+            : k.nonFiniteCount64(grad.assumingMemoryBound(to: Double.self) + range.lowerBound, range.count)
+    }
+
     func diffNormSquared(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ k: KernelSet, _ range: Range<Int>) -> Double {
         let at = range.lowerBound, n = range.count
         return dtype == .float32
@@ -437,7 +502,7 @@ struct WorkItem {
 /// Everything threads write goes to raw buffers (a Swift array mutated from several threads is an exclusivity
 /// violation even at distinct indices).
 final class StepJob: ParallelTask {
-    enum Phase { case update, gate, difference, differenceFromPrevious }
+    enum Phase { case update, gate, difference, differenceFromPrevious, nonFinite }
 
     let kernels: KernelSet
     var phase = Phase.update
@@ -487,6 +552,8 @@ final class StepJob: ParallelTask {
                 total += tensor.diffNormSquared(g, others![index]!, kernels, range)
             case .differenceFromPrevious:
                 total += tensor.diffNormSquared(g, tensor.s2!, kernels, range)
+            case .nonFinite:
+                total += tensor.nonFiniteCount(g, kernels, range)
             }
         }
         partials[item] = total

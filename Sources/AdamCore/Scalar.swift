@@ -10,6 +10,8 @@ public protocol KernelScalar: BinaryFloatingPoint & SIMDScalar & Codable where S
     /// Lane-wise maximum ignoring a NaN operand.
     static func vectorMaxIgnoringNaN(_ a: Vector, _ b: Vector) -> Vector
     static func vectorAbs(_ x: Vector) -> Vector
+    /// 1 in the lanes holding NaN or +-Inf, else 0.
+    static func vectorNonFinite(_ x: Vector) -> Vector
     /// The dtype code of the C API.
     static var dtype: adamcore_dtype { get }
 }
@@ -24,6 +26,8 @@ extension Float: KernelScalar {
     public static func vectorMaxIgnoringNaN(_ a: Vector, _ b: Vector) -> Vector { adamcore_shim_max_f32x16(a, b) }
     @inlinable @inline(__always)
     public static func vectorAbs(_ x: Vector) -> Vector { adamcore_shim_abs_f32x16(x) }
+    @inlinable @inline(__always)
+    public static func vectorNonFinite(_ x: Vector) -> Vector { adamcore_shim_nonfinite_f32x16(x) }
     @inlinable public static var dtype: adamcore_dtype { ADAMCORE_FLOAT32 }
 }
 
@@ -37,6 +41,8 @@ extension Double: KernelScalar {
     public static func vectorMaxIgnoringNaN(_ a: Vector, _ b: Vector) -> Vector { adamcore_shim_max_f64x8(a, b) }
     @inlinable @inline(__always)
     public static func vectorAbs(_ x: Vector) -> Vector { adamcore_shim_abs_f64x8(x) }
+    @inlinable @inline(__always)
+    public static func vectorNonFinite(_ x: Vector) -> Vector { adamcore_shim_nonfinite_f64x8(x) }
     @inlinable public static var dtype: adamcore_dtype { ADAMCORE_FLOAT64 }
 }
 

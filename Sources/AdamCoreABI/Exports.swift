@@ -361,10 +361,68 @@ public func adamcore_optimizer_state_buffer_(_ handle: OpaquePointer?, _ tensor:
     }
 }
 
+/// A step's status: ADAMCORE_STEP_SKIPPED when it wrote nothing by design.
+@inline(__always)
+func stepStatus(_ body: () throws(AdamCoreError) -> StepOutcome) -> Int32 {
+    do {
+        return try body() == .applied ? ADAMCORE_OK.rawValue : ADAMCORE_STEP_SKIPPED.rawValue
+    } catch {
+        return error.code
+    }
+}
+
 @_cdecl("adamcore_optimizer_step")
 public func adamcore_optimizer_step_(_ handle: OpaquePointer?, _ grads: UnsafePointer<UnsafeRawPointer?>?,
                                      _ n: UInt) -> Int32 {
-    status { () throws(AdamCoreError) in try optimizer(handle).step(grads: grads, count: position(n)) }
+    stepStatus { () throws(AdamCoreError) in try optimizer(handle).step(grads: grads, count: position(n)) }
+}
+
+@_cdecl("adamcore_step_options_init")
+public func adamcore_step_options_init_(_ options: UnsafeMutablePointer<adamcore_step_options>?) -> Int32 {
+    guard let options else { return ADAMCORE_E_NULL_POINTER.rawValue }
+    options.pointee = adamcore_step_options(struct_size: UInt32(MemoryLayout<adamcore_step_options>.size),
+                                            found_inf: 0, grad_scale: 1)
+    return ADAMCORE_OK.rawValue
+}
+
+@_cdecl("adamcore_optimizer_step_with_options")
+public func adamcore_optimizer_step_with_options_(_ handle: OpaquePointer?, _ grads: UnsafePointer<UnsafeRawPointer?>?,
+                                                  _ n: UInt, _ options: UnsafePointer<adamcore_step_options>?) -> Int32 {
+    stepStatus { () throws(AdamCoreError) in
+        let opt = try optimizer(handle)
+        var parsed = StepOptions()
+        if let options {
+            guard options.pointee.struct_size == UInt32(MemoryLayout<adamcore_step_options>.size) else {
+                throw AdamCoreError(ADAMCORE_E_CONFIG_SIZE)
+            }
+            parsed = StepOptions(gradScale: options.pointee.grad_scale, foundInf: options.pointee.found_inf != 0)
+        }
+        return try opt.step(grads: grads, count: position(n), options: parsed)
+    }
+}
+
+@_cdecl("adamcore_optimizer_set_nonfinite_guard")
+public func adamcore_optimizer_set_nonfinite_guard_(_ handle: OpaquePointer?, _ enabled: Int32) -> Int32 {
+    status { () throws(AdamCoreError) in try optimizer(handle).guardsNonFinite = enabled != 0 }
+}
+
+@_cdecl("adamcore_optimizer_get_nonfinite_guard")
+public func adamcore_optimizer_get_nonfinite_guard_(_ handle: OpaquePointer?, _ enabled: UnsafeMutablePointer<Int32>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        let opt = try optimizer(handle)
+        guard let enabled else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
+        enabled.pointee = opt.guardsNonFinite ? 1 : 0
+    }
+}
+
+@_cdecl("adamcore_optimizer_get_skipped_steps")
+public func adamcore_optimizer_get_skipped_steps_(_ handle: OpaquePointer?, _ skipped: UnsafeMutablePointer<Int64>?,
+                                                  _ lastNonFinite: UnsafeMutablePointer<UInt64>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        let opt = try optimizer(handle)
+        skipped?.pointee = opt.skippedSteps
+        lastNonFinite?.pointee = UInt64(opt.lastNonFiniteCount)
+    }
 }
 
 @_cdecl("adamcore_optimizer_adafix_observe")

@@ -33,6 +33,19 @@ static inline adamcore_shim_f64x8 adamcore_shim_max_f64x8(adamcore_shim_f64x8 a,
 static inline adamcore_shim_f32x16 adamcore_shim_abs_f32x16(adamcore_shim_f32x16 x) { return __builtin_elementwise_abs(x); }
 static inline adamcore_shim_f64x8 adamcore_shim_abs_f64x8(adamcore_shim_f64x8 x) { return __builtin_elementwise_abs(x); }
 
+/* 1 in the lanes holding NaN or +-Inf, else 0 (|x| <= max fails for both): a count, not a mask, so a kernel can
+ * sum it like any other vector. */
+typedef int32_t adamcore_shim_i32x16 __attribute__((ext_vector_type(16)));
+typedef int64_t adamcore_shim_i64x8 __attribute__((ext_vector_type(8)));
+static inline adamcore_shim_f32x16 adamcore_shim_nonfinite_f32x16(adamcore_shim_f32x16 x) {
+    adamcore_shim_i32x16 finite = __builtin_elementwise_abs(x) <= 3.40282346638528859812e+38f; /* -1 or 0 */
+    return __builtin_convertvector(finite + 1, adamcore_shim_f32x16);
+}
+static inline adamcore_shim_f64x8 adamcore_shim_nonfinite_f64x8(adamcore_shim_f64x8 x) {
+    adamcore_shim_i64x8 finite = __builtin_elementwise_abs(x) <= 1.79769313486231570815e+308;
+    return __builtin_convertvector(finite + 1, adamcore_shim_f64x8);
+}
+
 #if defined(__x86_64__)
 #include <cpuid.h>
 /* 1 if the CPU has AVX2 and FMA and the OS saves the YMM registers, else 0. */
