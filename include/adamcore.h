@@ -329,6 +329,34 @@ int adamcore_optimizer_get_adafix_step_norm_sq(adamcore_optimizer *optimizer, do
 int adamcore_optimizer_set_adafix_step_norm_sq(adamcore_optimizer *optimizer, double step_norm_sq);
 
 /* ---------------------------------------------------------------------------------------------------------------
+ * Checkpoints
+ *
+ * An optimizer's whole state (every group's hyperparameters, the step and skipped-step counts, every state buffer,
+ * AdaFix's L, gate and pending step norm) in the safetensors format: an 8-byte little-endian header length, a JSON
+ * header, the raw little-endian buffers. The `safetensors` package and a few lines of numpy read it. Buffers are
+ * named "tensor.<index>.<slot>" with torch's slot names (adamcore_config_state_name); scalars are strings in
+ * "__metadata__". Parameters are not included: they are the model's.
+ *
+ * Loading needs an optimizer with the same algorithm, group count, state layout per group, and tensors (count,
+ * dtype, element count, group). Every byte is validated before anything changes: on any error the optimizer is
+ * untouched. Malformed bytes are ADAMCORE_E_FORMAT; a well-formed checkpoint of another optimizer is
+ * ADAMCORE_E_MISMATCH. A saved, loaded and continued run is bit-identical to one that never stopped.
+ * ------------------------------------------------------------------------------------------------------------- */
+
+/** Write to `path` through a temporary file in the same directory that is fsynced and renamed over `path`: a crash
+ *  at any point leaves the previous file or the new one, never a torn one. ADAMCORE_E_IO if any of that fails. */
+int adamcore_optimizer_save(adamcore_optimizer *optimizer, const char *path);
+/** Read and restore the checkpoint at `path`. ADAMCORE_E_IO if it cannot be opened or read. */
+int adamcore_optimizer_load(adamcore_optimizer *optimizer, const char *path);
+/** The byte size adamcore_optimizer_save_to_memory needs now. */
+int adamcore_optimizer_checkpoint_size(adamcore_optimizer *optimizer, size_t *size);
+/** The checkpoint into `buffer` (capacity bytes; ADAMCORE_E_LENGTH if too small; it must not overlap a registered
+ *  buffer); the byte count to *written, which may be NULL. */
+int adamcore_optimizer_save_to_memory(adamcore_optimizer *optimizer, void *buffer, size_t capacity, size_t *written);
+/** Restore from `size` bytes (which must not overlap a registered buffer). */
+int adamcore_optimizer_load_from_memory(adamcore_optimizer *optimizer, const void *bytes, size_t size);
+
+/* ---------------------------------------------------------------------------------------------------------------
  * Threads
  *
  * Large steps are split into fixed items (8192-element chunks of big tensors, runs of small tensors up to that size)

@@ -13,26 +13,26 @@ import Darwin
 public final class Optimizer {
     public let kernels: KernelSet
     public let algorithm: Algorithm
-    private var groups: ContiguousArray<ValidConfig>
+    var groups: ContiguousArray<ValidConfig>
     private var coefficients: ContiguousArray<GroupCoefficients>  // recomputed each step, one per group
-    private var tensors: ContiguousArray<Tensor> = []
+    private(set) var tensors: ContiguousArray<Tensor> = []
     private var items: ContiguousArray<WorkItem> = []               // fixed split of the work, see WorkItem
     private var totalElements = 0
     private let job: StepJob
 
     /// Steps taken (torch's state['step']).
-    public private(set) var stepCount: Int64 = 0
+    public internal(set) var stepCount: Int64 = 0
     /// AdaFix's Lipschitz estimate L; 0 before any estimate.
-    public private(set) var lipschitz: Double = 0
+    public internal(set) var lipschitz: Double = 0
     /// Whether the last AdaFix step updated v.
-    public private(set) var vUpdated = true
+    public internal(set) var vUpdated = true
     /// AdaFix: ||x_{t+1} - x_t||^2 of the last step, while a Lipschitz estimate may still use it.
-    public private(set) var lastStepNormSquared: Double?
+    public internal(set) var lastStepNormSquared: Double?
     /// The non-finite guard: when on, every step first counts NaN and +-Inf values in all gradients and, if there
     /// are any, skips the whole step (nothing is written, the step count stays).
     public var guardsNonFinite = false
     /// Steps skipped by the guard or by `StepOptions.foundInf`.
-    public private(set) var skippedSteps: Int64 = 0
+    public internal(set) var skippedSteps: Int64 = 0
     /// NaN and +-Inf values the guard counted in the last step's gradients (0 when the guard is off).
     public private(set) var lastNonFiniteCount = 0
 
@@ -75,6 +75,11 @@ public final class Optimizer {
 
     /// Replaces a group's hyperparameters; the state layout must stay the same.
     public func setConfig(_ config: Config, forGroup group: Int) throws(AdamCoreError) {
+        groups[group] = try replacement(config, forGroup: group)
+    }
+
+    /// `config` validated as group `group`'s next hyperparameters.
+    func replacement(_ config: Config, forGroup group: Int) throws(AdamCoreError) -> ValidConfig {
         guard groups.indices.contains(group) else { throw fail(ADAMCORE_E_INDEX) }
         let c = try ValidConfig(config.raw)
         guard c.algorithm == algorithm else { throw fail(ADAMCORE_E_ALGORITHM) }
@@ -82,7 +87,7 @@ public final class Optimizer {
         if algorithm == .adafix, c.flags.contains(.adafixNextGradient) != groups[0].flags.contains(.adafixNextGradient) {
             throw fail(ADAMCORE_E_FLAGS)
         }
-        groups[group] = c
+        return c
     }
 
     // MARK: Tensors

@@ -4,12 +4,17 @@
  * Numbers: each algorithm's stateless step equals the optimizer object bit for bit, and Adam matches a float64
  * reference written here. Prints "N passed, M failed".
  */
+#define _GNU_SOURCE
 #include <adamcore.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 static int passed, failed;
 #define LAST_ERROR (-ADAMCORE_E_MISMATCH)
@@ -530,6 +535,251 @@ static void test_grad_scale(void) {
     }
 }
 
+/* Checkpoints: a run saved, loaded into a fresh optimizer and continued is bit-identical to one that never stopped,
+ * for every algorithm, both dtypes, two groups, through a file and through memory. */
+enum { CK_A = 45, CK_B = 1000 };
+typedef struct {
+    float p32[CK_A];
+    double p64[CK_B];
+    float g32[CK_A];
+    double g64[CK_B];
+} ck_model;
+
+static void ck_gradients(ck_model *m, int t) {
+    for (int i = 0; i < CK_A; i++) m->g32[i] = (float)(sin(0.37 * t + 0.1 * i) * (1 + i % 3)) + 0.01f * m->p32[i];
+    for (int i = 0; i < CK_B; i++) m->g64[i] = cos(0.23 * t - 0.01 * i) * 0.5 + 0.02 * m->p64[i];
+}
+
+static adamcore_optimizer *ck_optimizer(const adamcore_config *c, const adamcore_config *second, ck_model *m) {
+    adamcore_optimizer *opt = NULL;
+    size_t group = 0;
+    CHECK(adamcore_optimizer_create(c, &opt) == ADAMCORE_OK, "create");
+    CHECK(adamcore_optimizer_add_group(opt, second, &group) == ADAMCORE_OK && group == 1, "second group");
+    CHECK(adamcore_optimizer_add_tensor(opt, 0, ADAMCORE_FLOAT32, m->p32, m->g32, CK_A, NULL, 0, NULL) == ADAMCORE_OK, "add");
+    CHECK(adamcore_optimizer_add_tensor(opt, 1, ADAMCORE_FLOAT64, m->p64, m->g64, CK_B, NULL, 0, NULL) == ADAMCORE_OK, "add");
+    return opt;
+}
+
+static void ck_steps(adamcore_optimizer *opt, ck_model *m, int from, int to) {
+    for (int t = from; t <= to; t++) {
+        ck_gradients(m, t);
+        CHECK(adamcore_optimizer_step(opt, NULL, 2) == ADAMCORE_OK, "step %d", t);
+    }
+}
+
+/* Every state buffer, the step count and L of two optimizers are equal bit for bit. */
+static int ck_same_state(adamcore_optimizer *a, adamcore_optimizer *b, const adamcore_config *c) {
+    size_t slots = 0;
+    adamcore_config_state_count(c, &slots);
+    int same = 1;
+    for (size_t tensor = 0; tensor < 2; tensor++)
+        for (size_t s = 0; s < slots; s++) {
+            void *x = NULL, *y = NULL;
+            adamcore_optimizer_state_buffer(a, tensor, s, &x);
+            adamcore_optimizer_state_buffer(b, tensor, s, &y);
+            same &= x && y && memcmp(x, y, tensor == 0 ? CK_A * sizeof(float) : CK_B * sizeof(double)) == 0;
+        }
+    int64_t sa = 0, sb = 0;
+    adamcore_optimizer_get_step(a, &sa);
+    adamcore_optimizer_get_step(b, &sb);
+    double la = 0, lb = 0;
+    if (c->algorithm == ADAMCORE_ADAFIX) {
+        adamcore_optimizer_get_lipschitz(a, &la);
+        adamcore_optimizer_get_lipschitz(b, &lb);
+    }
+    return same && sa == sb && la == lb;
+}
+
+static void test_checkpoint_continuation(const char *dir) {
+    adamcore_config configs[6], seconds[6];
+    configs[0] = config_of(ADAMCORE_ADAM); configs[0].flags = ADAMCORE_FLAG_AMSGRAD; configs[0].weight_decay = 0.01;
+    configs[1] = config_of(ADAMCORE_ADAFIX); configs[1].flags = ADAMCORE_FLAG_ADAFIX_NEXT_GRADIENT; configs[1].lr = 0.05;
+    configs[2] = config_of(ADAMCORE_SGD); configs[2].momentum = 0.9; configs[2].dampening = 0.1;
+    configs[3] = config_of(ADAMCORE_RMSPROP); configs[3].momentum = 0.5; configs[3].flags = ADAMCORE_FLAG_CENTERED;
+    configs[4] = config_of(ADAMCORE_ADAGRAD); configs[4].initial_accumulator_value = 0.1; configs[4].lr_decay = 0.01;
+    configs[5] = config_of(ADAMCORE_ADAM); configs[5].flags = ADAMCORE_FLAG_DECOUPLED_WEIGHT_DECAY; configs[5].weight_decay = 0.1;
+    char path[512];
+    snprintf(path, sizeof path, "%s/run.safetensors", dir);
+    for (int k = 0; k < 6; k++) {
+        seconds[k] = configs[k];
+        seconds[k].lr *= 0.5;
+        for (int via_memory = 0; via_memory < 2; via_memory++) {
+            static ck_model straight, resumed;
+            for (int i = 0; i < CK_A; i++) straight.p32[i] = resumed.p32[i] = (float)sin(i);
+            for (int i = 0; i < CK_B; i++) straight.p64[i] = resumed.p64[i] = cos(i);
+            adamcore_optimizer *a = ck_optimizer(&configs[k], &seconds[k], &straight);
+            adamcore_optimizer *b = ck_optimizer(&configs[k], &seconds[k], &resumed);
+            ck_steps(a, &straight, 1, 40);
+            ck_steps(b, &resumed, 1, 20);
+            void *bytes = NULL;
+            size_t size = 0, written = 0;
+            if (via_memory) {
+                CHECK(adamcore_optimizer_checkpoint_size(b, &size) == ADAMCORE_OK && size > 8, "size");
+                bytes = malloc(size);
+                CHECK(adamcore_optimizer_save_to_memory(b, bytes, size, &written) == ADAMCORE_OK && written == size, "save to memory");
+            } else {
+                CHECK(adamcore_optimizer_save(b, path) == ADAMCORE_OK, "save %s", path);
+            }
+            CHECK(adamcore_optimizer_destroy(b) == ADAMCORE_OK, "destroy");
+            /* A fresh optimizer over the same parameters: state zero until loaded. */
+            adamcore_optimizer *c = ck_optimizer(&configs[k], &configs[k], &resumed);
+            int status = via_memory ? adamcore_optimizer_load_from_memory(c, bytes, size) : adamcore_optimizer_load(c, path);
+            CHECK(status == ADAMCORE_OK, "config %d: load returned %s", k, adamcore_status_name(status));
+            adamcore_config restored;
+            adamcore_config_init(&restored, ADAMCORE_SGD);
+            CHECK(adamcore_optimizer_get_config(c, 1, &restored) == ADAMCORE_OK && restored.lr == seconds[k].lr,
+                  "group 1's lr restored: %g", restored.lr);
+            ck_steps(c, &resumed, 21, 40);
+            CHECK(memcmp(straight.p32, resumed.p32, sizeof straight.p32) == 0 &&
+                  memcmp(straight.p64, resumed.p64, sizeof straight.p64) == 0 && ck_same_state(a, c, &configs[k]),
+                  "config %d (%s): resumed run differs from the straight one", k, via_memory ? "memory" : "file");
+            if (configs[k].algorithm == ADAMCORE_ADAFIX) {
+                double l = 0;
+                adamcore_optimizer_get_lipschitz(a, &l);
+                CHECK(l > 0, "AdaFix's L was estimated (%g), so the checkpoint carried a real value", l);
+            }
+            free(bytes);
+            adamcore_optimizer_destroy(a);
+            adamcore_optimizer_destroy(c);
+        }
+    }
+}
+
+/* Every malformed or mismatched checkpoint is refused with the optimizer and the arena untouched. */
+static void test_checkpoint_errors(const char *dir) {
+    adamcore_config adam = config_of(ADAMCORE_ADAM), sgd = config_of(ADAMCORE_SGD);
+    adamcore_optimizer *opt = NULL, *other = NULL;
+    void *state32[2] = {arena.m, arena.v}, *state64[2] = {arena.md, arena.vd};
+    CHECK(adamcore_optimizer_create(&adam, &opt) == ADAMCORE_OK, "create");
+    CHECK(adamcore_optimizer_add_tensor(opt, 0, ADAMCORE_FLOAT32, arena.p, arena.g, N, state32, 2, NULL) == ADAMCORE_OK, "add");
+    CHECK(adamcore_optimizer_add_tensor(opt, 0, ADAMCORE_FLOAT64, arena.pd, arena.gd, N, state64, 2, NULL) == ADAMCORE_OK, "add");
+    CHECK(adamcore_optimizer_step(opt, NULL, 2) == ADAMCORE_OK, "a step, so the state is not all zero");
+    size_t size = 0;
+    CHECK(adamcore_optimizer_checkpoint_size(opt, &size) == ADAMCORE_OK, "size");
+    unsigned char *good = malloc(size), *bad = malloc(size + 16);
+    CHECK(adamcore_optimizer_save_to_memory(opt, good, size, NULL) == ADAMCORE_OK, "save");
+    /* The header is JSON after an 8-byte length; its first bytes are fixed. */
+    uint64_t header = 0;
+    memcpy(&header, good, 8);
+    CHECK(header % 8 == 0 && header < size && good[8] == '{', "header length %llu", (unsigned long long)header);
+    CHECK(strstr((const char *)good + 8, "\"tensor.1.exp_avg_sq\":{\"dtype\":\"F64\",\"shape\":[37]") != NULL, "entry layout");
+
+    char path[512], missing[512];
+    snprintf(path, sizeof path, "%s/errors.safetensors", dir);
+    snprintf(missing, sizeof missing, "%s/no-such-dir/x.safetensors", dir);
+    EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_optimizer_load(opt, NULL));
+    EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_optimizer_save(opt, NULL));
+    EXPECT_STATUS(ADAMCORE_E_IO, adamcore_optimizer_load(opt, missing));
+    EXPECT_STATUS(ADAMCORE_E_IO, adamcore_optimizer_load(opt, dir));                       /* a directory */
+    EXPECT_STATUS(ADAMCORE_E_IO, adamcore_optimizer_save(opt, missing));
+    EXPECT_STATUS(ADAMCORE_E_IO, adamcore_optimizer_save(opt, dir));                       /* rename onto a directory */
+    EXPECT_STATUS(ADAMCORE_E_IO, adamcore_optimizer_load(opt, ""));
+    EXPECT_STATUS(ADAMCORE_E_HANDLE, adamcore_optimizer_save(NULL, path));
+    EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_optimizer_checkpoint_size(opt, NULL));
+    EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_optimizer_load_from_memory(opt, NULL, 10));
+    EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_optimizer_save_to_memory(opt, NULL, 10, NULL));
+    EXPECT_STATUS(ADAMCORE_E_LENGTH, adamcore_optimizer_save_to_memory(opt, bad, size - 1, NULL));
+    EXPECT_STATUS(ADAMCORE_E_OVERLAP, adamcore_optimizer_save_to_memory(opt, arena.other - 1, 4096, NULL));
+    EXPECT_STATUS(ADAMCORE_E_OVERLAP, adamcore_optimizer_load_from_memory(opt, arena.m, sizeof arena.m));
+
+    /* Bytes: each mutation of a valid checkpoint. */
+    EXPECT_STATUS(ADAMCORE_E_FORMAT, adamcore_optimizer_load_from_memory(opt, good, 0));
+    EXPECT_STATUS(ADAMCORE_E_FORMAT, adamcore_optimizer_load_from_memory(opt, good, 7));
+    EXPECT_STATUS(ADAMCORE_E_FORMAT, adamcore_optimizer_load_from_memory(opt, good, size - 1));   /* truncated data */
+    EXPECT_STATUS(ADAMCORE_E_FORMAT, adamcore_optimizer_load_from_memory(opt, good, 8 + header)); /* no data */
+    memcpy(bad, good, size);
+    memset(bad + size, 0, 16);
+    EXPECT_STATUS(ADAMCORE_E_FORMAT, adamcore_optimizer_load_from_memory(opt, bad, size + 4));    /* trailing bytes */
+    bad[0] ^= 0x40;                                                                                 /* length past the end */
+    EXPECT_STATUS(ADAMCORE_E_FORMAT, adamcore_optimizer_load_from_memory(opt, bad, size));
+    memcpy(bad, good, size);
+    bad[8] = '[';                                                                                   /* not an object */
+    EXPECT_STATUS(ADAMCORE_E_FORMAT, adamcore_optimizer_load_from_memory(opt, bad, size));
+    const char *edits[][2] = {
+        {"\"format\":\"adamcore-optimizer\"", "\"format\":\"adamcore-optimizes\""},
+        {"\"version\":\"1\"", "\"version\":\"2\""},
+        {"\"step\":\"1\"", "\"step\":\"x\""},
+        {"\"dtype\":\"F32\"", "\"dtype\":\"F31\""},
+        {"lr=0.001", "lr=-0.01"},                   /* an invalid hyperparameter */
+        {"\"shape\":[37]", "\"shape\":[38]"},       /* disagrees with its byte range */
+        {"\"data_offsets\":[0,", "\"data_offsets\":[4,"},
+        {"\"groups\":\"1\"", "\"groups\":\"2\""},    /* group.1 missing */
+    };
+    const int edit_status[] = {ADAMCORE_E_FORMAT, ADAMCORE_E_FORMAT, ADAMCORE_E_FORMAT, ADAMCORE_E_FORMAT,
+                               ADAMCORE_E_FORMAT, ADAMCORE_E_FORMAT, ADAMCORE_E_FORMAT, ADAMCORE_E_MISMATCH};
+    for (size_t e = 0; e < sizeof edits / sizeof edits[0]; e++) {
+        memcpy(bad, good, size);
+        char *at = strstr((char *)bad + 8, edits[e][0]);
+        CHECK(at != NULL && strlen(edits[e][0]) == strlen(edits[e][1]), "edit %zu applies", e);
+        if (!at) continue;
+        memcpy(at, edits[e][1], strlen(edits[e][1]));
+        EXPECT_STATUS(edit_status[e], adamcore_optimizer_load_from_memory(opt, bad, size));
+    }
+    /* Well formed, other optimizer: another algorithm, another tensor count, another dtype. */
+    float p2[N] = {0}, g2[N] = {0};
+    CHECK(adamcore_optimizer_create(&sgd, &other) == ADAMCORE_OK, "sgd");
+    CHECK(adamcore_optimizer_add_tensor(other, 0, ADAMCORE_FLOAT32, p2, g2, N, NULL, 0, NULL) == ADAMCORE_OK, "add");
+    EXPECT_STATUS(ADAMCORE_E_MISMATCH, adamcore_optimizer_load_from_memory(other, good, size));
+    adamcore_optimizer_destroy(other);
+    CHECK(adamcore_optimizer_create(&adam, &other) == ADAMCORE_OK, "adam");
+    CHECK(adamcore_optimizer_add_tensor(other, 0, ADAMCORE_FLOAT32, p2, g2, N, NULL, 0, NULL) == ADAMCORE_OK, "add");
+    EXPECT_STATUS(ADAMCORE_E_MISMATCH, adamcore_optimizer_load_from_memory(other, good, size));
+    double d2[N] = {0};
+    CHECK(adamcore_optimizer_add_tensor(other, 0, ADAMCORE_FLOAT64, d2, NULL, N - 1, NULL, 0, NULL) == ADAMCORE_OK, "add");
+    EXPECT_STATUS(ADAMCORE_E_MISMATCH, adamcore_optimizer_load_from_memory(other, good, size));
+    adamcore_optimizer_destroy(other);
+
+    /* Nothing above changed the optimizer: its checkpoint is still byte for byte the first one. */
+    memset(bad, 0, size);
+    CHECK(adamcore_optimizer_save_to_memory(opt, bad, size, NULL) == ADAMCORE_OK && memcmp(bad, good, size) == 0,
+          "refused loads left the optimizer as it was");
+    /* And no temporary file survived the failed saves. */
+    CHECK(adamcore_optimizer_save(opt, path) == ADAMCORE_OK, "save");
+    char command[1200];
+    snprintf(command, sizeof command, "test $(ls -A '%s' | grep -c tmp) -eq 0", dir);
+    CHECK(system(command) == 0, "temporary files left in %s", dir);
+    free(good);
+    free(bad);
+    adamcore_optimizer_destroy(opt);
+}
+
+/* A saver killed at a random moment leaves a loadable checkpoint at the path: the previous one or the new one. */
+static void test_checkpoint_crash(const char *dir) {
+    enum { BIG = 1 << 22 };
+    char path[512];
+    snprintf(path, sizeof path, "%s/crash.safetensors", dir);
+    float *p = calloc(BIG, sizeof(float)), *g = calloc(BIG, sizeof(float));
+    adamcore_config adam = config_of(ADAMCORE_ADAM);
+    adamcore_optimizer *opt = NULL;
+    CHECK(adamcore_optimizer_create(&adam, &opt) == ADAMCORE_OK, "create");
+    CHECK(adamcore_optimizer_add_tensor(opt, 0, ADAMCORE_FLOAT32, p, g, BIG, NULL, 0, NULL) == ADAMCORE_OK, "add");
+    CHECK(adamcore_optimizer_save(opt, path) == ADAMCORE_OK, "first save");
+    int loadable = 0, rounds = 5;
+    for (int round = 0; round < rounds; round++) {
+        fflush(stdout);
+        pid_t child = fork();
+        if (child == 0) {
+            for (int t = 0;; t++) {
+                for (int i = 0; i < BIG; i += 4096) g[i] = (float)t;
+                adamcore_optimizer_step(opt, NULL, 1);
+                adamcore_optimizer_save(opt, path);
+            }
+        }
+        struct timespec pause = {0, 20000000L + 7000000L * round};
+        nanosleep(&pause, NULL);
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+        loadable += adamcore_optimizer_load(opt, path) == ADAMCORE_OK;
+    }
+    CHECK(loadable == rounds, "after killing the saver mid-write the checkpoint loaded %d of %d times", loadable, rounds);
+    char command[1200];
+    snprintf(command, sizeof command, "rm -f '%s'/*.tmp.*", dir);
+    CHECK(system(command) == 0, "remove the killed savers' temporaries");
+    adamcore_optimizer_destroy(opt);
+    free(p);
+    free(g);
+}
+
 int main(void) {
     fill_arena();
     test_version_and_statuses();
@@ -541,6 +791,15 @@ int main(void) {
     fill_arena();
     test_nonfinite_guard();
     test_grad_scale();
+    char dir[] = "/tmp/adamcore-test-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "temporary directory");
+    fill_arena();
+    test_checkpoint_errors(dir);
+    test_checkpoint_continuation(dir);
+    test_checkpoint_crash(dir);
+    char command[600];
+    snprintf(command, sizeof command, "rm -rf '%s'", dir);
+    CHECK(system(command) == 0, "clean up");
     for (int code = 1; code <= LAST_ERROR; code++)
         CHECK(seen[code], "no test produces %s", adamcore_status_name(-code));
     printf("%d passed, %d failed\n", passed, failed);
