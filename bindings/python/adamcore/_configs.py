@@ -55,3 +55,23 @@ def adagrad(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0
             maximize=False) -> _core.Config:
     return _core.Config(_core.ADAGRAD, _flags(maximize=maximize), lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                         initial_accumulator_value=initial_accumulator_value, eps=eps)
+
+
+_FLAG_KEYS = {"maximize": "MAXIMIZE", "amsgrad": "AMSGRAD", "amsgrad_optax_order": "AMSGRAD_OPTAX_ORDER",
+              "decoupled_weight_decay": "DECOUPLED_WEIGHT_DECAY", "nesterov": "NESTEROV", "centered": "CENTERED",
+              "next_gradient": "ADAFIX_NEXT_GRADIENT"}
+
+
+def hyperparameters(config: _core.Config, keys) -> dict:
+    """The inverse of the builders above: the torch-style value of each of ``keys`` that ``config`` holds."""
+    values = {}
+    for key in keys:
+        if key == "betas":
+            values[key] = (config.beta1, config.beta2)
+        elif key == "bias_correction":
+            values[key] = not config.flags & _core.FLAG_NO_BIAS_CORRECTION
+        elif key in _FLAG_KEYS:
+            values[key] = bool(config.flags & getattr(_core, "FLAG_" + _FLAG_KEYS[key]))
+        elif key != "params":
+            values[key] = getattr(config, key)
+    return values

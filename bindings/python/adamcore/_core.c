@@ -544,7 +544,14 @@ static void release_grads(OptimizerObject *self, Py_ssize_t offset, int held) {
     for (int i = 0; i < held; i++) PyBuffer_Release(&self->grad_views[offset + i]);
 }
 
-/* step(grads): one step of every registered tensor. */
+/* A step's result: True if applied, False if skipped (found_inf or the guard), else the exception. */
+static PyObject *step_result(int status) {
+    if (status == ADAMCORE_OK) Py_RETURN_TRUE;
+    if (status == ADAMCORE_STEP_SKIPPED) Py_RETURN_FALSE;
+    return raise_status(status);
+}
+
+/* step(grads) -> bool: one step of every registered tensor. */
 static PyObject *Optimizer_step(OptimizerObject *self, PyObject *grads) {
     if (check_ready(self)) return NULL;
     int held = 0, status;
@@ -553,8 +560,118 @@ static PyObject *Optimizer_step(OptimizerObject *self, PyObject *grads) {
     RELEASE_GIL_AND(adamcore_optimizer_step(self->handle, self->grad_pointers, (size_t)self->tensors), status);
     self->busy = 0;
     release_grads(self, 0, held);
+    return step_result(status);
+}
+
+/* step_with_options(grads, grad_scale, found_inf) -> bool */
+static PyObject *Optimizer_step_with_options(OptimizerObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (check_ready(self)) return NULL;
+    if (nargs != 3) { PyErr_SetString(PyExc_TypeError, "step_with_options(grads, grad_scale, found_inf)"); return NULL; }
+    adamcore_step_options options;
+    adamcore_step_options_init(&options);
+    options.grad_scale = PyFloat_AsDouble(args[1]);
+    if (options.grad_scale == -1.0 && PyErr_Occurred()) return NULL;
+    int found_inf = PyObject_IsTrue(args[2]);
+    if (found_inf < 0) return NULL;
+    options.found_inf = (uint32_t)found_inf;
+    int held = 0, status;
+    if (collect_grads(self, args[0], 0, "grads", &held) != 0) { release_grads(self, 0, held); return NULL; }
+    self->busy = 1;
+    RELEASE_GIL_AND(adamcore_optimizer_step_with_options(self->handle, self->grad_pointers, (size_t)self->tensors,
+                                                         &options), status);
+    self->busy = 0;
+    release_grads(self, 0, held);
+    return step_result(status);
+}
+
+/* save(path) / load(path): checkpoint files; path is str, bytes or os.PathLike. File I/O runs without the GIL. */
+static PyObject *checkpoint_file(OptimizerObject *self, PyObject *path, int (*call)(adamcore_optimizer *, const char *)) {
+    if (check_ready(self)) return NULL;
+    PyObject *encoded = NULL;
+    if (!PyUnicode_FSConverter(path, &encoded)) return NULL;
+    int status;
+    self->busy = 1;
+    RELEASE_GIL_AND(call(self->handle, PyBytes_AS_STRING(encoded)), status);
+    self->busy = 0;
+    if (status == ADAMCORE_E_IO) {
+        PyErr_Format(PyExc_OSError, "%s: %s", adamcore_strerror(status), PyBytes_AS_STRING(encoded));
+        Py_DECREF(encoded);
+        return NULL;
+    }
+    Py_DECREF(encoded);
     if (status != ADAMCORE_OK) return raise_status(status);
     Py_RETURN_NONE;
+}
+static PyObject *Optimizer_save(OptimizerObject *self, PyObject *path) { return checkpoint_file(self, path, adamcore_optimizer_save); }
+static PyObject *Optimizer_load(OptimizerObject *self, PyObject *path) { return checkpoint_file(self, path, adamcore_optimizer_load); }
+
+/* checkpoint_bytes() -> bytes */
+static PyObject *Optimizer_checkpoint_bytes(OptimizerObject *self, PyObject *unused) {
+    (void)unused;
+    if (check_ready(self)) return NULL;
+    size_t size = 0;
+    int status = adamcore_optimizer_checkpoint_size(self->handle, &size);
+    if (status != ADAMCORE_OK) return raise_status(status);
+    PyObject *bytes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
+    if (!bytes) return NULL;
+    self->busy = 1;
+    RELEASE_GIL_AND(adamcore_optimizer_save_to_memory(self->handle, PyBytes_AS_STRING(bytes), size, NULL), status);
+    self->busy = 0;
+    if (status != ADAMCORE_OK) { Py_DECREF(bytes); return raise_status(status); }
+    return bytes;
+}
+
+/* load_bytes(buffer): restore from any bytes-like object. */
+static PyObject *Optimizer_load_bytes(OptimizerObject *self, PyObject *data) {
+    if (check_ready(self)) return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) != 0) return NULL;
+    int status;
+    self->busy = 1;
+    RELEASE_GIL_AND(adamcore_optimizer_load_from_memory(self->handle, view.buf, (size_t)view.len), status);
+    self->busy = 0;
+    PyBuffer_Release(&view);
+    if (status != ADAMCORE_OK) return raise_status(status);
+    Py_RETURN_NONE;
+}
+
+/* get_config(group) -> Config */
+static PyObject *Optimizer_get_config(OptimizerObject *self, PyObject *group) {
+    if (check_ready(self)) return NULL;
+    Py_ssize_t g = PyLong_AsSsize_t(group);
+    if (g == -1 && PyErr_Occurred()) return NULL;
+    if (g < 0) return raise_status(ADAMCORE_E_INDEX);
+    ConfigObject *c = PyObject_New(ConfigObject, &ConfigType);
+    if (!c) return NULL;
+    adamcore_config_init(&c->config, ADAMCORE_SGD);
+    int status = adamcore_optimizer_get_config(self->handle, (size_t)g, &c->config);
+    if (status == ADAMCORE_OK) status = adamcore_config_state_count(&c->config, &c->state_count);
+    if (status != ADAMCORE_OK) { Py_DECREF(c); return raise_status(status); }
+    return (PyObject *)c;
+}
+
+static PyObject *Optimizer_get_guard(OptimizerObject *self, void *c) {
+    (void)c;
+    if (check_ready(self)) return NULL;
+    int on = 0;
+    adamcore_optimizer_get_nonfinite_guard(self->handle, &on);
+    return PyBool_FromLong(on);
+}
+static int Optimizer_set_guard(OptimizerObject *self, PyObject *value, void *c) {
+    (void)c;
+    if (check_ready(self)) return -1;
+    if (!value) { PyErr_SetString(PyExc_TypeError, "cannot delete nonfinite_guard"); return -1; }
+    int on = PyObject_IsTrue(value);
+    if (on < 0) return -1;
+    adamcore_optimizer_set_nonfinite_guard(self->handle, on);
+    return 0;
+}
+static PyObject *Optimizer_skipped(OptimizerObject *self, void *which) {
+    if (check_ready(self)) return NULL;
+    int64_t skipped = 0;
+    uint64_t nonfinite = 0;
+    adamcore_optimizer_get_skipped_steps(self->handle, &skipped, &nonfinite);
+    return which ? PyLong_FromUnsignedLongLong(nonfinite) : PyLong_FromLongLong(skipped);
 }
 
 /* adafix_observe(grads, new_grads) */
@@ -633,7 +750,15 @@ static PyMethodDef Optimizer_methods[] = {
     {"set_config", (PyCFunction)(void (*)(void))Optimizer_set_config, METH_FASTCALL, "set_config(group, config)"},
     {"add_tensor", (PyCFunction)(void (*)(void))Optimizer_add_tensor, METH_FASTCALL,
      "add_tensor(group, param, state) -> tensor index; pins param and state until the optimizer is freed"},
-    {"step", (PyCFunction)Optimizer_step, METH_O, "step(grads): one step of every tensor, GIL released"},
+    {"step", (PyCFunction)Optimizer_step, METH_O,
+     "step(grads) -> bool: one step of every tensor, GIL released; False if the guard skipped it"},
+    {"step_with_options", (PyCFunction)(void (*)(void))Optimizer_step_with_options, METH_FASTCALL,
+     "step_with_options(grads, grad_scale, found_inf) -> bool: AMP's step; False if skipped"},
+    {"save", (PyCFunction)Optimizer_save, METH_O, "save(path): safetensors checkpoint, written atomically"},
+    {"load", (PyCFunction)Optimizer_load, METH_O, "load(path): restore a checkpoint; unchanged on any error"},
+    {"checkpoint_bytes", (PyCFunction)Optimizer_checkpoint_bytes, METH_NOARGS, "checkpoint_bytes() -> bytes"},
+    {"load_bytes", (PyCFunction)Optimizer_load_bytes, METH_O, "load_bytes(data): restore from bytes"},
+    {"get_config", (PyCFunction)Optimizer_get_config, METH_O, "get_config(group) -> Config"},
     {"adafix_observe", (PyCFunction)(void (*)(void))Optimizer_adafix_observe, METH_FASTCALL,
      "adafix_observe(grads, new_grads): AdaFix's Lipschitz estimate from g' at the new point"},
     {NULL, NULL, 0, NULL},
@@ -646,6 +771,10 @@ static PyGetSetDef Optimizer_getset[] = {
      "AdaFix's pending ||x_{t+1} - x_t||^2, or -1", (void *)1},
     {"v_updated", (getter)Optimizer_v_updated, NULL, "whether the last AdaFix step updated v", NULL},
     {"tensor_count", (getter)Optimizer_tensor_count, NULL, "registered tensors", NULL},
+    {"nonfinite_guard", (getter)Optimizer_get_guard, (setter)Optimizer_set_guard,
+     "skip any step whose gradients hold NaN or Inf", NULL},
+    {"skipped_steps", (getter)Optimizer_skipped, NULL, "steps skipped by found_inf or the guard", NULL},
+    {"last_nonfinite_count", (getter)Optimizer_skipped, NULL, "NaN/Inf values the guard counted last step", (void *)1},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

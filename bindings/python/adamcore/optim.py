@@ -99,14 +99,71 @@ class Optimizer:
                 group.changed = False
 
     # -- stepping -----------------------------------------------------------------------------------------------
-    def step(self, grads: Sequence[Any]) -> None:
-        """One step: ``grads`` has one gradient per parameter, in registration order (same dtype and size)."""
+    def step(self, grads: Sequence[Any], *, grad_scale: Optional[float] = None, found_inf: bool = False) -> bool:
+        """One step: ``grads`` has one gradient per parameter, in registration order (same dtype and size).
+
+        AMP: ``grad_scale`` is the loss scale the gradients carry (divided out; exact for powers of two), and
+        ``found_inf=True`` skips the step. Returns False when the step was skipped (``found_inf``, or the
+        ``nonfinite_guard`` found NaN or Inf in a gradient): then nothing changed, not even the step count.
+        """
         self._sync()
-        self._core.step(grads)
+        if grad_scale is None and not found_inf:
+            return self._core.step(grads)
+        return self._core.step_with_options(grads, 1.0 if grad_scale is None else grad_scale, found_inf)
 
     @property
     def step_count(self) -> int:
         return self._core.step_count
+
+    @property
+    def nonfinite_guard(self) -> bool:
+        """When True, a step whose gradients hold any NaN or Inf is skipped for every parameter (off by default:
+        then a NaN gradient value reaches its own parameter and state element, and no other)."""
+        return self._core.nonfinite_guard
+
+    @nonfinite_guard.setter
+    def nonfinite_guard(self, on: bool) -> None:
+        self._core.nonfinite_guard = on
+
+    @property
+    def skipped_steps(self) -> int:
+        """Steps skipped by ``found_inf`` or the guard."""
+        return self._core.skipped_steps
+
+    @property
+    def last_nonfinite_count(self) -> int:
+        """NaN and Inf values the guard counted in the last step's gradients."""
+        return self._core.last_nonfinite_count
+
+    # -- checkpoints (safetensors) ------------------------------------------------------------------------------
+    def save(self, path) -> None:
+        """Write the whole optimizer state to ``path`` in the safetensors format, through a temporary file that is
+        renamed into place (a crash never leaves a torn checkpoint). Parameters are not included."""
+        self._sync()
+        self._core.save(path)
+
+    def load(self, path) -> None:
+        """Restore a checkpoint written by ``save`` (or by the C or Swift API) into an optimizer with the same
+        parameters and groups. Everything is validated first: on any error nothing changes."""
+        self._core.load(path)
+        self._groups_from_core()
+
+    def checkpoint_bytes(self) -> bytes:
+        """The checkpoint ``save`` would write, as bytes."""
+        self._sync()
+        return self._core.checkpoint_bytes()
+
+    def load_bytes(self, data) -> None:
+        """``load`` from bytes (or any bytes-like object)."""
+        self._core.load_bytes(data)
+        self._groups_from_core()
+
+    def _groups_from_core(self) -> None:
+        for index, group in enumerate(self.param_groups):
+            values = _configs.hyperparameters(self._core.get_config(index), group.keys())
+            for key, value in values.items():
+                dict.__setitem__(group, key, value)
+            group.changed = False
 
     # -- checkpoints (torch's layout) ---------------------------------------------------------------------------
     def state_dict(self) -> Dict[str, Any]:
@@ -251,15 +308,19 @@ class AdaFix(Optimizer):
     def next_gradient(self) -> bool:
         return bool(self.param_groups[0]["next_gradient"])
 
-    def step(self, grads: Sequence[Any], grad_fn: Optional[Callable[[], Sequence[Any]]] = None) -> None:
+    def step(self, grads: Sequence[Any], grad_fn: Optional[Callable[[], Sequence[Any]]] = None, *,
+             found_inf: bool = False) -> bool:
+        """One AdaFix step (``grad_scale`` is not supported: L compares gradients across steps). False if skipped;
+        then ``grad_fn`` is not called."""
         if not self.next_gradient and grad_fn is None:
             raise TypeError("AdaFix.step needs grad_fn (the same minibatch's gradients at the new parameters), "
                             "or construct the optimizer with next_gradient=True")
         self._sync()
-        self._core.step(grads)
-        if not self.next_gradient:
+        applied = self._core.step_with_options(grads, 1.0, True) if found_inf else self._core.step(grads)
+        if applied and not self.next_gradient:
             # The parameters have moved; g' can only be evaluated now. A failure here leaves L as it was.
             self._core.adafix_observe(grads, grad_fn())
+        return applied
 
     @property
     def lipschitz(self) -> float:
