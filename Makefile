@@ -121,7 +121,7 @@ test-abi: $(LIB)
 # both kernel sets.
 test-c: $(LIB)
 	$(MAKE) --no-print-directory install PREFIX=$(BUILD)/test-install
-	$(CC) $(CFLAGS) Tests/c/test_abi.c -o $(BUILD)/test_abi \
+	$(CC) $(CFLAGS) -pthread Tests/c/test_abi.c -o $(BUILD)/test_abi \
 		$$(PKG_CONFIG_PATH=$(BUILD)/test-install/lib/pkgconfig pkg-config --cflags --libs adamcore) -lm
 	$(BUILD)/test_abi
 	ADAMCORE_ISA=baseline $(BUILD)/test_abi

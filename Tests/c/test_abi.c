@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -780,6 +781,83 @@ static void test_checkpoint_crash(const char *dir) {
     free(g);
 }
 
+/* The header's thread-safety rules under load: distinct optimizers stepped from 8 threads at once (some large
+ * enough to use the pool, which then runs concurrent callers alone), stateless steps beside them, and another
+ * thread changing the thread count throughout, give exactly the single-threaded results. */
+enum { STRESS_THREADS = 8, STRESS_STEPS = 40 };
+typedef struct {
+    int id;
+    size_t n;
+    float *p, *g;
+    double *pd, *gd, *m, *v;
+    int ok;
+} stress_job;
+
+static void *stress_run(void *arg) {
+    stress_job *job = arg;
+    adamcore_config c = config_of(job->id % 2 ? ADAMCORE_ADAM : ADAMCORE_RMSPROP);
+    if (job->id % 2) c.flags = ADAMCORE_FLAG_AMSGRAD;
+    else c.momentum = 0.5;
+    adamcore_config stateless = config_of(ADAMCORE_ADAM);
+    adamcore_optimizer *opt = NULL;
+    job->ok = adamcore_optimizer_create(&c, &opt) == ADAMCORE_OK &&
+              adamcore_optimizer_add_tensor(opt, 0, ADAMCORE_FLOAT32, job->p, job->g, job->n, NULL, 0, NULL) == ADAMCORE_OK;
+    for (int t = 1; t <= STRESS_STEPS && job->ok; t++) {
+        for (size_t i = 0; i < job->n; i += 97) job->g[i] = (float)sin(t + (double)i + job->id);
+        job->ok &= adamcore_optimizer_step(opt, NULL, 1) == ADAMCORE_OK;
+        for (size_t i = 0; i < 64; i++) job->gd[i] = cos(t * 0.1 + (double)i);
+        job->ok &= adamcore_adam_step_f64(&stateless, t, 64, job->pd, job->gd, job->m, job->v, NULL) == ADAMCORE_OK;
+    }
+    adamcore_optimizer_destroy(opt);
+    return NULL;
+}
+
+static stress_job stress_new(int id) {
+    stress_job job = {.id = id, .n = id % 3 == 0 ? 200000 : 5000 + 1000 * (size_t)id};
+    job.p = malloc(job.n * sizeof(float)); job.g = calloc(job.n, sizeof(float));
+    job.pd = malloc(64 * sizeof(double)); job.gd = malloc(64 * sizeof(double));
+    job.m = calloc(64, sizeof(double)); job.v = calloc(64, sizeof(double));
+    for (size_t i = 0; i < job.n; i++) job.p[i] = (float)cos((double)i);
+    for (size_t i = 0; i < 64; i++) job.pd[i] = sin((double)i);
+    return job;
+}
+
+static void stress_free(stress_job *job) {
+    free(job->p); free(job->g); free(job->pd); free(job->gd); free(job->m); free(job->v);
+}
+
+static volatile int stress_done;
+static void *stress_thread_counts(void *arg) {
+    (void)arg;
+    for (int k = 0; !stress_done; k++) adamcore_set_num_threads(1 + k % 3);
+    return NULL;
+}
+
+static void test_thread_stress(void) {
+    stress_job alone[STRESS_THREADS], together[STRESS_THREADS];
+    for (int id = 0; id < STRESS_THREADS; id++) {
+        alone[id] = stress_new(id);
+        together[id] = stress_new(id);
+        stress_run(&alone[id]);       /* one after another on this thread */
+    }
+    pthread_t threads[STRESS_THREADS], changer;
+    stress_done = 0;
+    CHECK(pthread_create(&changer, NULL, stress_thread_counts, NULL) == 0, "thread");
+    for (int id = 0; id < STRESS_THREADS; id++) CHECK(pthread_create(&threads[id], NULL, stress_run, &together[id]) == 0, "thread");
+    for (int id = 0; id < STRESS_THREADS; id++) pthread_join(threads[id], NULL);
+    stress_done = 1;
+    pthread_join(changer, NULL);
+    adamcore_set_num_threads(0);
+    for (int id = 0; id < STRESS_THREADS; id++) {
+        CHECK(alone[id].ok && together[id].ok, "job %d's calls succeeded", id);
+        CHECK(memcmp(alone[id].p, together[id].p, alone[id].n * sizeof(float)) == 0 &&
+              memcmp(alone[id].pd, together[id].pd, 64 * sizeof(double)) == 0,
+              "job %d (%zu elements): concurrent results differ from the sequential ones", id, alone[id].n);
+        stress_free(&alone[id]);
+        stress_free(&together[id]);
+    }
+}
+
 int main(void) {
     fill_arena();
     test_version_and_statuses();
@@ -797,6 +875,7 @@ int main(void) {
     test_checkpoint_errors(dir);
     test_checkpoint_continuation(dir);
     test_checkpoint_crash(dir);
+    for (int round = 0; round < 3; round++) test_thread_stress();
     char command[600];
     snprintf(command, sizeof command, "rm -rf '%s'", dir);
     CHECK(system(command) == 0, "clean up");
