@@ -24,7 +24,7 @@ SWIFT_LIB_FLAGS := -c release --product adamcore --scratch-path $(SWIFT_LIB_SCRA
 	-Xlinker -soname=libadamcore.so.$(SOMAJOR)
 
 .PHONY: all deps lib python demo demo-c seeds test test-swift test-abi test-c test-swift-example test-python test-pip test-bench bench \
-	install uninstall clean
+	fuzz test-fuzz test-asan asan-lib install uninstall clean
 
 all: lib python examples/c/logreg
 	@echo "built: $(LIB), the Python package in $(BUILD)/python (PYTHONPATH=$(BUILD)/python), examples/c/logreg"
@@ -103,7 +103,7 @@ seeds: all
 
 # ---------------------------------------------------------------------------------------------------------------
 # Tests
-test: test-swift test-abi test-swift-example test-python test-pip test-bench test-c
+test: test-swift test-abi test-swift-example test-python test-pip test-bench test-c test-fuzz
 	@echo "make test: all suites passed"
 
 # Swift unit tests (release: the kernels are SIMD code that is meaningless to test unoptimised).
@@ -144,6 +144,52 @@ test-pip: $(LIB)
 test-swift-example: | deps
 	swift build -c release --package-path examples/swift --scratch-path $(BUILD)/swift-example --disable-build-manifest-caching
 	$(BUILD)/swift-example/release/adamcore-swift-example
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sanitizers. The library is rebuilt with AddressSanitizer (Swift has no UBSan on Linux; its own overflow and
+# bounds traps stay on in release builds), the C harness and tests with ASan and UBSan, using the toolchain's clang
+# (which carries libFuzzer and the sanitizer runtimes). The library is also instrumented for coverage, so the
+# fuzzer is guided by the branches it reaches inside the library, not only in the harness (SwiftPM does not
+# rebuild for changed -Xswiftc flags: after editing these, remove $(ASAN_SCRATCH)).
+SWIFT_CLANG = $(dir $(shell command -v swift))clang
+ASAN_SCRATCH := $(BUILD)/swift-asan
+ASAN_LIB := $(BUILD)/asan/libadamcore.so.$(SOMAJOR)
+SANITIZE_C := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -fuse-ld=lld
+FUZZ_SECONDS ?= 300
+# LeakSanitizer runs too; the Swift runtime's metadata caches live for the process and are not leaks.
+export LSAN_OPTIONS := suppressions=$(CURDIR)/Tests/fuzz/lsan.supp:print_suppressions=0
+
+asan-lib: $(ASAN_LIB)
+$(ASAN_LIB): $(SWIFT_SOURCES) | deps
+	swift build -c release --product adamcore --scratch-path $(ASAN_SCRATCH) --sanitize=address -Xswiftc -static-stdlib \
+		-Xswiftc -sanitize=fuzzer \
+		-Xlinker --version-script=$(CURDIR)/Sources/AdamCoreABI/exports.map -Xlinker -soname=libadamcore.so.$(SOMAJOR)
+	mkdir -p $(BUILD)/asan
+	cp $(ASAN_SCRATCH)/release/libadamcore.so $@
+	ln -sf libadamcore.so.$(SOMAJOR) $(BUILD)/asan/libadamcore.so
+
+$(BUILD)/fuzz_abi: Tests/fuzz/fuzz_abi.c include/adamcore.h $(ASAN_LIB)
+	$(SWIFT_CLANG) $(SANITIZE_C) -fsanitize=fuzzer -Iinclude $< -o $@ -L$(BUILD)/asan -ladamcore -Wl,-rpath,$(BUILD)/asan
+
+# `make fuzz` runs FUZZ_SECONDS (default 300) on both cores; the corpus persists in build/fuzz-corpus.
+fuzz: $(BUILD)/fuzz_abi
+	mkdir -p $(BUILD)/fuzz-corpus
+	ADAMCORE_FUZZ_SEEDS=$(BUILD)/fuzz-corpus $(BUILD)/fuzz_abi -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+		-print_final_stats=1 -fork=2 $(BUILD)/fuzz-corpus 2>&1 | tee $(BUILD)/fuzz.log | grep -E "stat::|DONE|ERROR|INFO: fuzzed"
+
+# The short run inside `make test`: 30 seconds from a fresh corpus.
+test-fuzz: $(BUILD)/fuzz_abi
+	rm -rf $(BUILD)/fuzz-corpus-quick && mkdir -p $(BUILD)/fuzz-corpus-quick
+	ADAMCORE_FUZZ_SEEDS=$(BUILD)/fuzz-corpus-quick $(BUILD)/fuzz_abi -max_total_time=30 -max_len=4096 \
+		-print_final_stats=1 $(BUILD)/fuzz-corpus-quick 2>&1 | tee $(BUILD)/fuzz-quick.log | grep -E "stat::number_of_executed_units|ERROR" 
+
+# The C tests and the Swift tests under AddressSanitizer.
+test-asan: $(ASAN_LIB)
+	$(SWIFT_CLANG) $(SANITIZE_C) -std=c11 -Wall -Wextra -Werror -pthread Tests/c/test_abi.c -o $(BUILD)/test_abi_asan \
+		-Iinclude -L$(BUILD)/asan -ladamcore -Wl,-rpath,$(BUILD)/asan -lm
+	$(BUILD)/test_abi_asan
+	ADAMCORE_ISA=baseline $(BUILD)/test_abi_asan
+	swift test -c release --disable-swift-testing --scratch-path $(BUILD)/swift-test-asan --sanitize=address
 
 # ---------------------------------------------------------------------------------------------------------------
 # Benchmarks: never part of the tests' verdicts (machines are shared and noisy); `make bench` takes a few minutes.
