@@ -87,8 +87,8 @@ extension Optimizer {
     public func saveCheckpoint(into buffer: UnsafeMutableRawBufferPointer) throws(AdamCoreError) -> Int {
         guard let base = buffer.baseAddress else { throw fail(ADAMCORE_E_NULL_POINTER) }
         let range = try ByteRange(base, count: buffer.count, of: UInt8.self)
-        guard checkpointSize <= buffer.count else { throw fail(ADAMCORE_E_LENGTH) }
         guard !tensors.contains(where: { $0.overlaps(range) }) else { throw fail(ADAMCORE_E_OVERLAP) }
+        guard checkpointSize <= buffer.count else { throw fail(ADAMCORE_E_LENGTH) }
         var at = 0
         try writeCheckpoint { (chunk) throws(AdamCoreError) in
             if chunk.count > 0 { (base + at).copyMemory(from: chunk.baseAddress!, byteCount: chunk.count) }
