@@ -224,7 +224,9 @@ int adamcore_adagrad_step_f64(const adamcore_config *config, int64_t step, size_
 
 typedef enum adamcore_dtype {
     ADAMCORE_FLOAT32 = 1,
-    ADAMCORE_FLOAT64 = 2
+    ADAMCORE_FLOAT64 = 2,
+    ADAMCORE_FLOAT16 = 3,   /* adamcore_advise only: tensors are float32 or float64 */
+    ADAMCORE_BFLOAT16 = 4   /* adamcore_advise only */
 } adamcore_dtype;
 
 typedef struct adamcore_optimizer adamcore_optimizer;
@@ -302,6 +304,34 @@ int adamcore_optimizer_get_nonfinite_guard(adamcore_optimizer *optimizer, int *e
 int adamcore_optimizer_get_skipped_steps(adamcore_optimizer *optimizer, int64_t *skipped,
                                          uint64_t *last_nonfinite_count);
 
+/* One step's figures, for a tensor or the whole optimizer (Adam, AMSGrad and AdaFix only). Measured inside the
+ * update pass when statistics are on; the update itself is bit for bit the same. */
+typedef struct adamcore_step_stats {
+    uint32_t struct_size;      /* sizeof(adamcore_step_stats), set by the caller */
+    int32_t adafix_v_frozen;   /* AdaFix: 1 if this step held v fixed */
+    int64_t step;              /* the step described (0: none yet) */
+    uint64_t count;            /* elements */
+    uint64_t nonfinite_grads;  /* NaN and +-Inf values among the step's gradients */
+    double max_step_over_lr;   /* max |m_hat / (sqrt(v_hat) + eps)|: the adaptive step in multiples of lr */
+    double step_bound;         /* seed 000 Prop. 1: sqrt(b2)(1-b1)/sqrt((1-b2)(b2-b1^2)) (+inf if b1^2 >= b2); the
+                                  optimizer's figure is the largest of its groups' */
+    double min_effective_lr;   /* lr / (sqrt(v_hat) + eps) over the elements */
+    double max_effective_lr;
+    double mean_effective_lr;
+    double m_norm;             /* ||m|| after the step */
+    double v_norm;             /* ||v|| after the step */
+    double step_norm;          /* ||p_new - p_old|| */
+    double lipschitz;          /* AdaFix: L after the step */
+} adamcore_step_stats;
+
+/** Statistics on (1) or off (0, the default). ADAMCORE_E_ALGORITHM for SGD, RMSprop and AdaGrad. With them on a
+ *  step costs a few percent more (docs/PERFORMANCE.md) and writes the same bits. */
+int adamcore_optimizer_set_stats(adamcore_optimizer *optimizer, int enabled);
+/** The whole optimizer's figures of the last applied step taken with statistics on. */
+int adamcore_optimizer_get_stats(adamcore_optimizer *optimizer, adamcore_step_stats *stats);
+/** The same for one tensor. */
+int adamcore_optimizer_get_tensor_stats(adamcore_optimizer *optimizer, size_t tensor, adamcore_step_stats *stats);
+
 /**
  * AdaFix only, after a step and unless ADAMCORE_FLAG_ADAFIX_NEXT_GRADIENT: supply g' (the same minibatch's
  * gradient at the new parameters) so that L = max(L, ||g' - g|| / ||x_{t+1} - x_t||) over all tensors.
@@ -327,6 +357,39 @@ int adamcore_optimizer_adafix_v_updated(adamcore_optimizer *optimizer, int *v_up
 int adamcore_optimizer_get_adafix_step_norm_sq(adamcore_optimizer *optimizer, double *step_norm_sq);
 /** Restore it (finite and >= 0, or -1 for none). Call after adamcore_optimizer_set_step, which clears it. */
 int adamcore_optimizer_set_adafix_step_norm_sq(adamcore_optimizer *optimizer, double step_norm_sq);
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Hyperparameter advice (the research seeds' analyses, before the first step)
+ * ------------------------------------------------------------------------------------------------------------- */
+
+typedef enum adamcore_advice_severity {
+    ADAMCORE_ADVICE_INFO = 0,     /* a figure to reason with */
+    ADAMCORE_ADVICE_NOTICE = 1,   /* a known tendency of this setting */
+    ADAMCORE_ADVICE_WARNING = 2   /* a setting the analyses say breaks */
+} adamcore_advice_severity;
+
+typedef enum adamcore_advice_code {
+    ADAMCORE_ADVICE_MAX_STEP = 1,                /* value: Prop. 1's largest step / lr (seed 000) */
+    ADAMCORE_ADVICE_FLAT_CROSSING = 2,           /* value: Prop. 2's farthest crossing of a flat / lr (seed 000) */
+    ADAMCORE_ADVICE_BETA1_ABOVE_SQRT_BETA2 = 3,  /* value: beta1 / sqrt(beta2) >= 1 (seeds 000, 002) */
+    ADAMCORE_ADVICE_SMALL_BETA2 = 4,             /* value: beta2; warning below 0.9, notice below 0.99 (seed 002) */
+    ADAMCORE_ADVICE_SPIKE_REGIME = 5,            /* value: b/a >= 10, a = (1-beta2)/lr, b = (1-beta1)/lr (seed 003) */
+    ADAMCORE_ADVICE_OSCILLATION_REGIME = 6,      /* value: b/a within 10x of 1 (seed 003's good regime) */
+    ADAMCORE_ADVICE_DIVERGENCE_REGIME = 7,       /* value: b/a <= 0.1 (seed 003) */
+    ADAMCORE_ADVICE_EPS_UNDERFLOW = 8            /* value: eps; rounds to 0 (warning) or is subnormal (notice) */
+} adamcore_advice_code;
+
+typedef struct adamcore_advice {
+    int32_t code;              /* an adamcore_advice_code */
+    int32_t severity;          /* an adamcore_advice_severity */
+    double value;              /* the figure the advice is about */
+    const char *message;       /* one sentence with the reason and its source; static storage */
+} adamcore_advice;
+
+/** Advice for a valid *config whose state is kept in `dtype` (an adamcore_dtype, FLOAT16 and BFLOAT16 included).
+ *  Up to `capacity` entries go to `advice` (which may be NULL when capacity is 0); *count receives how many there
+ *  are in all, so a call with capacity 0 sizes the array. Thread-safe. */
+int adamcore_advise(const adamcore_config *config, int dtype, adamcore_advice *advice, size_t capacity, size_t *count);
 
 /* ---------------------------------------------------------------------------------------------------------------
  * Checkpoints

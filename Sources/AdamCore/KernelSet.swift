@@ -7,6 +7,9 @@ public struct KernelSet: @unchecked Sendable {
     public let isa: adamcore_isa
     public let adam32: (Streams<Float>, Int, AdamCoefficients<Float>, AdamVariant) -> Double
     public let adam64: (Streams<Double>, Int, AdamCoefficients<Double>, AdamVariant) -> Double
+    /// The Adam family with per-step statistics (the optimizer's diagnostics).
+    public let adamStats32: (Streams<Float>, Int, AdamCoefficients<Float>, AdamVariant, UnsafeMutablePointer<KernelStats>) -> Double
+    public let adamStats64: (Streams<Double>, Int, AdamCoefficients<Double>, AdamVariant, UnsafeMutablePointer<KernelStats>) -> Double
     public let sgd32: (Streams<Float>, Int, SGDCoefficients<Float>, SGDVariant) -> Double
     public let sgd64: (Streams<Double>, Int, SGDCoefficients<Double>, SGDVariant) -> Double
     public let rmsprop32: (Streams<Float>, Int, RMSpropCoefficients<Float>, RMSpropVariant) -> Double
@@ -26,6 +29,8 @@ public struct KernelSet: @unchecked Sendable {
         self.isa = isa
         adam32 = { adamKernel(P.self, $0, $1, $2, $3) }
         adam64 = { adamKernel(P.self, $0, $1, $2, $3) }
+        adamStats32 = { adamStatsKernel(P.self, $0, $1, $2, $3, $4) }
+        adamStats64 = { adamStatsKernel(P.self, $0, $1, $2, $3, $4) }
         sgd32 = { sgdKernel(P.self, $0, $1, $2, $3) }
         sgd64 = { sgdKernel(P.self, $0, $1, $2, $3) }
         rmsprop32 = { rmspropKernel(P.self, $0, $1, $2, $3) }

@@ -45,14 +45,15 @@ func store<T: KernelScalar>(_ p: UnsafeMutablePointer<T>, _ i: Int, _ v: T.Vecto
 /// Elements per reduction block: partial sums are kept in T for a block, then added in Double, in a fixed order.
 public let reductionBlock = 1024
 
-/// Runs `body` over every vector of `count` elements and returns the Double sum of what it returns (when
-/// `accumulate`; otherwise the results are dropped, which keeps a zero accumulator out of the hot loop).
+/// Runs `body(streams, index, validLanes)` over every vector of `count` elements and returns the Double sum of what
+/// it returns (when `accumulate`; otherwise the results are dropped, which keeps a zero accumulator out of the hot
+/// loop). `validLanes` is the lane count except in the tail, where only the first `validLanes` lanes are real.
 /// The last partial vector goes through the same body on zero-padded stack copies; only its first lanes are
 /// copied back (param, unless `readOnly`, and the first `states` state slots) and summed.
 @inlinable @inline(__always)
 func forEachVector<T: KernelScalar, P: ArithmeticPolicy>(
     _: P.Type, _ s: Streams<T>, count n: Int, states: Int, readOnly: Bool = false, accumulate: Bool = false,
-    _ body: (Streams<T>, Int) -> T.Vector
+    _ body: (Streams<T>, Int, Int) -> T.Vector
 ) -> Double {
     let lanes = T.Vector.scalarCount
     let fullEnd = n &- n % lanes
@@ -60,7 +61,7 @@ func forEachVector<T: KernelScalar, P: ArithmeticPolicy>(
     var i = 0
     if !accumulate {
         while i < fullEnd {
-            _ = body(s, i)
+            _ = body(s, i, lanes)
             i &+= lanes
         }
     }
@@ -68,7 +69,7 @@ func forEachVector<T: KernelScalar, P: ArithmeticPolicy>(
         let blockEnd = Swift.min(i &+ reductionBlock, fullEnd)
         var partial = T.Vector()
         while i < blockEnd {
-            partial += body(s, i)
+            partial += body(s, i, lanes)
             i &+= lanes
         }
         total += laneSum(partial, lanes: lanes)
@@ -81,7 +82,7 @@ func forEachVector<T: KernelScalar, P: ArithmeticPolicy>(
         let t = Streams(param: base, grad: UnsafePointer(base + lanes), s0: base + 2 * lanes, s1: base + 3 * lanes,
                         s2: base + 4 * lanes)
         for k in 0..<(2 + states) { t.slot(k).update(from: s.slot(k) + fullEnd, count: rest) }
-        let contribution = body(t, 0)
+        let contribution = body(t, 0, rest)
         for k in 0..<(2 + states) where k != 1 && !(readOnly && k == 0) {
             (s.slot(k) + fullEnd).update(from: t.slot(k), count: rest)
         }
@@ -183,8 +184,11 @@ public struct AdamVariant: Equatable, Sendable {
 @inlinable @inline(__always)
 func adamLoop<T: KernelScalar, P: ArithmeticPolicy>(
     _: P.Type, _ s: Streams<T>, _ n: Int, _ c: AdamCoefficients<T>,
-    hasL2: Bool, decoupled: Bool, amsgrad: Bool, updateV: Bool, trackStep: Bool, saveGradient: Bool
+    hasL2: Bool, decoupled: Bool, amsgrad: Bool, updateV: Bool, trackStep: Bool, saveGradient: Bool,
+    stats: UnsafeMutablePointer<KernelStats>? = nil
 ) -> Double {
+    let collect = stats != nil
+    var accumulator = StatsAccumulator<T>()
     typealias V = T.Vector
     let signedL2 = V(repeating: c.signedL2), decay = V(repeating: c.decay), beta1 = V(repeating: c.beta1)
     let signedOneMinusBeta1 = V(repeating: c.signedOneMinusBeta1), beta2 = V(repeating: c.beta2)
@@ -192,7 +196,7 @@ func adamLoop<T: KernelScalar, P: ArithmeticPolicy>(
     let denomScale = V(repeating: c.denomScale), epsRoot = V(repeating: c.epsRoot), eps = V(repeating: c.eps)
     let negStepSize = V(repeating: c.negStepSize)
     let states = amsgrad || saveGradient ? 3 : 2
-    return forEachVector(P.self, s, count: n, states: states, accumulate: trackStep) { s, i in
+    let result = forEachVector(P.self, s, count: n, states: states, accumulate: trackStep) { s, i, valid in
         let g: V = load(s.grad, i)
         let old: V = load(s.param, i)
         let h = hasL2 ? P.multiplyAdd(signedL2, old, g) : g
@@ -210,14 +214,142 @@ func adamLoop<T: KernelScalar, P: ArithmeticPolicy>(
             store(s.s2, i, vUsed)
         }
         let denom = T.vectorSqrt(P.multiplyAdd(vUsed, denomScale, epsRoot)) + eps
-        p = P.multiplyAdd(negStepSize, m / denom, p)
+        let direction = m / denom
+        p = P.multiplyAdd(negStepSize, direction, p)
         store(s.param, i, p)
         if saveGradient { store(s.s2, i, g) }
+        if collect {
+            accumulator.add(P.self, direction: direction, denom: denom, m: m, v: v, step: p - old, grad: g, valid: valid)
+        }
         if trackStep {
             let d = p - old
             return d * d
         }
         return V()
+    }
+    if collect { stats!.pointee = accumulator.finish(count: n) }
+    return result
+}
+
+/// What a stats-collecting kernel measured over its elements, in Double; items merge in a fixed order.
+public struct KernelStats: Sendable {
+    public var count = 0.0
+    public var nonFinite = 0.0            // NaN and +-Inf gradient values
+    public var maxAbsDirection = 0.0      // max |m / denom|: the step is lr / bc1 times this (NaN ignored)
+    public var minDenom = Double.infinity // denom = sqrt(v_hat) + eps: the effective lr is lr / denom
+    public var maxDenom = 0.0
+    public var inverseDenomSum = 0.0      // sum of 1 / denom (for the mean effective lr)
+    public var mSquared = 0.0, vSquared = 0.0, stepSquared = 0.0
+
+    public init() {}
+
+    public mutating func merge(_ o: KernelStats) {
+        count += o.count
+        nonFinite += o.nonFinite
+        maxAbsDirection = Swift.max(maxAbsDirection, o.maxAbsDirection)
+        minDenom = Swift.min(minDenom, o.minDenom)
+        maxDenom = Swift.max(maxDenom, o.maxDenom)
+        inverseDenomSum += o.inverseDenomSum
+        mSquared += o.mSquared
+        vSquared += o.vSquared
+        stepSquared += o.stepSquared
+    }
+}
+
+/// Vector-lane running statistics of one kernel call: extremes per lane, sums per lane flushed to Double every 64
+/// vectors (as the reductions are blocked), the tail's real lanes added one by one.
+@usableFromInline
+struct StatsAccumulator<T: KernelScalar> {
+    @usableFromInline typealias V = T.Vector
+    @usableFromInline var maxDirection = V(), maxNegDenom = V(repeating: -T.infinity), maxDenom = V()
+    @usableFromInline var inverse = V(), mSquared = V(), vSquared = V(), stepSquared = V(), nonFinite = V()
+    @usableFromInline var vectors = 0
+    @usableFromInline var total = KernelStats()
+
+    @inlinable init() {}
+
+    @inlinable @inline(__always)
+    mutating func add<P: ArithmeticPolicy>(_: P.Type, direction: V, denom: V, m: V, v: V, step: V, grad: V, valid: Int) {
+        guard valid == V.scalarCount else { return addLanes(direction: direction, denom: denom, m: m, v: v, step: step, grad: grad, valid: valid) }
+        maxDirection = T.vectorMaxIgnoringNaN(maxDirection, T.vectorAbs(direction))
+        maxNegDenom = T.vectorMaxIgnoringNaN(maxNegDenom, V() - denom)
+        maxDenom = T.vectorMaxIgnoringNaN(maxDenom, denom)
+        inverse += V(repeating: 1) / denom
+        mSquared = P.multiplyAdd(m, m, mSquared)
+        vSquared = P.multiplyAdd(v, v, vSquared)
+        stepSquared = P.multiplyAdd(step, step, stepSquared)
+        nonFinite += T.vectorNonFinite(grad)
+        vectors &+= 1
+        if vectors == 64 { flush() }
+    }
+
+    @inlinable
+    mutating func addLanes(direction: V, denom: V, m: V, v: V, step: V, grad: V, valid: Int) {
+        for lane in 0..<valid {
+            let d = Double(denom[lane]), u = Double(direction[lane])
+            if !u.isNaN { total.maxAbsDirection = Swift.max(total.maxAbsDirection, abs(u)) }
+            if !d.isNaN {
+                total.minDenom = Swift.min(total.minDenom, d)
+                total.maxDenom = Swift.max(total.maxDenom, d)
+            }
+            total.inverseDenomSum += 1 / d
+            total.mSquared += Double(m[lane]) * Double(m[lane])
+            total.vSquared += Double(v[lane]) * Double(v[lane])
+            total.stepSquared += Double(step[lane]) * Double(step[lane])
+            if !Double(grad[lane]).isFinite { total.nonFinite += 1 }
+        }
+    }
+
+    @inlinable
+    mutating func flush() {
+        let lanes = V.scalarCount
+        total.inverseDenomSum += laneSum(inverse, lanes: lanes)
+        total.mSquared += laneSum(mSquared, lanes: lanes)
+        total.vSquared += laneSum(vSquared, lanes: lanes)
+        total.stepSquared += laneSum(stepSquared, lanes: lanes)
+        total.nonFinite += laneSum(nonFinite, lanes: lanes)
+        inverse = V(); mSquared = V(); vSquared = V(); stepSquared = V(); nonFinite = V()
+        vectors = 0
+    }
+
+    @inlinable
+    mutating func finish(count: Int) -> KernelStats {
+        flush()
+        for lane in 0..<V.scalarCount {
+            total.maxAbsDirection = Swift.max(total.maxAbsDirection, Double(maxDirection[lane]))
+            total.minDenom = Swift.min(total.minDenom, -Double(maxNegDenom[lane]))
+            total.maxDenom = Swift.max(total.maxDenom, Double(maxDenom[lane]))
+        }
+        total.count = Double(count)
+        return total
+    }
+}
+
+/// The Adam-family update with statistics (`adamKernel` with the same variant, writing `stats`): same bits.
+@inlinable
+public func adamStatsKernel<T: KernelScalar, P: ArithmeticPolicy>(
+    _: P.Type, _ s: Streams<T>, _ n: Int, _ c: AdamCoefficients<T>, _ v: AdamVariant,
+    _ stats: UnsafeMutablePointer<KernelStats>
+) -> Double {
+    if !v.trackStep {
+        switch (v.hasL2, v.decoupled, v.amsgrad) {
+        case (false, false, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: true, trackStep: false, saveGradient: false, stats: stats)
+        case (false, false, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: true, updateV: true, trackStep: false, saveGradient: false, stats: stats)
+        case (true, _, false): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: true, trackStep: false, saveGradient: false, stats: stats)
+        case (true, _, true): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: true, updateV: true, trackStep: false, saveGradient: false, stats: stats)
+        case (false, true, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: true, trackStep: false, saveGradient: false, stats: stats)
+        case (false, true, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: true, updateV: true, trackStep: false, saveGradient: false, stats: stats)
+        }
+    }
+    // AdaFix: the weight-decay form and the gate's decision are compile-time; the next-gradient copy is a runtime
+    // branch here (stats runs are diagnostic, and this halves the specializations).
+    switch (v.hasL2, v.decoupled, v.updateV) {
+    case (false, false, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: false, trackStep: true, saveGradient: v.saveGradient, stats: stats)
+    case (false, false, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: true, trackStep: true, saveGradient: v.saveGradient, stats: stats)
+    case (true, _, false): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: false, trackStep: true, saveGradient: v.saveGradient, stats: stats)
+    case (true, _, true): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: true, trackStep: true, saveGradient: v.saveGradient, stats: stats)
+    case (false, true, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: false, trackStep: true, saveGradient: v.saveGradient, stats: stats)
+    case (false, true, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: true, trackStep: true, saveGradient: v.saveGradient, stats: stats)
     }
 }
 
@@ -293,7 +425,7 @@ func sgdLoop<T: KernelScalar, P: ArithmeticPolicy>(
     typealias V = T.Vector
     let sign = V(repeating: c.sign), l2 = V(repeating: c.l2), mu = V(repeating: c.momentum)
     let oneMinusDampening = V(repeating: c.oneMinusDampening), negLr = V(repeating: c.negLr)
-    return forEachVector(P.self, s, count: n, states: momentum ? 1 : 0) { s, i in
+    return forEachVector(P.self, s, count: n, states: momentum ? 1 : 0) { s, i, _ in
         var p: V = load(s.param, i)
         var g: V = load(s.grad, i) * sign
         if hasL2 { g = P.multiplyAdd(l2, p, g) }
@@ -369,7 +501,7 @@ func rmspropLoop<T: KernelScalar, P: ArithmeticPolicy>(
     let oneMinusAlpha = V(repeating: c.oneMinusAlpha), eps = V(repeating: c.eps), mu = V(repeating: c.momentum)
     let negLr = V(repeating: c.negLr), zero = V()
     let states = 1 + (centered ? 1 : 0) + (momentum ? 1 : 0)
-    return forEachVector(P.self, s, count: n, states: states) { s, i in
+    return forEachVector(P.self, s, count: n, states: states) { s, i, _ in
         var p: V = load(s.param, i)
         var g: V = load(s.grad, i) * sign
         if hasL2 { g = P.multiplyAdd(l2, p, g) }
@@ -443,7 +575,7 @@ func adagradLoop<T: KernelScalar, P: ArithmeticPolicy>(
     typealias V = T.Vector
     let sign = V(repeating: c.sign), l2 = V(repeating: c.l2), eps = V(repeating: c.eps)
     let negClr = V(repeating: c.negClr)
-    return forEachVector(P.self, s, count: n, states: 1) { s, i in
+    return forEachVector(P.self, s, count: n, states: 1) { s, i, _ in
         var p: V = load(s.param, i)
         var g: V = load(s.grad, i) * sign
         if hasL2 { g = P.multiplyAdd(l2, p, g) }
@@ -490,7 +622,7 @@ public func maxAbsKernel<T: KernelScalar, P: ArithmeticPolicy>(_: P.Type, _ a: U
 public func nonFiniteCountKernel<T: KernelScalar, P: ArithmeticPolicy>(_: P.Type, _ a: UnsafePointer<T>, _ n: Int) -> Double {
     let s = Streams(param: UnsafeMutablePointer(mutating: a), grad: a, s0: UnsafeMutablePointer(mutating: a),
                     s1: UnsafeMutablePointer(mutating: a), s2: UnsafeMutablePointer(mutating: a))
-    return forEachVector(P.self, s, count: n, states: 0, readOnly: true, accumulate: true) { s, i in
+    return forEachVector(P.self, s, count: n, states: 0, readOnly: true, accumulate: true) { s, i, _ in
         T.vectorNonFinite(load(s.grad, i))
     }
 }
@@ -503,7 +635,7 @@ public func diffNormSquaredKernel<T: KernelScalar, P: ArithmeticPolicy>(
     // Both inputs travel in read-only positions: `b` as param with readOnly, so neither is ever written.
     let s = Streams(param: UnsafeMutablePointer(mutating: b), grad: a, s0: UnsafeMutablePointer(mutating: b),
                     s1: UnsafeMutablePointer(mutating: b), s2: UnsafeMutablePointer(mutating: b))
-    return forEachVector(P.self, s, count: n, states: 0, readOnly: true, accumulate: true) { s, i in
+    return forEachVector(P.self, s, count: n, states: 0, readOnly: true, accumulate: true) { s, i, _ in
         let d: T.Vector = load(s.grad, i) - load(s.param, i)
         return P.multiplyAdd(d, d, T.Vector())
     }

@@ -35,6 +35,13 @@ public final class Optimizer {
     public internal(set) var skippedSteps: Int64 = 0
     /// NaN and +-Inf values the guard counted in the last step's gradients (0 when the guard is off).
     public private(set) var lastNonFiniteCount = 0
+    /// Whether steps measure `StepStats` inside the update pass (Adam, AMSGrad, AdaFix; off by default).
+    public private(set) var collectsStats = false
+    /// The whole optimizer's figures of the last applied step with statistics on.
+    public private(set) var lastStats = StepStats()
+    /// The same per tensor, in registration order.
+    public private(set) var lastTensorStats: ContiguousArray<StepStats> = []
+    private var kernelStats: ContiguousArray<KernelStats> = []      // per tensor, merged from the items' segments
 
     public init(_ config: Config, kernels: KernelSet = .baseline) throws(AdamCoreError) {
         let c = try ValidConfig(config.raw)
@@ -139,6 +146,9 @@ public final class Optimizer {
         totalElements += count
         items = WorkItem.split(tensors)
         job.reserve(items: items.count, groups: groups.count)
+        job.layOutSegments(items)
+        kernelStats.append(KernelStats())
+        lastTensorStats.append(StepStats())
         return tensors.count - 1
     }
 
@@ -194,6 +204,53 @@ public final class Optimizer {
         lipschitz = value
     }
 
+    // MARK: Statistics
+
+    /// Turns the in-pass statistics on or off. ADAMCORE_E_ALGORITHM for SGD, RMSprop and AdaGrad, whose steps have
+    /// no second-moment bound to report.
+    public func setCollectsStats(_ on: Bool) throws(AdamCoreError) {
+        guard !on || algorithm == .adam || algorithm == .adafix else { throw fail(ADAMCORE_E_ALGORITHM) }
+        collectsStats = on
+    }
+
+    /// Turns the segments' raw figures into `lastTensorStats` and `lastStats` (no allocation: the arrays were sized
+    /// at registration).
+    private func publishStats(step t: Int64, frozen: Bool) {
+        for i in kernelStats.indices { kernelStats[i] = KernelStats() }
+        for (itemIndex, w) in items.enumerated() {
+            let base = job.segmentStart[itemIndex]
+            for index in w.first..<w.last { kernelStats[index].merge(job.segments[base + index - w.first]) }
+        }
+        var total = StepStats(step: t)
+        var meanWeighted = 0.0, m2 = 0.0, v2 = 0.0, d2 = 0.0
+        total.minEffectiveLR = .infinity
+        for i in tensors.indices {
+            let c = groups[tensors[i].group].raw
+            let figures = StepStats(kernelStats[i], config: c, step: t, frozen: frozen, lipschitz: lipschitz)
+            lastTensorStats[i] = figures
+            total.count += figures.count
+            total.nonFiniteGradients += figures.nonFiniteGradients
+            total.maxStepOverLR = Swift.max(total.maxStepOverLR, figures.maxStepOverLR)
+            total.stepBound = Swift.max(total.stepBound, figures.stepBound)
+            if figures.count > 0 {
+                total.minEffectiveLR = Swift.min(total.minEffectiveLR, figures.minEffectiveLR)
+                total.maxEffectiveLR = Swift.max(total.maxEffectiveLR, figures.maxEffectiveLR)
+            }
+            meanWeighted += figures.meanEffectiveLR * Double(figures.count)
+            m2 += kernelStats[i].mSquared
+            v2 += kernelStats[i].vSquared
+            d2 += kernelStats[i].stepSquared
+        }
+        if total.count == 0 { total.minEffectiveLR = 0 }
+        total.meanEffectiveLR = total.count > 0 ? meanWeighted / Double(total.count) : 0
+        total.mNorm = m2.squareRoot()
+        total.vNorm = v2.squareRoot()
+        total.stepNorm = d2.squareRoot()
+        total.adafixVFrozen = frozen
+        total.lipschitz = lipschitz
+        lastStats = total
+    }
+
     // MARK: Stepping
 
     /// One step of every tensor with its registered gradient.
@@ -245,7 +302,7 @@ public final class Optimizer {
         let stepNormSquared = coefficients.withUnsafeBufferPointer { c in
             job.coefficients = c.baseAddress
             defer { job.coefficients = nil }
-            return runJob(.update, grads: grads)
+            return runJob(collectsStats ? .updateWithStats : .update, grads: grads)
         }
         stepCount = t
         if isAdaFix {
@@ -253,6 +310,7 @@ public final class Optimizer {
             vUpdated = updateV
             lastStepNormSquared = stepNormSquared
         }
+        if collectsStats { publishStats(step: t, frozen: !updateV) }
         return .applied
     }
 
@@ -307,6 +365,65 @@ public final class Optimizer {
         }
     }
 
+}
+
+// MARK: - Statistics
+
+/// One step's figures (seed 000's and 001's quantities), for a tensor or the whole optimizer.
+public struct StepStats: Sendable, Equatable {
+    /// The step these figures describe (0: none yet).
+    public var step: Int64 = 0
+    public var count = 0
+    /// NaN and +-Inf values among the step's gradients.
+    public var nonFiniteGradients = 0
+    /// max |dp| / lr of the adaptive part of the step, |m_hat / (sqrt(v_hat) + eps)| (weight decay excluded).
+    public var maxStepOverLR = 0.0
+    /// Seed 000's Proposition 1 bound on that ratio: sqrt(b2)(1-b1)/sqrt((1-b2)(b2-b1^2)), +inf if b1^2 >= b2. It
+    /// holds at every step with bias correction (the correction factor is <= 1, by AM-GM), not for AdaFix once v
+    /// is frozen.
+    public var stepBound = 0.0
+    /// lr / (sqrt(v_hat) + eps) over the elements: smallest, largest and mean.
+    public var minEffectiveLR = 0.0, maxEffectiveLR = 0.0, meanEffectiveLR = 0.0
+    /// ||m||, ||v|| (the state after the step) and ||p_new - p_old|| (the whole step).
+    public var mNorm = 0.0, vNorm = 0.0, stepNorm = 0.0
+    /// AdaFix: whether this step held v fixed, and L after the step.
+    public var adafixVFrozen = false
+    public var lipschitz = 0.0
+
+    public init(step: Int64 = 0) { self.step = step }
+
+    init(_ k: KernelStats, config c: adamcore_config, step t: Int64, frozen: Bool, lipschitz: Double) {
+        self.step = t
+        count = Int(k.count)
+        nonFiniteGradients = Int(k.nonFinite)
+        let bias = (c.flags & ADAMCORE_FLAG_NO_BIAS_CORRECTION.rawValue) == 0
+        let bc1 = bias ? 1 - pow(c.beta1, Double(t)) : 1
+        maxStepOverLR = k.maxAbsDirection / bc1
+        stepBound = proposition1Bound(beta1: c.beta1, beta2: c.beta2)
+        if count > 0 {
+            minEffectiveLR = c.lr / k.maxDenom
+            maxEffectiveLR = c.lr / k.minDenom
+            meanEffectiveLR = c.lr * k.inverseDenomSum / k.count
+        }
+        mNorm = k.mSquared.squareRoot()
+        vNorm = k.vSquared.squareRoot()
+        stepNorm = k.stepSquared.squareRoot()
+        adafixVFrozen = frozen
+        self.lipschitz = lipschitz
+    }
+}
+
+/// Seed 000, Proposition 1: the largest step of Adam as a multiple of lr, sqrt(b2)(1-b1)/sqrt((1-b2)(b2-b1^2)).
+public func proposition1Bound(beta1 b1: Double, beta2 b2: Double) -> Double {
+    guard b1 * b1 < b2 else { return .infinity }
+    return b2.squareRoot() * (1 - b1) / ((1 - b2) * (b2 - b1 * b1)).squareRoot()
+}
+
+/// Seed 000, Proposition 2: the farthest Adam travels across a flat, as a multiple of lr,
+/// b2(1-b1) / ((sqrt(b2)-b1) sqrt((1-b2)(b2-b1^2))).
+public func proposition2Bound(beta1 b1: Double, beta2 b2: Double) -> Double {
+    guard b1 * b1 < b2 else { return .infinity }
+    return b2 * (1 - b1) / ((b2.squareRoot() - b1) * ((1 - b2) * (b2 - b1 * b1)).squareRoot())
 }
 
 // MARK: - Step options
@@ -445,6 +562,20 @@ struct Tensor {
         }
     }
 
+    /// `update` for the Adam family, also measuring `stats`.
+    @inline(__always)
+    func updateWithStats(_ grad: UnsafeRawPointer, _ c: GroupCoefficients, _ k: KernelSet, _ range: Range<Int>,
+                         _ stats: UnsafeMutablePointer<KernelStats>) -> Double {
+        let n = range.count, at = range.lowerBound
+        switch (c, dtype) {
+        case let (.adam(c32, _, v), .float32): return k.adamStats32(streams(grad, Float.self, from: at), n, c32, v, stats)
+        case let (.adam(_, c64, v), .float64): return k.adamStats64(streams(grad, Double.self, from: at), n, c64, v, stats)
+        default:
+            stats.pointee = KernelStats()
+            return update(grad, c, k, range)
+        }
+    }
+
     func maxAbs(_ grad: UnsafeRawPointer, _ k: KernelSet, _ range: Range<Int>) -> Double {
         dtype == .float32 ? k.maxAbs32(grad.assumingMemoryBound(to: Float.self) + range.lowerBound, range.count)
             : k.maxAbs64(grad.assumingMemoryBound(to: Double.self) + range.lowerBound, range.count)
@@ -507,7 +638,7 @@ struct WorkItem {
 /// Everything threads write goes to raw buffers (a Swift array mutated from several threads is an exclusivity
 /// violation even at distinct indices).
 final class StepJob: ParallelTask {
-    enum Phase { case update, gate, difference, differenceFromPrevious, nonFinite }
+    enum Phase { case update, updateWithStats, gate, difference, differenceFromPrevious, nonFinite }
 
     let kernels: KernelSet
     var phase = Phase.update
@@ -520,12 +651,28 @@ final class StepJob: ParallelTask {
     private(set) var partials = UnsafeMutablePointer<Double>.allocate(capacity: 1)
     private(set) var thresholds = UnsafeMutablePointer<Double>.allocate(capacity: 1)  // per group: L * lr
     private var partialCapacity = 1, thresholdCapacity = 1
+    /// Statistics: one segment per (item, tensor in the item), in item order; segmentStart[item] is the first.
+    private(set) var segments: UnsafeMutablePointer<KernelStats> = .allocate(capacity: 1)
+    private(set) var segmentStart: ContiguousArray<Int> = []
 
     init(kernels: KernelSet) { self.kernels = kernels }
 
     deinit {
         partials.deallocate()
         thresholds.deallocate()
+        segments.deallocate()
+    }
+
+    func layOutSegments(_ items: ContiguousArray<WorkItem>) {
+        segmentStart.removeAll(keepingCapacity: true)
+        var total = 0
+        for w in items {
+            segmentStart.append(total)
+            total += w.last - w.first
+        }
+        segments.deallocate()
+        segments = .allocate(capacity: Swift.max(total, 1))
+        segments.initialize(repeating: KernelStats(), count: Swift.max(total, 1))
     }
 
     func reserve(items: Int, groups: Int) {
@@ -551,6 +698,9 @@ final class StepJob: ParallelTask {
             switch phase {
             case .update:
                 total += tensor.update(g, coefficients![tensor.group], kernels, range)
+            case .updateWithStats:
+                let segment = segments + segmentStart[item] + (index - w.first)
+                total += tensor.updateWithStats(g, coefficients![tensor.group], kernels, range, segment)
             case .gate:
                 if tensor.maxAbs(g, kernels, range) >= thresholds[tensor.group] { total = 1 }
             case .difference:

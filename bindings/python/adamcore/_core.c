@@ -650,6 +650,33 @@ static PyObject *Optimizer_get_config(OptimizerObject *self, PyObject *group) {
     return (PyObject *)c;
 }
 
+/* set_stats(on) */
+static PyObject *Optimizer_set_stats(OptimizerObject *self, PyObject *on) {
+    if (check_ready(self)) return NULL;
+    int enabled = PyObject_IsTrue(on);
+    if (enabled < 0) return NULL;
+    int status = adamcore_optimizer_set_stats(self->handle, enabled);
+    if (status != ADAMCORE_OK) return raise_status(status);
+    Py_RETURN_NONE;
+}
+
+/* get_stats(tensor) -> tuple of the adamcore_step_stats fields (tensor -1: the whole optimizer) */
+static PyObject *Optimizer_get_stats(OptimizerObject *self, PyObject *tensor) {
+    if (check_ready(self)) return NULL;
+    Py_ssize_t t = PyLong_AsSsize_t(tensor);
+    if (t == -1 && PyErr_Occurred()) return NULL;
+    adamcore_step_stats st;
+    memset(&st, 0, sizeof st);
+    st.struct_size = sizeof st;
+    int status = t < 0 ? adamcore_optimizer_get_stats(self->handle, &st)
+                       : adamcore_optimizer_get_tensor_stats(self->handle, (size_t)t, &st);
+    if (status != ADAMCORE_OK) return raise_status(status);
+    return Py_BuildValue("(LKKddddddddOd)", (long long)st.step, (unsigned long long)st.count,
+                         (unsigned long long)st.nonfinite_grads, st.max_step_over_lr, st.step_bound,
+                         st.min_effective_lr, st.max_effective_lr, st.mean_effective_lr, st.m_norm, st.v_norm,
+                         st.step_norm, st.adafix_v_frozen ? Py_True : Py_False, st.lipschitz);
+}
+
 static PyObject *Optimizer_get_guard(OptimizerObject *self, void *c) {
     (void)c;
     if (check_ready(self)) return NULL;
@@ -759,6 +786,8 @@ static PyMethodDef Optimizer_methods[] = {
     {"checkpoint_bytes", (PyCFunction)Optimizer_checkpoint_bytes, METH_NOARGS, "checkpoint_bytes() -> bytes"},
     {"load_bytes", (PyCFunction)Optimizer_load_bytes, METH_O, "load_bytes(data): restore from bytes"},
     {"get_config", (PyCFunction)Optimizer_get_config, METH_O, "get_config(group) -> Config"},
+    {"set_stats", (PyCFunction)Optimizer_set_stats, METH_O, "set_stats(on): in-pass statistics (Adam family)"},
+    {"get_stats", (PyCFunction)Optimizer_get_stats, METH_O, "get_stats(tensor or -1) -> tuple"},
     {"adafix_observe", (PyCFunction)(void (*)(void))Optimizer_adafix_observe, METH_FASTCALL,
      "adafix_observe(grads, new_grads): AdaFix's Lipschitz estimate from g' at the new point"},
     {NULL, NULL, 0, NULL},
@@ -795,6 +824,28 @@ static PyTypeObject OptimizerType = {
  * Module
  * ---------------------------------------------------------------------------------------------------------- */
 
+/* advise(config, dtype) -> [(code, severity, value, message)] */
+static PyObject *module_advise(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
+    (void)m;
+    if (nargs != 2) { PyErr_SetString(PyExc_TypeError, "advise(config, dtype)"); return NULL; }
+    const adamcore_config *c = as_config(args[0], "config");
+    if (!c) return NULL;
+    int dtype = PyLong_AsLong(args[1]);
+    if (dtype == -1 && PyErr_Occurred()) return NULL;
+    adamcore_advice advice[16];
+    size_t count = 0;
+    int status = adamcore_advise(c, dtype, advice, 16, &count);
+    if (status != ADAMCORE_OK) return raise_status(status);
+    PyObject *list = PyList_New(0);
+    if (!list) return NULL;
+    for (size_t i = 0; i < count && i < 16; i++) {
+        PyObject *item = Py_BuildValue("(iids)", advice[i].code, advice[i].severity, advice[i].value, advice[i].message);
+        if (!item || PyList_Append(list, item) != 0) { Py_XDECREF(item); Py_DECREF(list); return NULL; }
+        Py_DECREF(item);
+    }
+    return list;
+}
+
 static PyObject *module_status_name(PyObject *m, PyObject *code) {
     (void)m;
     long c = PyLong_AsLong(code);
@@ -828,6 +879,8 @@ static PyMethodDef module_methods[] = {
     {"adafix_lipschitz", (PyCFunction)(void (*)(void))stateless_adafix_lipschitz, METH_FASTCALL,
      "adafix_lipschitz(grad, new_grad, step_norm_sq, lipschitz) -> raised estimate"},
     {"status_name", (PyCFunction)module_status_name, METH_O, "status_name(code) -> 'ADAMCORE_E_...'"},
+    {"advise", (PyCFunction)(void (*)(void))module_advise, METH_FASTCALL,
+     "advise(config, dtype) -> [(code, severity, value, message)]"},
     {"set_num_threads", (PyCFunction)module_set_num_threads, METH_O,
      "set_num_threads(n): threads per step, process-wide; 0 restores the default (ADAMCORE_NUM_THREADS or the CPUs)"},
     {"get_num_threads", (PyCFunction)module_get_num_threads, METH_NOARGS, "get_num_threads() -> the thread count in force"},
@@ -866,6 +919,7 @@ PyMODINIT_FUNC PyInit__core(void) {
     static const struct { const char *name; long value; } constants[] = {
         {"ADAM", ADAMCORE_ADAM}, {"ADAFIX", ADAMCORE_ADAFIX}, {"SGD", ADAMCORE_SGD}, {"RMSPROP", ADAMCORE_RMSPROP},
         {"ADAGRAD", ADAMCORE_ADAGRAD}, {"FLOAT32", ADAMCORE_FLOAT32}, {"FLOAT64", ADAMCORE_FLOAT64},
+        {"FLOAT16", ADAMCORE_FLOAT16}, {"BFLOAT16", ADAMCORE_BFLOAT16},
         {"FLAG_MAXIMIZE", ADAMCORE_FLAG_MAXIMIZE}, {"FLAG_AMSGRAD", ADAMCORE_FLAG_AMSGRAD},
         {"FLAG_AMSGRAD_OPTAX_ORDER", ADAMCORE_FLAG_AMSGRAD_OPTAX_ORDER},
         {"FLAG_DECOUPLED_WEIGHT_DECAY", ADAMCORE_FLAG_DECOUPLED_WEIGHT_DECAY},

@@ -5,7 +5,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
-from . import _configs, _core
+from . import _configs, _core, diagnostics
 
 _DTYPES = {"f": np.float32, "d": np.float64}
 
@@ -59,8 +59,12 @@ class Optimizer:
         self.state: Dict[int, Dict[str, Any]] = {}
         self._params: List[Any] = []
         self._core: Optional[_core.Optimizer] = None
+        self._stats_on = False
         for group in groups:
             self.add_param_group(group)
+        configs = [self._core.get_config(i) for i in range(len(self.param_groups))]
+        if configs[0].algorithm in (_core.ADAM, _core.ADAFIX):
+            diagnostics.warn_on_construction(configs, type(self).__name__)
 
     # -- configuration ------------------------------------------------------------------------------------------
     def _config(self, group: Dict[str, Any]) -> _core.Config:
@@ -124,6 +128,21 @@ class Optimizer:
     @nonfinite_guard.setter
     def nonfinite_guard(self, on: bool) -> None:
         self._core.nonfinite_guard = on
+
+    @property
+    def stats(self) -> bool:
+        """Measure :class:`adamcore.diagnostics.StepStats` inside each step (Adam, AdamW, AdaFix; off by default)."""
+        return self._stats_on
+
+    @stats.setter
+    def stats(self, on: bool) -> None:
+        self._core.set_stats(bool(on))
+        self._stats_on = bool(on)
+
+    @property
+    def last_stats(self) -> "diagnostics.StepStats":
+        """The last step's figures, the whole optimizer's with ``.tensors`` per parameter (built on access)."""
+        return diagnostics._stats(self._core)
 
     @property
     def skipped_steps(self) -> int:
