@@ -29,7 +29,7 @@ def size_label(row):
     return f"{n >> 20}M" if n >= 1 << 20 else f"{n >> 10}K"
 
 
-ORDER = ["adamcore", "adamcore_object", "roofline", "c_gcc", "adamcore_py", "adamcore_py_stateless", "numpy",
+ORDER = ["adamcore", "adamcore_object", "adamcore_object_stats", "roofline", "c_gcc", "adamcore_py", "adamcore_py_stateless", "numpy",
          "torch_foreach", "torch_fused", "deepspeed"]
 BASE = {"c": "adamcore", "py": "adamcore_py"}
 
@@ -61,6 +61,12 @@ def tables(rows):
                     cell += f" ({r['ns_per_element'] / base_row['ns_per_element']:.2f}x)"
                 cells.append(cell)
             out.append(f"| {size} | " + " | ".join(cells) + " |")
+        overheads = [(size, by[(size, "adamcore_object_stats")]["ns_per_element"] /
+                      by[(size, "adamcore_object")]["ns_per_element"] - 1)
+                     for size in sizes if (size, "adamcore_object_stats") in by and (size, "adamcore_object") in by]
+        if overheads:
+            out.append("\nStatistics on (adamcore_object_stats vs adamcore_object, same run): " +
+                       ", ".join(f"{size} {100 * o:+.1f}%" for size, o in overheads))
     return "\n".join(out)
 
 

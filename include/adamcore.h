@@ -324,10 +324,12 @@ typedef struct adamcore_step_stats {
     double lipschitz;          /* AdaFix: L after the step */
 } adamcore_step_stats;
 
-/** Statistics on (1) or off (0, the default). ADAMCORE_E_ALGORITHM for SGD, RMSprop and AdaGrad. With them on a
- *  step costs a few percent more (docs/PERFORMANCE.md) and writes the same bits. */
-int adamcore_optimizer_set_stats(adamcore_optimizer *optimizer, int enabled);
-/** The whole optimizer's figures of the last applied step taken with statistics on. */
+/** Statistics off (0, the default), on every step (1), or on every `every`-th step (steps divisible by it), which
+ *  spreads their cost: a measured step takes up to ~2x as long in cache and about the same from DRAM
+ *  (docs/PERFORMANCE.md). The update writes the same bits either way. ADAMCORE_E_ALGORITHM for SGD, RMSprop and
+ *  AdaGrad; ADAMCORE_E_INDEX for a negative value. */
+int adamcore_optimizer_set_stats(adamcore_optimizer *optimizer, int every);
+/** The whole optimizer's figures of the last measured step (its number is stats->step). */
 int adamcore_optimizer_get_stats(adamcore_optimizer *optimizer, adamcore_step_stats *stats);
 /** The same for one tensor. */
 int adamcore_optimizer_get_tensor_stats(adamcore_optimizer *optimizer, size_t tensor, adamcore_step_stats *stats);

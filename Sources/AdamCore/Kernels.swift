@@ -182,13 +182,12 @@ public struct AdamVariant: Equatable, Sendable {
 }
 
 @inlinable @inline(__always)
-func adamLoop<T: KernelScalar, P: ArithmeticPolicy>(
+func adamLoop<T: KernelScalar, P: ArithmeticPolicy, A: StatsSink>(
     _: P.Type, _ s: Streams<T>, _ n: Int, _ c: AdamCoefficients<T>,
     hasL2: Bool, decoupled: Bool, amsgrad: Bool, updateV: Bool, trackStep: Bool, saveGradient: Bool,
-    stats: UnsafeMutablePointer<KernelStats>? = nil
-) -> Double {
-    let collect = stats != nil
-    var accumulator = StatsAccumulator<T>()
+    stats: inout A
+) -> Double where A.Scalar == T {
+    let collect = A.collects
     typealias V = T.Vector
     let signedL2 = V(repeating: c.signedL2), decay = V(repeating: c.decay), beta1 = V(repeating: c.beta1)
     let signedOneMinusBeta1 = V(repeating: c.signedOneMinusBeta1), beta2 = V(repeating: c.beta2)
@@ -219,7 +218,7 @@ func adamLoop<T: KernelScalar, P: ArithmeticPolicy>(
         store(s.param, i, p)
         if saveGradient { store(s.s2, i, g) }
         if collect {
-            accumulator.add(P.self, direction: direction, denom: denom, m: m, v: v, step: p - old, grad: g, valid: valid)
+            stats.add(P.self, direction: direction, denom: denom, m: m, v: v, step: p - old, grad: g, valid: valid)
         }
         if trackStep {
             let d = p - old
@@ -227,14 +226,13 @@ func adamLoop<T: KernelScalar, P: ArithmeticPolicy>(
         }
         return V()
     }
-    if collect { stats!.pointee = accumulator.finish(count: n) }
     return result
 }
 
 /// What a stats-collecting kernel measured over its elements, in Double; items merge in a fixed order.
 public struct KernelStats: Sendable {
     public var count = 0.0
-    public var nonFinite = 0.0            // NaN and +-Inf gradient values
+    public var nonFinite = 0.0            // NaN and +-Inf gradient values (NaN from a kernel: "some", to be counted)
     public var maxAbsDirection = 0.0      // max |m / denom|: the step is lr / bc1 times this (NaN ignored)
     public var minDenom = Double.infinity // denom = sqrt(v_hat) + eps: the effective lr is lr / denom
     public var maxDenom = 0.0
@@ -256,20 +254,51 @@ public struct KernelStats: Sendable {
     }
 }
 
+/// Where an Adam loop sends its per-vector figures: `NoStats` (compiled away) or `StatsAccumulator`. A value the
+/// loop owns (inout), so the accumulator lives in registers; through a pointer it would be reloaded and stored
+/// around every store to the data buffers, which the compiler cannot prove it does not alias.
+public protocol StatsSink {
+    associatedtype Scalar: KernelScalar
+    static var collects: Bool { get }
+    mutating func add<P: ArithmeticPolicy>(_: P.Type, direction: Scalar.Vector, denom: Scalar.Vector, m: Scalar.Vector,
+                                           v: Scalar.Vector, step: Scalar.Vector, grad: Scalar.Vector, valid: Int)
+}
+
+public struct NoStats<Scalar: KernelScalar>: StatsSink {
+    @inlinable public static var collects: Bool { false }
+    @inlinable public init() {}
+    @inlinable @inline(__always)
+    public mutating func add<P: ArithmeticPolicy>(_: P.Type, direction: Scalar.Vector, denom: Scalar.Vector, m: Scalar.Vector,
+                                                  v: Scalar.Vector, step: Scalar.Vector, grad: Scalar.Vector, valid: Int) {}
+}
+
 /// Vector-lane running statistics of one kernel call: extremes per lane, sums per lane flushed to Double every 64
 /// vectors (as the reductions are blocked), the tail's real lanes added one by one.
-@usableFromInline
-struct StatsAccumulator<T: KernelScalar> {
+public struct StatsAccumulator<T: KernelScalar>: StatsSink {
+    public typealias Scalar = T
+    @inlinable public static var collects: Bool { true }
     @usableFromInline typealias V = T.Vector
-    @usableFromInline var maxDirection = V(), maxNegDenom = V(repeating: -T.infinity), maxDenom = V()
-    @usableFromInline var inverse = V(), mSquared = V(), vSquared = V(), stepSquared = V(), nonFinite = V()
-    @usableFromInline var vectors = 0
-    @usableFromInline var total = KernelStats()
+    @usableFromInline var maxDirection: V, maxNegDenom: V, maxDenom: V
+    @usableFromInline var inverse: V, mSquared: V, vSquared: V, stepSquared: V
+    /// Sum of g * 0: NaN once any gradient value is NaN or +-Inf (one multiply-add per vector; the exact count is
+    /// taken afterwards by a pass over that gradient only when this is NaN, which is rare).
+    @usableFromInline var nonFiniteProbe: V
+    @usableFromInline var vectors: Int
+    @usableFromInline var total: KernelStats
 
-    @inlinable init() {}
+    /// Every field set here, in the specialized caller (stored-property defaults of a generic struct would be
+    /// evaluated through runtime metadata on every construction).
+    @inlinable @inline(__always)
+    public init() {
+        maxDirection = V(); maxNegDenom = V(repeating: -T.infinity); maxDenom = V()
+        inverse = V(); mSquared = V(); vSquared = V(); stepSquared = V(); nonFiniteProbe = V()
+        vectors = 0
+        total = KernelStats()
+    }
 
     @inlinable @inline(__always)
-    mutating func add<P: ArithmeticPolicy>(_: P.Type, direction: V, denom: V, m: V, v: V, step: V, grad: V, valid: Int) {
+    public mutating func add<P: ArithmeticPolicy>(_: P.Type, direction: T.Vector, denom: T.Vector, m: T.Vector, v: T.Vector,
+                                                  step: T.Vector, grad: T.Vector, valid: Int) {
         guard valid == V.scalarCount else { return addLanes(direction: direction, denom: denom, m: m, v: v, step: step, grad: grad, valid: valid) }
         maxDirection = T.vectorMaxIgnoringNaN(maxDirection, T.vectorAbs(direction))
         maxNegDenom = T.vectorMaxIgnoringNaN(maxNegDenom, V() - denom)
@@ -278,7 +307,7 @@ struct StatsAccumulator<T: KernelScalar> {
         mSquared = P.multiplyAdd(m, m, mSquared)
         vSquared = P.multiplyAdd(v, v, vSquared)
         stepSquared = P.multiplyAdd(step, step, stepSquared)
-        nonFinite += T.vectorNonFinite(grad)
+        nonFiniteProbe = P.multiplyAdd(grad, V(), nonFiniteProbe)
         vectors &+= 1
         if vectors == 64 { flush() }
     }
@@ -296,30 +325,27 @@ struct StatsAccumulator<T: KernelScalar> {
             total.mSquared += Double(m[lane]) * Double(m[lane])
             total.vSquared += Double(v[lane]) * Double(v[lane])
             total.stepSquared += Double(step[lane]) * Double(step[lane])
-            if !Double(grad[lane]).isFinite { total.nonFinite += 1 }
+            if !Double(grad[lane]).isFinite { total.nonFinite = .nan }
         }
     }
 
     @inlinable
     mutating func flush() {
-        let lanes = V.scalarCount
-        total.inverseDenomSum += laneSum(inverse, lanes: lanes)
-        total.mSquared += laneSum(mSquared, lanes: lanes)
-        total.vSquared += laneSum(vSquared, lanes: lanes)
-        total.stepSquared += laneSum(stepSquared, lanes: lanes)
-        total.nonFinite += laneSum(nonFinite, lanes: lanes)
-        inverse = V(); mSquared = V(); vSquared = V(); stepSquared = V(); nonFinite = V()
+        total.inverseDenomSum += T.vectorSum(inverse)
+        total.mSquared += T.vectorSum(mSquared)
+        total.vSquared += T.vectorSum(vSquared)
+        total.stepSquared += T.vectorSum(stepSquared)
+        if T.vectorSum(nonFiniteProbe).isNaN { total.nonFinite = .nan }
+        inverse = V(); mSquared = V(); vSquared = V(); stepSquared = V(); nonFiniteProbe = V()
         vectors = 0
     }
 
     @inlinable
     mutating func finish(count: Int) -> KernelStats {
-        flush()
-        for lane in 0..<V.scalarCount {
-            total.maxAbsDirection = Swift.max(total.maxAbsDirection, Double(maxDirection[lane]))
-            total.minDenom = Swift.min(total.minDenom, -Double(maxNegDenom[lane]))
-            total.maxDenom = Swift.max(total.maxDenom, Double(maxDenom[lane]))
-        }
+        if vectors > 0 { flush() }
+        total.maxAbsDirection = Swift.max(total.maxAbsDirection, T.vectorReduceMax(maxDirection))
+        total.minDenom = Swift.min(total.minDenom, -T.vectorReduceMax(maxNegDenom))
+        total.maxDenom = Swift.max(total.maxDenom, T.vectorReduceMax(maxDenom))
         total.count = Double(count)
         return total
     }
@@ -329,27 +355,38 @@ struct StatsAccumulator<T: KernelScalar> {
 @inlinable
 public func adamStatsKernel<T: KernelScalar, P: ArithmeticPolicy>(
     _: P.Type, _ s: Streams<T>, _ n: Int, _ c: AdamCoefficients<T>, _ v: AdamVariant,
-    _ stats: UnsafeMutablePointer<KernelStats>
+    _ out: UnsafeMutablePointer<KernelStats>
+) -> Double {
+    var accumulator = StatsAccumulator<T>()
+    let result = adamStatsDispatch(P.self, s, n, c, v, &accumulator)
+    out.pointee = accumulator.finish(count: n)
+    return result
+}
+
+@inlinable
+func adamStatsDispatch<T: KernelScalar, P: ArithmeticPolicy>(
+    _: P.Type, _ s: Streams<T>, _ n: Int, _ c: AdamCoefficients<T>, _ v: AdamVariant,
+    _ stats: inout StatsAccumulator<T>
 ) -> Double {
     if !v.trackStep {
         switch (v.hasL2, v.decoupled, v.amsgrad) {
-        case (false, false, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: true, trackStep: false, saveGradient: false, stats: stats)
-        case (false, false, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: true, updateV: true, trackStep: false, saveGradient: false, stats: stats)
-        case (true, _, false): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: true, trackStep: false, saveGradient: false, stats: stats)
-        case (true, _, true): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: true, updateV: true, trackStep: false, saveGradient: false, stats: stats)
-        case (false, true, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: true, trackStep: false, saveGradient: false, stats: stats)
-        case (false, true, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: true, updateV: true, trackStep: false, saveGradient: false, stats: stats)
+        case (false, false, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: true, trackStep: false, saveGradient: false, stats: &stats)
+        case (false, false, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: true, updateV: true, trackStep: false, saveGradient: false, stats: &stats)
+        case (true, _, false): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: true, trackStep: false, saveGradient: false, stats: &stats)
+        case (true, _, true): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: true, updateV: true, trackStep: false, saveGradient: false, stats: &stats)
+        case (false, true, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: true, trackStep: false, saveGradient: false, stats: &stats)
+        case (false, true, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: true, updateV: true, trackStep: false, saveGradient: false, stats: &stats)
         }
     }
     // AdaFix: the weight-decay form and the gate's decision are compile-time; the next-gradient copy is a runtime
     // branch here (stats runs are diagnostic, and this halves the specializations).
     switch (v.hasL2, v.decoupled, v.updateV) {
-    case (false, false, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: false, trackStep: true, saveGradient: v.saveGradient, stats: stats)
-    case (false, false, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: true, trackStep: true, saveGradient: v.saveGradient, stats: stats)
-    case (true, _, false): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: false, trackStep: true, saveGradient: v.saveGradient, stats: stats)
-    case (true, _, true): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: true, trackStep: true, saveGradient: v.saveGradient, stats: stats)
-    case (false, true, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: false, trackStep: true, saveGradient: v.saveGradient, stats: stats)
-    case (false, true, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: true, trackStep: true, saveGradient: v.saveGradient, stats: stats)
+    case (false, false, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: false, trackStep: true, saveGradient: v.saveGradient, stats: &stats)
+    case (false, false, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: true, trackStep: true, saveGradient: v.saveGradient, stats: &stats)
+    case (true, _, false): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: false, trackStep: true, saveGradient: v.saveGradient, stats: &stats)
+    case (true, _, true): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: true, trackStep: true, saveGradient: v.saveGradient, stats: &stats)
+    case (false, true, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: false, trackStep: true, saveGradient: v.saveGradient, stats: &stats)
+    case (false, true, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: true, trackStep: true, saveGradient: v.saveGradient, stats: &stats)
     }
 }
 
@@ -359,31 +396,32 @@ public func adamStatsKernel<T: KernelScalar, P: ArithmeticPolicy>(
 public func adamKernel<T: KernelScalar, P: ArithmeticPolicy>(
     _: P.Type, _ s: Streams<T>, _ n: Int, _ c: AdamCoefficients<T>, _ v: AdamVariant
 ) -> Double {
+    var none = NoStats<T>()
     if !v.trackStep {
         // Adam / AdamW / AMSGrad
         switch (v.hasL2, v.decoupled, v.amsgrad) {
-        case (false, false, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: true, trackStep: false, saveGradient: false)
-        case (false, false, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: true, updateV: true, trackStep: false, saveGradient: false)
-        case (true, _, false): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: true, trackStep: false, saveGradient: false)
-        case (true, _, true): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: true, updateV: true, trackStep: false, saveGradient: false)
-        case (false, true, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: true, trackStep: false, saveGradient: false)
-        case (false, true, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: true, updateV: true, trackStep: false, saveGradient: false)
+        case (false, false, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: true, trackStep: false, saveGradient: false, stats: &none)
+        case (false, false, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: true, updateV: true, trackStep: false, saveGradient: false, stats: &none)
+        case (true, _, false): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: true, trackStep: false, saveGradient: false, stats: &none)
+        case (true, _, true): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: true, updateV: true, trackStep: false, saveGradient: false, stats: &none)
+        case (false, true, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: true, trackStep: false, saveGradient: false, stats: &none)
+        case (false, true, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: true, updateV: true, trackStep: false, saveGradient: false, stats: &none)
         }
     }
     // AdaFix: weight-decay form x gate decision x next-gradient mode
     switch (v.hasL2, v.decoupled, v.updateV, v.saveGradient) {
-    case (false, false, false, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: false, trackStep: true, saveGradient: false)
-    case (false, false, true, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: true, trackStep: true, saveGradient: false)
-    case (false, false, false, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: false, trackStep: true, saveGradient: true)
-    case (false, false, true, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: true, trackStep: true, saveGradient: true)
-    case (true, _, false, false): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: false, trackStep: true, saveGradient: false)
-    case (true, _, true, false): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: true, trackStep: true, saveGradient: false)
-    case (true, _, false, true): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: false, trackStep: true, saveGradient: true)
-    case (true, _, true, true): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: true, trackStep: true, saveGradient: true)
-    case (false, true, false, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: false, trackStep: true, saveGradient: false)
-    case (false, true, true, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: true, trackStep: true, saveGradient: false)
-    case (false, true, false, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: false, trackStep: true, saveGradient: true)
-    case (false, true, true, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: true, trackStep: true, saveGradient: true)
+    case (false, false, false, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: false, trackStep: true, saveGradient: false, stats: &none)
+    case (false, false, true, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: true, trackStep: true, saveGradient: false, stats: &none)
+    case (false, false, false, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: false, trackStep: true, saveGradient: true, stats: &none)
+    case (false, false, true, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: true, trackStep: true, saveGradient: true, stats: &none)
+    case (true, _, false, false): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: false, trackStep: true, saveGradient: false, stats: &none)
+    case (true, _, true, false): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: true, trackStep: true, saveGradient: false, stats: &none)
+    case (true, _, false, true): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: false, trackStep: true, saveGradient: true, stats: &none)
+    case (true, _, true, true): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: true, trackStep: true, saveGradient: true, stats: &none)
+    case (false, true, false, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: false, trackStep: true, saveGradient: false, stats: &none)
+    case (false, true, true, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: true, trackStep: true, saveGradient: false, stats: &none)
+    case (false, true, false, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: false, trackStep: true, saveGradient: true, stats: &none)
+    case (false, true, true, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: true, trackStep: true, saveGradient: true, stats: &none)
     }
 }
 

@@ -35,19 +35,28 @@ public final class Optimizer {
     public internal(set) var skippedSteps: Int64 = 0
     /// NaN and +-Inf values the guard counted in the last step's gradients (0 when the guard is off).
     public private(set) var lastNonFiniteCount = 0
-    /// Whether steps measure `StepStats` inside the update pass (Adam, AMSGrad, AdaFix; off by default).
-    public private(set) var collectsStats = false
+    /// Every how many steps `StepStats` are measured inside the update pass (Adam, AMSGrad, AdaFix): 0 never (the
+    /// default), 1 every step, k on steps divisible by k (to spread the measuring cost; see docs/PERFORMANCE.md).
+    public private(set) var statsInterval = 0
+    public var collectsStats: Bool { statsInterval > 0 }
     /// The whole optimizer's figures of the last applied step with statistics on.
-    public private(set) var lastStats = StepStats()
+    public var lastStats: StepStats { publishStats(); return publishedStats }
     /// The same per tensor, in registration order.
-    public private(set) var lastTensorStats: ContiguousArray<StepStats> = []
+    public var lastTensorStats: ContiguousArray<StepStats> { publishStats(); return publishedTensorStats }
+    private var publishedStats = StepStats()
+    private var publishedTensorStats: ContiguousArray<StepStats> = []
     private var kernelStats: ContiguousArray<KernelStats> = []      // per tensor, merged from the items' segments
+    /// A stats step's figures wait in the job's segments until asked for: the step only measures. What they need
+    /// from the step is kept here (the configs as they were, in case a scheduler changes them before the read).
+    private var pendingStats: (step: Int64, frozen: Bool, lipschitz: Double)?
+    private var statsConfigs: ContiguousArray<adamcore_config> = []
 
     public init(_ config: Config, kernels: KernelSet = .baseline) throws(AdamCoreError) {
         let c = try ValidConfig(config.raw)
         self.kernels = kernels
         algorithm = c.algorithm
         groups = [c]
+        statsConfigs = [c.raw]
         coefficients = [GroupCoefficients.none]
         job = StepJob(kernels: kernels)
     }
@@ -70,6 +79,7 @@ public final class Optimizer {
             throw fail(ADAMCORE_E_FLAGS) // one Lipschitz protocol per optimizer
         }
         groups.append(c)
+        statsConfigs.append(c.raw)
         coefficients.append(.none)
         job.reserve(items: items.count, groups: groups.count)
         return groups.count - 1
@@ -145,10 +155,11 @@ public final class Optimizer {
                               gradRange: gradRange ?? ByteRange.empty))
         totalElements += count
         items = WorkItem.split(tensors)
+        publishStats()   // before the segments are laid out anew
         job.reserve(items: items.count, groups: groups.count)
         job.layOutSegments(items)
         kernelStats.append(KernelStats())
-        lastTensorStats.append(StepStats())
+        publishedTensorStats.append(StepStats())
         return tensors.count - 1
     }
 
@@ -208,14 +219,20 @@ public final class Optimizer {
 
     /// Turns the in-pass statistics on or off. ADAMCORE_E_ALGORITHM for SGD, RMSprop and AdaGrad, whose steps have
     /// no second-moment bound to report.
-    public func setCollectsStats(_ on: Bool) throws(AdamCoreError) {
-        guard !on || algorithm == .adam || algorithm == .adafix else { throw fail(ADAMCORE_E_ALGORITHM) }
-        collectsStats = on
+    public func setCollectsStats(_ on: Bool) throws(AdamCoreError) { try setStatsInterval(on ? 1 : 0) }
+
+    /// Statistics on steps divisible by `interval` (0: off).
+    public func setStatsInterval(_ interval: Int) throws(AdamCoreError) {
+        guard interval >= 0 else { throw fail(ADAMCORE_E_INDEX) }
+        guard interval == 0 || algorithm == .adam || algorithm == .adafix else { throw fail(ADAMCORE_E_ALGORITHM) }
+        statsInterval = interval
     }
 
     /// Turns the segments' raw figures into `lastTensorStats` and `lastStats` (no allocation: the arrays were sized
     /// at registration).
-    private func publishStats(step t: Int64, frozen: Bool) {
+    private func publishStats() {
+        guard let (t, frozen, lipschitz) = pendingStats else { return }
+        pendingStats = nil
         for i in kernelStats.indices { kernelStats[i] = KernelStats() }
         for (itemIndex, w) in items.enumerated() {
             let base = job.segmentStart[itemIndex]
@@ -225,9 +242,9 @@ public final class Optimizer {
         var meanWeighted = 0.0, m2 = 0.0, v2 = 0.0, d2 = 0.0
         total.minEffectiveLR = .infinity
         for i in tensors.indices {
-            let c = groups[tensors[i].group].raw
+            let c = statsConfigs[tensors[i].group]
             let figures = StepStats(kernelStats[i], config: c, step: t, frozen: frozen, lipschitz: lipschitz)
-            lastTensorStats[i] = figures
+            publishedTensorStats[i] = figures
             total.count += figures.count
             total.nonFiniteGradients += figures.nonFiniteGradients
             total.maxStepOverLR = Swift.max(total.maxStepOverLR, figures.maxStepOverLR)
@@ -248,7 +265,7 @@ public final class Optimizer {
         total.stepNorm = d2.squareRoot()
         total.adafixVFrozen = frozen
         total.lipschitz = lipschitz
-        lastStats = total
+        publishedStats = total
     }
 
     // MARK: Stepping
@@ -299,10 +316,11 @@ public final class Optimizer {
         for g in groups.indices {
             coefficients[g] = GroupCoefficients(groups[g], step: t, updateV: updateV, gradScale: options.gradScale)
         }
+        let measure = statsInterval > 0 && t % Int64(statsInterval) == 0
         let stepNormSquared = coefficients.withUnsafeBufferPointer { c in
             job.coefficients = c.baseAddress
             defer { job.coefficients = nil }
-            return runJob(collectsStats ? .updateWithStats : .update, grads: grads)
+            return runJob(measure ? .updateWithStats : .update, grads: grads)
         }
         stepCount = t
         if isAdaFix {
@@ -310,7 +328,10 @@ public final class Optimizer {
             vUpdated = updateV
             lastStepNormSquared = stepNormSquared
         }
-        if collectsStats { publishStats(step: t, frozen: !updateV) }
+        if measure {
+            for g in groups.indices { statsConfigs[g] = groups[g].raw }
+            pendingStats = (t, !updateV, lipschitz)
+        }
         return .applied
     }
 
@@ -567,13 +588,16 @@ struct Tensor {
     func updateWithStats(_ grad: UnsafeRawPointer, _ c: GroupCoefficients, _ k: KernelSet, _ range: Range<Int>,
                          _ stats: UnsafeMutablePointer<KernelStats>) -> Double {
         let n = range.count, at = range.lowerBound
+        let result: Double
         switch (c, dtype) {
-        case let (.adam(c32, _, v), .float32): return k.adamStats32(streams(grad, Float.self, from: at), n, c32, v, stats)
-        case let (.adam(_, c64, v), .float64): return k.adamStats64(streams(grad, Double.self, from: at), n, c64, v, stats)
+        case let (.adam(c32, _, v), .float32): result = k.adamStats32(streams(grad, Float.self, from: at), n, c32, v, stats)
+        case let (.adam(_, c64, v), .float64): result = k.adamStats64(streams(grad, Double.self, from: at), n, c64, v, stats)
         default:
             stats.pointee = KernelStats()
             return update(grad, c, k, range)
         }
+        if stats.pointee.nonFinite.isNaN { stats.pointee.nonFinite = nonFiniteCount(grad, k, range) }
+        return result
     }
 
     func maxAbs(_ grad: UnsafeRawPointer, _ k: KernelSet, _ range: Range<Int>) -> Double {

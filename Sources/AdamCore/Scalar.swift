@@ -12,6 +12,9 @@ public protocol KernelScalar: BinaryFloatingPoint & SIMDScalar & Codable where S
     static func vectorAbs(_ x: Vector) -> Vector
     /// 1 in the lanes holding NaN or +-Inf, else 0.
     static func vectorNonFinite(_ x: Vector) -> Vector
+    /// The lanes' sum in a fixed pairwise order, and their maximum (NaN lanes ignored).
+    static func vectorSum(_ x: Vector) -> Double
+    static func vectorReduceMax(_ x: Vector) -> Double
     /// The dtype code of the C API.
     static var dtype: adamcore_dtype { get }
 }
@@ -28,6 +31,10 @@ extension Float: KernelScalar {
     public static func vectorAbs(_ x: Vector) -> Vector { adamcore_shim_abs_f32x16(x) }
     @inlinable @inline(__always)
     public static func vectorNonFinite(_ x: Vector) -> Vector { adamcore_shim_nonfinite_f32x16(x) }
+    @inlinable @inline(__always)
+    public static func vectorSum(_ x: Vector) -> Double { adamcore_shim_sum_f32x16(x) }
+    @inlinable @inline(__always)
+    public static func vectorReduceMax(_ x: Vector) -> Double { adamcore_shim_reduce_max_f32x16(x) }
     @inlinable public static var dtype: adamcore_dtype { ADAMCORE_FLOAT32 }
 }
 
@@ -43,6 +50,10 @@ extension Double: KernelScalar {
     public static func vectorAbs(_ x: Vector) -> Vector { adamcore_shim_abs_f64x8(x) }
     @inlinable @inline(__always)
     public static func vectorNonFinite(_ x: Vector) -> Vector { adamcore_shim_nonfinite_f64x8(x) }
+    @inlinable @inline(__always)
+    public static func vectorSum(_ x: Vector) -> Double { adamcore_shim_sum_f64x8(x) }
+    @inlinable @inline(__always)
+    public static func vectorReduceMax(_ x: Vector) -> Double { adamcore_shim_reduce_max_f64x8(x) }
     @inlinable public static var dtype: adamcore_dtype { ADAMCORE_FLOAT64 }
 }
 

@@ -504,7 +504,7 @@ func publicStats(_ st: StepStats, into out: UnsafeMutablePointer<adamcore_step_s
 
 @_cdecl("adamcore_optimizer_set_stats")
 public func adamcore_optimizer_set_stats_(_ handle: OpaquePointer?, _ enabled: Int32) -> Int32 {
-    status { () throws(AdamCoreError) in try optimizer(handle).setCollectsStats(enabled != 0) }
+    status { () throws(AdamCoreError) in try optimizer(handle).setStatsInterval(Int(enabled)) }
 }
 
 @_cdecl("adamcore_optimizer_get_stats")

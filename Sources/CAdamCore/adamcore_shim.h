@@ -46,6 +46,25 @@ static inline adamcore_shim_f64x8 adamcore_shim_nonfinite_f64x8(adamcore_shim_f6
     return __builtin_convertvector(finite + 1, adamcore_shim_f64x8);
 }
 
+/* Horizontal reductions in a fixed order (halves added pairwise), so a sum is the same on every run; the
+ * statistics flush their per-lane partial sums through these. Max ignores NaN lanes. */
+typedef float adamcore_shim_f32x8 __attribute__((ext_vector_type(8)));
+typedef float adamcore_shim_f32x4 __attribute__((ext_vector_type(4)));
+typedef double adamcore_shim_f64x4 __attribute__((ext_vector_type(4)));
+typedef double adamcore_shim_f64x2 __attribute__((ext_vector_type(2)));
+static inline double adamcore_shim_sum_f32x16(adamcore_shim_f32x16 v) {
+    adamcore_shim_f32x8 a = v.lo + v.hi;
+    adamcore_shim_f32x4 b = a.lo + a.hi;
+    return (double)(b.x + b.z) + (double)(b.y + b.w);
+}
+static inline double adamcore_shim_sum_f64x8(adamcore_shim_f64x8 v) {
+    adamcore_shim_f64x4 a = v.lo + v.hi;
+    adamcore_shim_f64x2 b = a.lo + a.hi;
+    return b.x + b.y;
+}
+static inline double adamcore_shim_reduce_max_f32x16(adamcore_shim_f32x16 v) { return __builtin_reduce_max(v); }
+static inline double adamcore_shim_reduce_max_f64x8(adamcore_shim_f64x8 v) { return __builtin_reduce_max(v); }
+
 #if defined(__x86_64__)
 #include <cpuid.h>
 /* 1 if the CPU has AVX2 and FMA and the OS saves the YMM registers, else 0. */

@@ -860,6 +860,85 @@ static void test_thread_stress(void) {
     }
 }
 
+/* Statistics through the C API: the same bits with them on, figures equal to a computation from the state here,
+ * and the advice for the defaults and a broken setting. */
+static void test_stats_and_advice(void) {
+    enum { S = 203 };
+    float a[S], b[S], g[S], before[S];
+    for (int i = 0; i < S; i++) a[i] = b[i] = (float)sin(i);
+    adamcore_config c = config_of(ADAMCORE_ADAM);
+    c.lr = 0.01;
+    adamcore_optimizer *plain = NULL, *measured = NULL;
+    CHECK(adamcore_optimizer_create(&c, &plain) == ADAMCORE_OK && adamcore_optimizer_create(&c, &measured) == ADAMCORE_OK, "create");
+    adamcore_optimizer_add_tensor(plain, 0, ADAMCORE_FLOAT32, a, g, S, NULL, 0, NULL);
+    adamcore_optimizer_add_tensor(measured, 0, ADAMCORE_FLOAT32, b, g, S, NULL, 0, NULL);
+    CHECK(adamcore_optimizer_set_stats(measured, 1) == ADAMCORE_OK, "stats on");
+    adamcore_step_stats st;
+    memset(&st, 0, sizeof st);
+    st.struct_size = sizeof st;
+    for (int t = 1; t <= 12; t++) {
+        for (int i = 0; i < S; i++) g[i] = (float)(cos(0.7 * t * i) * (1 + i % 4));
+        memcpy(before, b, sizeof b);
+        adamcore_optimizer_step(plain, NULL, 1);
+        adamcore_optimizer_step(measured, NULL, 1);
+    }
+    CHECK(memcmp(a, b, sizeof a) == 0, "statistics changed the update");
+    CHECK(adamcore_optimizer_get_stats(measured, &st) == ADAMCORE_OK && st.step == 12 && st.count == S, "stats");
+    float *m = NULL, *v = NULL;
+    adamcore_optimizer_state_buffer(measured, 0, 0, (void **)&m);
+    adamcore_optimizer_state_buffer(measured, 0, 1, (void **)&v);
+    double bc1 = 1 - pow(0.9, 12), bc2 = 1 - pow(0.999, 12), m2 = 0, v2 = 0, d2 = 0, ratio = 0, lo = INFINITY, hi = 0, sum = 0;
+    for (int i = 0; i < S; i++) {
+        double denom = sqrt(v[i] / bc2) + 1e-8, d = (double)b[i] - before[i];
+        m2 += (double)m[i] * m[i]; v2 += (double)v[i] * v[i]; d2 += d * d;
+        ratio = fmax(ratio, fabs(m[i] / bc1 / denom));
+        lo = fmin(lo, 0.01 / denom); hi = fmax(hi, 0.01 / denom); sum += 0.01 / denom;
+    }
+    const double tol = 1e-5;   /* float32 rounding of each element's figure and of the blocked sums */
+    CHECK(fabs(st.m_norm - sqrt(m2)) <= tol * sqrt(m2) && fabs(st.v_norm - sqrt(v2)) <= tol * sqrt(v2) &&
+          fabs(st.step_norm - sqrt(d2)) <= tol * sqrt(d2), "norms %g %g %g", st.m_norm, st.v_norm, st.step_norm);
+    CHECK(fabs(st.max_step_over_lr - ratio) <= tol * ratio && fabs(st.min_effective_lr - lo) <= tol * lo &&
+          fabs(st.max_effective_lr - hi) <= tol * hi && fabs(st.mean_effective_lr - sum / S) <= tol * sum / S,
+          "ratio %g vs %g, lr %g..%g mean %g", st.max_step_over_lr, ratio, st.min_effective_lr, st.max_effective_lr,
+          st.mean_effective_lr);
+    CHECK(fabs(st.step_bound - 7.2703) < 1e-4 && st.max_step_over_lr <= st.step_bound, "bound %g", st.step_bound);
+    adamcore_step_stats one = st;
+    CHECK(adamcore_optimizer_get_tensor_stats(measured, 0, &one) == ADAMCORE_OK && one.m_norm == st.m_norm, "tensor 0");
+    st.struct_size = 3;
+    EXPECT_STATUS(ADAMCORE_E_CONFIG_SIZE, adamcore_optimizer_get_stats(measured, &st));
+    EXPECT_STATUS(ADAMCORE_E_INDEX, adamcore_optimizer_get_tensor_stats(measured, 1, &one));
+    EXPECT_STATUS(ADAMCORE_E_INDEX, adamcore_optimizer_set_stats(measured, -1));
+    adamcore_optimizer_destroy(plain);
+    adamcore_optimizer_destroy(measured);
+    adamcore_config sgd = config_of(ADAMCORE_SGD);
+    adamcore_optimizer *s = NULL;
+    adamcore_optimizer_create(&sgd, &s);
+    EXPECT_STATUS(ADAMCORE_E_ALGORITHM, adamcore_optimizer_set_stats(s, 1));
+    adamcore_optimizer_destroy(s);
+
+    adamcore_advice advice[16];
+    size_t count = 0;
+    CHECK(adamcore_advise(&c, ADAMCORE_FLOAT32, NULL, 0, &count) == ADAMCORE_OK && count == 3, "defaults: %zu", count);
+    CHECK(adamcore_advise(&c, ADAMCORE_FLOAT32, advice, 16, &count) == ADAMCORE_OK, "advise");
+    CHECK(advice[0].code == ADAMCORE_ADVICE_MAX_STEP && fabs(advice[0].value - 7.2703) < 1e-4 &&
+          advice[1].code == ADAMCORE_ADVICE_FLAT_CROSSING && fabs(advice[1].value - 73.032) < 1e-3 &&
+          advice[2].code == ADAMCORE_ADVICE_SPIKE_REGIME && advice[2].value > 99 && strlen(advice[2].message) > 20,
+          "default advice: b/a = 100, seed 003's spike regime");
+    c.beta1 = 0.99; c.beta2 = 0.9;
+    CHECK(adamcore_advise(&c, ADAMCORE_FLOAT16, advice, 16, &count) == ADAMCORE_OK, "advise broken");
+    int above = 0, small = 0, eps = 0;
+    for (size_t k = 0; k < count; k++) {
+        above |= advice[k].code == ADAMCORE_ADVICE_BETA1_ABOVE_SQRT_BETA2 && advice[k].severity == ADAMCORE_ADVICE_WARNING;
+        small |= advice[k].code == ADAMCORE_ADVICE_SMALL_BETA2;
+        eps |= advice[k].code == ADAMCORE_ADVICE_EPS_UNDERFLOW && advice[k].severity == ADAMCORE_ADVICE_WARNING;
+    }
+    CHECK(above && small && eps, "beta1 >= sqrt(beta2), small beta2, fp16 eps: %d %d %d", above, small, eps);
+    EXPECT_STATUS(ADAMCORE_E_DTYPE, adamcore_advise(&c, 9, advice, 16, &arena.size_out));
+    EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_advise(&c, ADAMCORE_FLOAT32, NULL, 4, &arena.size_out));
+    c.beta1 = 1.5;
+    EXPECT_STATUS(ADAMCORE_E_BETA1, adamcore_advise(&c, ADAMCORE_FLOAT32, advice, 16, &arena.size_out));
+}
+
 int main(void) {
     fill_arena();
     test_version_and_statuses();
@@ -878,6 +957,7 @@ int main(void) {
     test_checkpoint_continuation(dir);
     test_checkpoint_crash(dir);
     for (int round = 0; round < 3; round++) test_thread_stress();
+    test_stats_and_advice();
     char command[600];
     snprintf(command, sizeof command, "rm -rf '%s'", dir);
     CHECK(system(command) == 0, "clean up");

@@ -650,12 +650,13 @@ static PyObject *Optimizer_get_config(OptimizerObject *self, PyObject *group) {
     return (PyObject *)c;
 }
 
-/* set_stats(on) */
-static PyObject *Optimizer_set_stats(OptimizerObject *self, PyObject *on) {
+/* set_stats(every): 0 off, 1 every step, k every k-th step */
+static PyObject *Optimizer_set_stats(OptimizerObject *self, PyObject *every) {
     if (check_ready(self)) return NULL;
-    int enabled = PyObject_IsTrue(on);
-    if (enabled < 0) return NULL;
-    int status = adamcore_optimizer_set_stats(self->handle, enabled);
+    long enabled = PyLong_AsLong(every);
+    if (enabled == -1 && PyErr_Occurred()) return NULL;
+    if (enabled > INT32_MAX) return raise_status(ADAMCORE_E_INDEX);
+    int status = adamcore_optimizer_set_stats(self->handle, (int)enabled);
     if (status != ADAMCORE_OK) return raise_status(status);
     Py_RETURN_NONE;
 }

@@ -77,8 +77,8 @@ def advise(algorithm: str, *, dtype: str = "float32", **hyperparameters) -> List
     return advise_config(builders[algorithm](**hyperparameters), dtype)
 
 
-def warn_on_construction(configs, owner: str) -> None:
+def warn_on_construction(configs, owner: str, dtype: str) -> None:
     for config in configs:
-        for advisory in advise_config(config):
+        for advisory in advise_config(config, dtype):
             if advisory.severity == "warning":
                 warnings.warn(f"{owner}: {advisory}", AdamCoreAdvisory, stacklevel=4)

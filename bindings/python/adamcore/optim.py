@@ -64,7 +64,8 @@ class Optimizer:
             self.add_param_group(group)
         configs = [self._core.get_config(i) for i in range(len(self.param_groups))]
         if configs[0].algorithm in (_core.ADAM, _core.ADAFIX):
-            diagnostics.warn_on_construction(configs, type(self).__name__)
+            narrowest = "float32" if any(_dtype_of(p, "") is np.float32 for p in self._params) else "float64"
+            diagnostics.warn_on_construction(configs, type(self).__name__, narrowest)
 
     # -- configuration ------------------------------------------------------------------------------------------
     def _config(self, group: Dict[str, Any]) -> _core.Config:
@@ -130,14 +131,15 @@ class Optimizer:
         self._core.nonfinite_guard = on
 
     @property
-    def stats(self) -> bool:
-        """Measure :class:`adamcore.diagnostics.StepStats` inside each step (Adam, AdamW, AdaFix; off by default)."""
+    def stats(self) -> int:
+        """Measure :class:`adamcore.diagnostics.StepStats` inside the step (Adam, AdamW, AdaFix): False/0 never (the
+        default), True/1 every step, k every k-th step (a measured step costs up to ~2x in cache)."""
         return self._stats_on
 
     @stats.setter
-    def stats(self, on: bool) -> None:
-        self._core.set_stats(bool(on))
-        self._stats_on = bool(on)
+    def stats(self, every) -> None:
+        self._core.set_stats(int(every))
+        self._stats_on = int(every)
 
     @property
     def last_stats(self) -> "diagnostics.StepStats":
