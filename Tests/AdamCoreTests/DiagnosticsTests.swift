@@ -1,0 +1,61 @@
+@testable import AdamCore
+import CAdamCore
+import XCTest
+
+/// Issue 7 from Swift: statistics never change the update, do not depend on the thread split, and respect seed
+/// 000's bound; advice follows the seeds' conditions.
+final class DiagnosticsTests: XCTestCase {
+    override func tearDown() { try? Threading.setThreadCount(0) }
+
+    func run(_ config: Config, stats: Bool, threads: Int) throws -> (bits: [UInt32], stats: StepStats, tensors: [StepStats]) {
+        try Threading.setThreadCount(threads)
+        let opt = try Optimizer(config)
+        let big = OwnedBuffer<Float>(Problem(count: 40_001, seed: 1).start(as: Float.self))
+        let small = OwnedBuffer<Float>(Problem(count: 13, seed: 2).start(as: Float.self))
+        _ = try opt.addTensor(big.buffer)
+        _ = try opt.addTensor(small.buffer)
+        try opt.setCollectsStats(stats)
+        for t in 1...25 {
+            let g1 = OwnedBuffer<Float>(Problem(count: 40_001, seed: 1).gradient(t, as: Float.self))
+            let g2 = OwnedBuffer<Float>(Problem(count: 13, seed: 2).gradient(t, as: Float.self))
+            let pointers = [UnsafeRawPointer(g1.buffer.baseAddress), UnsafeRawPointer(g2.buffer.baseAddress)]
+            try withExtendedLifetime((g1, g2)) {
+                _ = try pointers.withUnsafeBufferPointer { try opt.step(grads: $0.baseAddress, count: 2) }
+            }
+        }
+        let bits = big.buffer.map { $0.bitPattern } + small.buffer.map { $0.bitPattern }
+        return (bits, opt.lastStats, Array(opt.lastTensorStats))
+    }
+
+    func testStatisticsChangeNoBitAndIgnoreTheThreadCount() throws {
+        for (name, config) in configurations where config.algorithm == .adam || config.algorithm == .adafix {
+            guard config.algorithm != .adafix || config.flags.contains(.adafixNextGradient) else { continue }
+            let off = try run(config, stats: false, threads: 1)
+            let on1 = try run(config, stats: true, threads: 1)
+            let on2 = try run(config, stats: true, threads: 2)
+            XCTAssert(off.bits == on1.bits && on1.bits == on2.bits, name)
+            XCTAssertEqual(on1.stats, on2.stats, name)
+            XCTAssertEqual(on1.tensors, on2.tensors, name)
+            XCTAssertEqual(on1.stats.count, 40_014, name)
+            XCTAssertEqual(on1.stats.step, 25, name)
+            if config.algorithm == .adam, !config.flags.contains(.noBiasCorrection) {
+                XCTAssertLessThanOrEqual(on1.stats.maxStepOverLR, on1.stats.stepBound * (1 + 1e-6), name)
+            }
+        }
+    }
+
+    func testBoundsAndAdvice() throws {
+        XCTAssertEqual(proposition1Bound(beta1: 0.9, beta2: 0.999), 7.2703, accuracy: 1e-4)
+        XCTAssertEqual(proposition2Bound(beta1: 0.9, beta2: 0.999), 73.032, accuracy: 1e-3)
+        XCTAssertEqual(proposition1Bound(beta1: 0.99, beta2: 0.9), .infinity)
+        let defaults = try advise(.adam()).map { $0.code }
+        XCTAssertEqual(defaults, [ADAMCORE_ADVICE_MAX_STEP, ADAMCORE_ADVICE_FLAT_CROSSING, ADAMCORE_ADVICE_SPIKE_REGIME])
+        let broken = try advise(.adam(betas: (0.99, 0.5)), precision: .float16)
+        XCTAssert(broken.contains { $0.code == ADAMCORE_ADVICE_BETA1_ABOVE_SQRT_BETA2 && $0.severity == .warning })
+        XCTAssert(broken.contains { $0.code == ADAMCORE_ADVICE_SMALL_BETA2 && $0.severity == .warning })
+        XCTAssert(broken.contains { $0.code == ADAMCORE_ADVICE_EPS_UNDERFLOW && $0.severity == .warning })
+        XCTAssertFalse(broken.contains { $0.code == ADAMCORE_ADVICE_MAX_STEP }, "no finite bound to report")
+        XCTAssertEqual(try advise(.sgd()), [])
+        XCTAssertThrowsError(try Optimizer(.sgd()).setCollectsStats(true))
+    }
+}
