@@ -78,7 +78,11 @@ def train(name, seed, epochs, batch, hidden, progress, lr):
     rng = np.random.default_rng(seed)
     model = MLP(hidden, rng)
     opt = make_optimizer(name, model.params, lr)
-    history = {"train_loss": [], "test_accuracy": [], "lipschitz": [], "frozen": 0}
+    adaptive = name != "sgdm"
+    if adaptive:
+        opt.stats = STATS_EVERY   # measured inside the step, on every STATS_EVERY-th step
+    history = {"train_loss": [], "test_accuracy": [], "lipschitz": [], "frozen": 0, "mean_elr": [], "max_elr": [],
+               "step_ratio": []}
     step_time, steps = 0.0, 0
     # disable=None: bars on a terminal, none in logs (tqdm checks whether stderr is a TTY)
     bar = tqdm(range(epochs), desc=f"{LABELS[name]:13s} seed {seed}", leave=False, disable=None if progress else True,
@@ -110,6 +114,10 @@ def train(name, seed, epochs, batch, hidden, progress, lr):
         history["train_loss"].append(loss)
         history["test_accuracy"].append(model.accuracy(xt, yt))
         history["lipschitz"].append(opt.lipschitz if name == "adafix" else np.nan)
+        figures = opt.last_stats if adaptive else None
+        history["mean_elr"].append(figures.mean_effective_lr if figures else np.nan)
+        history["max_elr"].append(figures.max_effective_lr if figures else np.nan)
+        history["step_ratio"].append(figures.step_to_bound if figures else np.nan)
         bar.set_postfix(loss=f"{loss:.4f}", acc=f"{history['test_accuracy'][-1]:.3f}")
     history["us_per_step"] = 1e6 * step_time / steps
     history["steps"] = steps
@@ -141,6 +149,37 @@ def plot(results, epochs, path):
     fig.savefig(path, dpi=110)
 
 
+STATS_EVERY = 10
+
+
+def plot_diagnostics(results, epochs, path):
+    """The effective learning rate and the largest step against seed 000's bound, from opt.last_stats."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
+    x = np.arange(1, epochs + 1)
+    for name, runs in results.items():
+        if name == "sgdm":
+            continue
+        line = a.plot(x, np.mean([r["mean_elr"] for r in runs], 0), label=f"{LABELS[name]} mean")[0]
+        a.plot(x, np.mean([r["max_elr"] for r in runs], 0), linestyle="--", color=line.get_color(),
+               label=f"{LABELS[name]} max")
+        b.plot(x, np.mean([r["step_ratio"] for r in runs], 0), label=LABELS[name])
+    a.set_yscale("log")
+    a.set_title("effective learning rate lr/(sqrt(v_hat)+eps), over the weights")
+    b.axhline(1.0, color="k", linestyle=":", label="Proposition 1 bound (7.27 lr)")
+    b.set_title("largest |step| / (lr x bound)")
+    b.set_yscale("log")
+    for ax in (a, b):
+        ax.set_xlabel("epoch (last measured step)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"adamcore step statistics (opt.stats = {STATS_EVERY}), mean over seeds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="adamcore demo: the AdaFix paper's comparison on sklearn digits")
     parser.add_argument("--optimizers", default=",".join(OPTIMIZERS), help="comma-separated: " + ", ".join(OPTIMIZERS))
@@ -159,6 +198,8 @@ def main(argv=None):
 
     print(f"adamcore {adamcore.__version__}: MLP 64-{args.hidden}-10 on sklearn digits (1437 train / 360 test), "
           f"batch {args.batch}, {args.epochs} epochs, {args.seeds} seeds per optimizer")
+    for advisory in adamcore.advise("adam", lr=args.lr):
+        print(f"  adamcore.advise('adam', lr={args.lr}): {advisory}")
     started = time.perf_counter()
     results = {name: [train(name, seed, args.epochs, args.batch, args.hidden, not args.no_progress, args.lr)
                       for seed in range(args.seeds)] for name in names}
@@ -182,7 +223,18 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "digits_curves.png")
     plot(results, args.epochs, path)
-    print(f"curves: {path}   ({time.perf_counter() - started:.1f} s in all; us/step is the optimizer step only)")
+    adaptive = [n for n in results if n != "sgdm"]
+    if adaptive:
+        diagnostics = os.path.join(args.out, "digits_diagnostics.png")
+        plot_diagnostics(results, args.epochs, diagnostics)
+        for name in adaptive:
+            ratio = max(max(r["step_ratio"]) for r in results[name])
+            elr = [r["max_elr"][-1] for r in results[name]]
+            print(f"{LABELS[name]}: largest step {ratio:.2f} of Proposition 1's bound; final max effective lr "
+                  f"{np.mean(elr):.3g} (lr {args.lr})")
+        print(f"step statistics: {diagnostics}")
+    print(f"curves: {path}   ({time.perf_counter() - started:.1f} s in all; us/step is the optimizer step only, "
+          f"statistics measured on every {STATS_EVERY}th step of the adaptive ones)")
     return results
 
 

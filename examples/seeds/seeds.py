@@ -9,6 +9,7 @@ All runs use float64 and adamcore's optimizers exactly as a user would (adamcore
 """
 import argparse
 import os
+import warnings
 
 import numpy as np
 
@@ -277,23 +278,42 @@ def adam_regimes(out, lr=0.01, steps=20000):
     """Seed 003: Adam on x^2/2 behaves by a = (1 - beta2)/lr and b = (1 - beta1)/lr: large spikes when b >> a,
     small oscillations when a ~ b, divergence risk when a >> b."""
     regimes = {"b >> a (spikes)": (0.9, 0.999), "a ~ b (oscillation)": (0.99, 0.99), "a >> b (risk)": (0.999, 0.9)}
-    results, series = {}, []
+    results, series, elr_series, ratio_series = {}, [], [], []
     for label, (beta1, beta2) in regimes.items():
+        regime = [a for a in adamcore.advise("adam", lr=lr, betas=(beta1, beta2), eps=1e-12)
+                  if a.code.endswith("_regime")][0]
+        print(f"adam-regimes: adamcore.advise says {regime.code} (b/a = {regime.value:.3g}, {regime.severity})")
         x = np.array([1.0])
         opt = adamcore.Adam([x], lr=lr, betas=(beta1, beta2), eps=1e-12)
-        xs = []
+        opt.stats = 1          # the effective lr and the step-to-bound ratio, measured inside each step
+        xs, elr, ratio = [], [], []
         for _ in range(steps):
             opt.step([x.copy()])
             xs.append(abs(x[0]))
+            figures = opt.last_stats
+            elr.append(figures.max_effective_lr)
+            ratio.append(figures.step_to_bound)
         late = np.array(xs[steps // 2:])
         spikes = int(np.sum((late[1:] > 10 * np.median(late)) & (late[:-1] <= 10 * np.median(late))))
         results[label] = {"a": (1 - beta2) / lr, "b": (1 - beta1) / lr, "median": float(np.median(late)),
-                          "max": float(np.max(late)), "spikes": spikes}
+                          "max": float(np.max(late)), "spikes": spikes, "advice": regime.code,
+                          "max_step_to_bound": float(np.nanmax(ratio)) if not np.isnan(ratio).all() else None,
+                          "max_effective_lr": float(np.max(elr))}
         r = results[label]
         print(f"adam-regimes: {label:21s} a = {r['a']:5.1f}, b = {r['b']:5.1f}: late |x| median {r['median']:.2e}, "
               f"max {r['max']:.2e}, spikes (10x the median) {spikes}")
+        bound = "no finite bound (beta1 >= sqrt(beta2))" if np.isnan(ratio).all() else f"{np.nanmax(ratio):.3f}"
+        print(f"adam-regimes: {label:21s} largest step / Proposition 1 bound {bound}, effective lr up to "
+              f"{np.max(elr):.3g}")
         series.append((np.arange(1, steps + 1), np.array(xs) + 1e-12, f"{label}: b1={beta1}, b2={beta2}"))
+        elr_series.append((np.arange(1, steps + 1), np.array(elr), f"{label}"))
+        if not np.isnan(ratio).all():
+            ratio_series.append((np.arange(1, steps + 1), np.array(ratio) + 1e-12, f"{label}"))
     _plot(out, "adam_regimes.png", f"Seed 003: Adam on x^2/2, lr {lr}, |x| over time", series, xlabel="step")
+    _plot(out, "adam_regimes_effective_lr.png", f"Seed 003: largest effective lr lr/(sqrt(v_hat)+eps) per step "
+          f"(opt.last_stats)", elr_series, xlabel="step")
+    _plot(out, "adam_regimes_step_ratio.png", "Seed 003: |step| / (lr x Proposition 1 bound) per step "
+          "(opt.last_stats)", ratio_series, hline=(1.0, "the bound"), xlabel="step")
     return results
 
 
@@ -331,6 +351,8 @@ def main(argv=None):
     parser.add_argument("command", choices=sorted(COMMANDS) + ["all"])
     parser.add_argument("--out", default="build/seeds", help="folder for the PNGs")
     args = parser.parse_args(argv)
+    # Some experiments use settings the advice warns about on purpose; adam-regimes prints the advice itself.
+    warnings.simplefilter("ignore", adamcore.AdamCoreAdvisory)
     names = sorted(COMMANDS) if args.command == "all" else [args.command]
     return {name: COMMANDS[name](args.out) for name in names}
 

@@ -33,8 +33,11 @@ class StepStats:
 
     @property
     def step_to_bound(self) -> float:
-        """max_step_over_lr / step_bound: at most 1 for Adam (seed 000)."""
-        return self.max_step_over_lr / self.step_bound if self.step_bound else 0.0
+        """max_step_over_lr / step_bound: at most 1 for Adam (seed 000); NaN when there is no finite bound
+        (beta1 >= sqrt(beta2)) or no step yet."""
+        if not (0 < self.step_bound < float("inf")):
+            return float("nan")
+        return self.max_step_over_lr / self.step_bound
 
 
 def _stats(core: "_core.Optimizer") -> StepStats:
