@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from reference import Problem
-from test_behaviour import OPTIMIZERS, run
+from test_behaviour import OPTIMIZERS, check_restore_continues_bit_identically, run
 
 
 def model(dtype=np.float32):
@@ -111,27 +111,12 @@ def read_safetensors(path):
 
 @pytest.mark.parametrize("name,cls,kwargs", OPTIMIZERS, ids=[o[0] for o in OPTIMIZERS])
 def test_save_load_continue_is_bit_identical(name, cls, kwargs, tmp_path):
-    problem = Problem([33, 4], seed=5)
-    dtype = np.float32
-    straight = [x.astype(dtype) for x in problem.initial]
-    opt = cls([{"params": straight[:1]}, {"params": straight[1:], "lr": 5e-3}], **kwargs)
-    run(opt, straight, problem, 60, dtype)
-
-    first = [x.astype(dtype) for x in problem.initial]
-    a = cls([{"params": first[:1]}, {"params": first[1:], "lr": 5e-3}], **kwargs)
-    run(a, first, problem, 30, dtype)
     path = tmp_path / "opt.safetensors"
-    a.save(path)
-    resumed = [p.copy() for p in first]
-    b = cls([{"params": resumed[:1]}, {"params": resumed[1:]}], **kwargs)
-    b.load(path)
-    assert b.param_groups[1]["lr"] == 5e-3 and b.step_count == 30
-    run(b, resumed, problem, 30, dtype, first=31)
-    for x, y in zip(straight, resumed):
-        assert np.array_equal(x, y), name
-    for i in opt.state:
-        for slot in opt.state[i]:
-            assert np.array_equal(opt.state[i][slot], b.state[i][slot]), (name, slot)
+
+    def through_a_file(a, b):
+        a.save(path)
+        b.load(path)
+    check_restore_continues_bit_identically(name, cls, kwargs, through_a_file, steps=60)
 
 
 def test_checkpoint_is_plain_safetensors(tmp_path):
