@@ -284,6 +284,7 @@ public final class Optimizer {
         guard stepCount < Int64.max else { throw fail(ADAMCORE_E_STEP) }
         try checkGradients(grads, count: count)
         try options.validate(for: algorithm)
+        lastNonFiniteCount = 0
         if options.foundInf {
             skippedSteps += 1
             return .skipped

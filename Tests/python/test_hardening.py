@@ -40,6 +40,10 @@ def test_guard_skips_the_whole_step_and_reports_it(bad):
     assert unchanged(before, opt, params)
     assert opt.step_count == 1 and opt.skipped_steps == 1 and opt.last_nonfinite_count == 2
     assert opt.step(problem.grads(2, np.float32)) is True and opt.step_count == 2
+    assert opt.last_nonfinite_count == 0, "a clean step resets the count"
+    opt.nonfinite_guard = False
+    opt.step(grads)                 # unguarded: the NaN goes in, nothing is counted
+    assert opt.last_nonfinite_count == 0 and opt.step_count == 3
 
 
 def test_without_the_guard_a_nan_stays_in_its_element():
