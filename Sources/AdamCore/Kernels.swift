@@ -278,11 +278,10 @@ public struct StatsAccumulator<T: KernelScalar>: StatsSink {
     public typealias Scalar = T
     @inlinable public static var collects: Bool { true }
     @usableFromInline typealias V = T.Vector
-    @usableFromInline var maxDirection: V, maxNegDenom: V, maxDenom: V
+    @usableFromInline var maxDirection: V, minDenom: V, maxDenom: V
+    /// Sums. A NaN or +-Inf gradient value makes m, hence the sum of m^2, non-finite: that (rare) case is flagged
+    /// and the exact count is taken afterwards by a pass over that gradient only.
     @usableFromInline var inverse: V, mSquared: V, vSquared: V, stepSquared: V
-    /// Sum of g * 0: NaN once any gradient value is NaN or +-Inf (one multiply-add per vector; the exact count is
-    /// taken afterwards by a pass over that gradient only when this is NaN, which is rare).
-    @usableFromInline var nonFiniteProbe: V
     @usableFromInline var vectors: Int
     @usableFromInline var total: KernelStats
 
@@ -290,8 +289,8 @@ public struct StatsAccumulator<T: KernelScalar>: StatsSink {
     /// evaluated through runtime metadata on every construction).
     @inlinable @inline(__always)
     public init() {
-        maxDirection = V(); maxNegDenom = V(repeating: -T.infinity); maxDenom = V()
-        inverse = V(); mSquared = V(); vSquared = V(); stepSquared = V(); nonFiniteProbe = V()
+        maxDirection = V(); minDenom = V(repeating: T.infinity); maxDenom = V()
+        inverse = V(); mSquared = V(); vSquared = V(); stepSquared = V()
         vectors = 0
         total = KernelStats()
     }
@@ -301,13 +300,12 @@ public struct StatsAccumulator<T: KernelScalar>: StatsSink {
                                                   step: T.Vector, grad: T.Vector, valid: Int) {
         guard valid == V.scalarCount else { return addLanes(direction: direction, denom: denom, m: m, v: v, step: step, grad: grad, valid: valid) }
         maxDirection = T.vectorMaxIgnoringNaN(maxDirection, T.vectorAbs(direction))
-        maxNegDenom = T.vectorMaxIgnoringNaN(maxNegDenom, V() - denom)
+        minDenom = T.vectorMinIgnoringNaN(minDenom, denom)
         maxDenom = T.vectorMaxIgnoringNaN(maxDenom, denom)
-        inverse += V(repeating: 1) / denom
+        inverse += T.vectorReciprocalEstimate(denom)
         mSquared = P.multiplyAdd(m, m, mSquared)
         vSquared = P.multiplyAdd(v, v, vSquared)
         stepSquared = P.multiplyAdd(step, step, stepSquared)
-        nonFiniteProbe = P.multiplyAdd(grad, V(), nonFiniteProbe)
         vectors &+= 1
         if vectors == 64 { flush() }
     }
@@ -321,7 +319,7 @@ public struct StatsAccumulator<T: KernelScalar>: StatsSink {
                 total.minDenom = Swift.min(total.minDenom, d)
                 total.maxDenom = Swift.max(total.maxDenom, d)
             }
-            total.inverseDenomSum += 1 / d
+            total.inverseDenomSum += 1 / d   // exact in the tail (a few lanes per call)
             total.mSquared += Double(m[lane]) * Double(m[lane])
             total.vSquared += Double(v[lane]) * Double(v[lane])
             total.stepSquared += Double(step[lane]) * Double(step[lane])
@@ -332,11 +330,12 @@ public struct StatsAccumulator<T: KernelScalar>: StatsSink {
     @inlinable
     mutating func flush() {
         total.inverseDenomSum += T.vectorSum(inverse)
-        total.mSquared += T.vectorSum(mSquared)
+        let m2 = T.vectorSum(mSquared)
+        if !m2.isFinite { total.nonFinite = .nan }
+        total.mSquared += m2
         total.vSquared += T.vectorSum(vSquared)
         total.stepSquared += T.vectorSum(stepSquared)
-        if T.vectorSum(nonFiniteProbe).isNaN { total.nonFinite = .nan }
-        inverse = V(); mSquared = V(); vSquared = V(); stepSquared = V(); nonFiniteProbe = V()
+        inverse = V(); mSquared = V(); vSquared = V(); stepSquared = V()
         vectors = 0
     }
 
@@ -344,7 +343,7 @@ public struct StatsAccumulator<T: KernelScalar>: StatsSink {
     mutating func finish(count: Int) -> KernelStats {
         if vectors > 0 { flush() }
         total.maxAbsDirection = Swift.max(total.maxAbsDirection, T.vectorReduceMax(maxDirection))
-        total.minDenom = Swift.min(total.minDenom, -T.vectorReduceMax(maxNegDenom))
+        total.minDenom = Swift.min(total.minDenom, -T.vectorReduceMax(V() - minDenom))
         total.maxDenom = Swift.max(total.maxDenom, T.vectorReduceMax(maxDenom))
         total.count = Double(count)
         return total

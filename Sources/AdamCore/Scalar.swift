@@ -12,6 +12,10 @@ public protocol KernelScalar: BinaryFloatingPoint & SIMDScalar & Codable where S
     static func vectorAbs(_ x: Vector) -> Vector
     /// 1 in the lanes holding NaN or +-Inf, else 0.
     static func vectorNonFinite(_ x: Vector) -> Vector
+    /// Lane-wise minimum ignoring a NaN operand.
+    static func vectorMinIgnoringNaN(_ a: Vector, _ b: Vector) -> Vector
+    /// 1/x: an estimate (relative error <= 1.5 * 2^-12) for Float, exact for Double. Statistics only.
+    static func vectorReciprocalEstimate(_ x: Vector) -> Vector
     /// The lanes' sum in a fixed pairwise order, and their maximum (NaN lanes ignored).
     static func vectorSum(_ x: Vector) -> Double
     static func vectorReduceMax(_ x: Vector) -> Double
@@ -34,6 +38,10 @@ extension Float: KernelScalar {
     @inlinable @inline(__always)
     public static func vectorSum(_ x: Vector) -> Double { adamcore_shim_sum_f32x16(x) }
     @inlinable @inline(__always)
+    public static func vectorMinIgnoringNaN(_ a: Vector, _ b: Vector) -> Vector { adamcore_shim_min_f32x16(a, b) }
+    @inlinable @inline(__always)
+    public static func vectorReciprocalEstimate(_ x: Vector) -> Vector { adamcore_shim_reciprocal_estimate_f32x16(x) }
+    @inlinable @inline(__always)
     public static func vectorReduceMax(_ x: Vector) -> Double { adamcore_shim_reduce_max_f32x16(x) }
     @inlinable public static var dtype: adamcore_dtype { ADAMCORE_FLOAT32 }
 }
@@ -52,6 +60,10 @@ extension Double: KernelScalar {
     public static func vectorNonFinite(_ x: Vector) -> Vector { adamcore_shim_nonfinite_f64x8(x) }
     @inlinable @inline(__always)
     public static func vectorSum(_ x: Vector) -> Double { adamcore_shim_sum_f64x8(x) }
+    @inlinable @inline(__always)
+    public static func vectorMinIgnoringNaN(_ a: Vector, _ b: Vector) -> Vector { adamcore_shim_min_f64x8(a, b) }
+    @inlinable @inline(__always)
+    public static func vectorReciprocalEstimate(_ x: Vector) -> Vector { adamcore_shim_reciprocal_estimate_f64x8(x) }
     @inlinable @inline(__always)
     public static func vectorReduceMax(_ x: Vector) -> Double { adamcore_shim_reduce_max_f64x8(x) }
     @inlinable public static var dtype: adamcore_dtype { ADAMCORE_FLOAT64 }

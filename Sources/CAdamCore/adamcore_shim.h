@@ -46,6 +46,35 @@ static inline adamcore_shim_f64x8 adamcore_shim_nonfinite_f64x8(adamcore_shim_f6
     return __builtin_convertvector(finite + 1, adamcore_shim_f64x8);
 }
 
+/* Lane-wise minimum ignoring a NaN operand (the statistics' smallest denominator). */
+static inline adamcore_shim_f32x16 adamcore_shim_min_f32x16(adamcore_shim_f32x16 a, adamcore_shim_f32x16 b) {
+    return __builtin_elementwise_min(a, b);
+}
+static inline adamcore_shim_f64x8 adamcore_shim_min_f64x8(adamcore_shim_f64x8 a, adamcore_shim_f64x8 b) {
+    return __builtin_elementwise_min(a, b);
+}
+
+/* 1/x for the statistics' mean effective lr. float: the hardware's reciprocal estimate (relative error at most
+ * 1.5 * 2^-12; rcp(0) = inf and rcp(inf) = 0 exactly), which runs beside the update instead of queueing behind its
+ * square root and division on the divider; the estimate's low bits differ between CPU vendors. double: exact. */
+typedef float adamcore_shim_f32x8_ __attribute__((ext_vector_type(8)));
+static inline adamcore_shim_f32x16 adamcore_shim_reciprocal_estimate_f32x16(adamcore_shim_f32x16 x) {
+#if defined(__AVX__)
+    adamcore_shim_f32x8_ lo = __builtin_ia32_rcpps256(x.lo), hi = __builtin_ia32_rcpps256(x.hi);
+    return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#elif defined(__SSE__)
+    typedef float f32x4 __attribute__((ext_vector_type(4)));
+    f32x4 a = __builtin_ia32_rcpps(x.s0123), b = __builtin_ia32_rcpps(x.s4567);
+    f32x4 c = __builtin_ia32_rcpps(x.s89ab), d = __builtin_ia32_rcpps(x.scdef);
+    adamcore_shim_f32x8_ lo = __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7);
+    adamcore_shim_f32x8_ hi = __builtin_shufflevector(c, d, 0, 1, 2, 3, 4, 5, 6, 7);
+    return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#else
+    return 1.0f / x;
+#endif
+}
+static inline adamcore_shim_f64x8 adamcore_shim_reciprocal_estimate_f64x8(adamcore_shim_f64x8 x) { return 1.0 / x; }
+
 /* Horizontal reductions in a fixed order (halves added pairwise), so a sum is the same on every run; the
  * statistics flush their per-lane partial sums through these. Max ignores NaN lanes. */
 typedef float adamcore_shim_f32x8 __attribute__((ext_vector_type(8)));

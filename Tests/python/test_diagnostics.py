@@ -49,12 +49,16 @@ def test_statistics_match_their_definitions(dtype, threads):
             # Kernel arithmetic is in the dtype; 1e-5 relative covers float32 rounding of each element's figure and
             # of the blocked sums (each term is rounded once, sums are float lanes flushed to double per 1024).
             rel = 1e-5 if dtype == np.float32 else 1e-12
+            # The float32 mean effective lr sums the hardware's reciprocal estimate (each term within 1.5 * 2^-12).
+            mean_rel = 4e-4 if dtype == np.float32 else rel
             for key, value in want.items():
-                assert getattr(got, key) == pytest.approx(value, rel=rel), (key, t)
+                tolerance = mean_rel if key == "mean_effective_lr" else rel
+                assert getattr(got, key) == pytest.approx(value, rel=tolerance), (key, t)
             # Per tensor: the figures of tensor 1 alone.
             one = expected_figures([before[1]], [params[1]], [grads[1]], [m[1]], [v[1]], lr, b1, b2, eps, t)
             for key, value in one.items():
-                assert getattr(got.tensors[1], key) == pytest.approx(value, rel=rel), (key, t)
+                tolerance = mean_rel if key == "mean_effective_lr" else rel
+                assert getattr(got.tensors[1], key) == pytest.approx(value, rel=tolerance), (key, t)
     finally:
         adamcore.set_num_threads(0)
 
