@@ -278,10 +278,11 @@ public struct StatsAccumulator<T: KernelScalar>: StatsSink {
     public typealias Scalar = T
     @inlinable public static var collects: Bool { true }
     @usableFromInline typealias V = T.Vector
-    @usableFromInline var maxDirection: V, minDenom: V, maxDenom: V
+    @usableFromInline typealias H = T.Half
+    @usableFromInline var maxDirection: H, minDenom: H, maxDenom: H
     /// Sums. A NaN or +-Inf gradient value makes m, hence the sum of m^2, non-finite: that (rare) case is flagged
     /// and the exact count is taken afterwards by a pass over that gradient only.
-    @usableFromInline var inverse: V, mSquared: V, vSquared: V, stepSquared: V
+    @usableFromInline var inverse: H, mSquared: H, vSquared: H, stepSquared: H
     @usableFromInline var vectors: Int
     @usableFromInline var total: KernelStats
 
@@ -289,8 +290,8 @@ public struct StatsAccumulator<T: KernelScalar>: StatsSink {
     /// evaluated through runtime metadata on every construction).
     @inlinable @inline(__always)
     public init() {
-        maxDirection = V(); minDenom = V(repeating: T.infinity); maxDenom = V()
-        inverse = V(); mSquared = V(); vSquared = V(); stepSquared = V()
+        maxDirection = H(); minDenom = H(repeating: T.infinity); maxDenom = H()
+        inverse = H(); mSquared = H(); vSquared = H(); stepSquared = H()
         vectors = 0
         total = KernelStats()
     }
@@ -299,13 +300,13 @@ public struct StatsAccumulator<T: KernelScalar>: StatsSink {
     public mutating func add<P: ArithmeticPolicy>(_: P.Type, direction: T.Vector, denom: T.Vector, m: T.Vector, v: T.Vector,
                                                   step: T.Vector, grad: T.Vector, valid: Int) {
         guard valid == V.scalarCount else { return addLanes(direction: direction, denom: denom, m: m, v: v, step: step, grad: grad, valid: valid) }
-        maxDirection = T.vectorMaxIgnoringNaN(maxDirection, T.vectorAbs(direction))
-        minDenom = T.vectorMinIgnoringNaN(minDenom, denom)
-        maxDenom = T.vectorMaxIgnoringNaN(maxDenom, denom)
-        inverse += T.vectorReciprocalEstimate(denom)
-        mSquared = P.multiplyAdd(m, m, mSquared)
-        vSquared = P.multiplyAdd(v, v, vSquared)
-        stepSquared = P.multiplyAdd(step, step, stepSquared)
+        maxDirection = T.foldMax(maxDirection, T.vectorAbs(direction))
+        minDenom = T.foldMin(minDenom, denom)
+        maxDenom = T.foldMax(maxDenom, denom)
+        inverse = T.foldAdd(inverse, T.vectorReciprocalEstimate(denom))
+        mSquared = T.foldSquares(mSquared, m)
+        vSquared = T.foldSquares(vSquared, v)
+        stepSquared = T.foldSquares(stepSquared, step)
         vectors &+= 1
         if vectors == 64 { flush() }
     }
@@ -329,22 +330,22 @@ public struct StatsAccumulator<T: KernelScalar>: StatsSink {
 
     @inlinable
     mutating func flush() {
-        total.inverseDenomSum += T.vectorSum(inverse)
-        let m2 = T.vectorSum(mSquared)
+        total.inverseDenomSum += T.halfSum(inverse)
+        let m2 = T.halfSum(mSquared)
         if !m2.isFinite { total.nonFinite = .nan }
         total.mSquared += m2
-        total.vSquared += T.vectorSum(vSquared)
-        total.stepSquared += T.vectorSum(stepSquared)
-        inverse = V(); mSquared = V(); vSquared = V(); stepSquared = V()
+        total.vSquared += T.halfSum(vSquared)
+        total.stepSquared += T.halfSum(stepSquared)
+        inverse = H(); mSquared = H(); vSquared = H(); stepSquared = H()
         vectors = 0
     }
 
     @inlinable
     mutating func finish(count: Int) -> KernelStats {
         if vectors > 0 { flush() }
-        total.maxAbsDirection = Swift.max(total.maxAbsDirection, T.vectorReduceMax(maxDirection))
-        total.minDenom = Swift.min(total.minDenom, -T.vectorReduceMax(V() - minDenom))
-        total.maxDenom = Swift.max(total.maxDenom, T.vectorReduceMax(maxDenom))
+        total.maxAbsDirection = Swift.max(total.maxAbsDirection, T.halfMax(maxDirection))
+        total.minDenom = Swift.min(total.minDenom, T.halfMin(minDenom))
+        total.maxDenom = Swift.max(total.maxDenom, T.halfMax(maxDenom))
         total.count = Double(count)
         return total
     }

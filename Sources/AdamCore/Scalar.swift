@@ -3,6 +3,8 @@ import CAdamCore
 /// An element type the kernels run on: `Float` (16 lanes) or `Double` (8 lanes), 64 bytes per vector either way.
 public protocol KernelScalar: BinaryFloatingPoint & SIMDScalar & Codable where Self.SIMDMaskScalar: FixedWidthInteger & SignedInteger {
     associatedtype Vector: SIMD where Vector.Scalar == Self, Vector.MaskStorage.Scalar == Self.SIMDMaskScalar
+    /// Half a vector: the statistics' accumulators (each Vector is folded into one, halves first).
+    associatedtype Half: SIMD where Half.Scalar == Self
     /// Lane-wise square root as one instruction per register (see the shim for why not `squareRoot()`).
     static func vectorSqrt(_ x: Vector) -> Vector
     /// Lane-wise maximum; NaN in either operand gives NaN (torch.maximum's rule).
@@ -16,6 +18,15 @@ public protocol KernelScalar: BinaryFloatingPoint & SIMDScalar & Codable where S
     static func vectorMinIgnoringNaN(_ a: Vector, _ b: Vector) -> Vector
     /// 1/x: an estimate (relative error <= 1.5 * 2^-12) for Float, exact for Double. Statistics only.
     static func vectorReciprocalEstimate(_ x: Vector) -> Vector
+    /// acc op (x.lo op x.hi) for op = max, min (NaN ignored), +, and acc + x.lo^2 + x.hi^2.
+    static func foldMax(_ acc: Half, _ x: Vector) -> Half
+    static func foldMin(_ acc: Half, _ x: Vector) -> Half
+    static func foldAdd(_ acc: Half, _ x: Vector) -> Half
+    static func foldSquares(_ acc: Half, _ x: Vector) -> Half
+    /// A half's lane sum (fixed order), maximum and minimum.
+    static func halfSum(_ x: Half) -> Double
+    static func halfMax(_ x: Half) -> Double
+    static func halfMin(_ x: Half) -> Double
     /// The lanes' sum in a fixed pairwise order, and their maximum (NaN lanes ignored).
     static func vectorSum(_ x: Vector) -> Double
     static func vectorReduceMax(_ x: Vector) -> Double
@@ -25,6 +36,7 @@ public protocol KernelScalar: BinaryFloatingPoint & SIMDScalar & Codable where S
 
 extension Float: KernelScalar {
     public typealias Vector = SIMD16<Float>
+    public typealias Half = SIMD8<Float>
     @inlinable @inline(__always)
     public static func vectorSqrt(_ x: Vector) -> Vector { adamcore_shim_sqrt_f32x16(x) }
     @inlinable @inline(__always)
@@ -38,6 +50,20 @@ extension Float: KernelScalar {
     @inlinable @inline(__always)
     public static func vectorSum(_ x: Vector) -> Double { adamcore_shim_sum_f32x16(x) }
     @inlinable @inline(__always)
+    public static func foldMax(_ acc: Half, _ x: Vector) -> Half { adamcore_shim_fold_max_f32x16(acc, x) }
+    @inlinable @inline(__always)
+    public static func foldMin(_ acc: Half, _ x: Vector) -> Half { adamcore_shim_fold_min_f32x16(acc, x) }
+    @inlinable @inline(__always)
+    public static func foldAdd(_ acc: Half, _ x: Vector) -> Half { adamcore_shim_fold_add_f32x16(acc, x) }
+    @inlinable @inline(__always)
+    public static func foldSquares(_ acc: Half, _ x: Vector) -> Half { adamcore_shim_fold_squares_f32x16(acc, x) }
+    @inlinable @inline(__always)
+    public static func halfSum(_ x: Half) -> Double { adamcore_shim_sum_f32x8(x) }
+    @inlinable @inline(__always)
+    public static func halfMax(_ x: Half) -> Double { adamcore_shim_reduce_max_f32x8(x) }
+    @inlinable @inline(__always)
+    public static func halfMin(_ x: Half) -> Double { adamcore_shim_reduce_min_f32x8(x) }
+    @inlinable @inline(__always)
     public static func vectorMinIgnoringNaN(_ a: Vector, _ b: Vector) -> Vector { adamcore_shim_min_f32x16(a, b) }
     @inlinable @inline(__always)
     public static func vectorReciprocalEstimate(_ x: Vector) -> Vector { adamcore_shim_reciprocal_estimate_f32x16(x) }
@@ -48,6 +74,7 @@ extension Float: KernelScalar {
 
 extension Double: KernelScalar {
     public typealias Vector = SIMD8<Double>
+    public typealias Half = SIMD4<Double>
     @inlinable @inline(__always)
     public static func vectorSqrt(_ x: Vector) -> Vector { adamcore_shim_sqrt_f64x8(x) }
     @inlinable @inline(__always)
@@ -60,6 +87,20 @@ extension Double: KernelScalar {
     public static func vectorNonFinite(_ x: Vector) -> Vector { adamcore_shim_nonfinite_f64x8(x) }
     @inlinable @inline(__always)
     public static func vectorSum(_ x: Vector) -> Double { adamcore_shim_sum_f64x8(x) }
+    @inlinable @inline(__always)
+    public static func foldMax(_ acc: Half, _ x: Vector) -> Half { adamcore_shim_fold_max_f64x8(acc, x) }
+    @inlinable @inline(__always)
+    public static func foldMin(_ acc: Half, _ x: Vector) -> Half { adamcore_shim_fold_min_f64x8(acc, x) }
+    @inlinable @inline(__always)
+    public static func foldAdd(_ acc: Half, _ x: Vector) -> Half { adamcore_shim_fold_add_f64x8(acc, x) }
+    @inlinable @inline(__always)
+    public static func foldSquares(_ acc: Half, _ x: Vector) -> Half { adamcore_shim_fold_squares_f64x8(acc, x) }
+    @inlinable @inline(__always)
+    public static func halfSum(_ x: Half) -> Double { adamcore_shim_sum_f64x4(x) }
+    @inlinable @inline(__always)
+    public static func halfMax(_ x: Half) -> Double { adamcore_shim_reduce_max_f64x4(x) }
+    @inlinable @inline(__always)
+    public static func halfMin(_ x: Half) -> Double { adamcore_shim_reduce_min_f64x4(x) }
     @inlinable @inline(__always)
     public static func vectorMinIgnoringNaN(_ a: Vector, _ b: Vector) -> Vector { adamcore_shim_min_f64x8(a, b) }
     @inlinable @inline(__always)

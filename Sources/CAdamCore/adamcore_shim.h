@@ -94,6 +94,47 @@ static inline double adamcore_shim_sum_f64x8(adamcore_shim_f64x8 v) {
 static inline double adamcore_shim_reduce_max_f32x16(adamcore_shim_f32x16 v) { return __builtin_reduce_max(v); }
 static inline double adamcore_shim_reduce_max_f64x8(adamcore_shim_f64x8 v) { return __builtin_reduce_max(v); }
 
+/* The statistics keep their running values in half-width registers: each 16-lane (8-lane) value is folded into an
+ * 8-lane (4-lane) accumulator, halves first, so seven accumulators take seven registers instead of fourteen. */
+typedef float adamcore_shim_f32x8h __attribute__((ext_vector_type(8)));
+typedef double adamcore_shim_f64x4h __attribute__((ext_vector_type(4)));
+static inline adamcore_shim_f32x8h adamcore_shim_fold_max_f32x16(adamcore_shim_f32x8h acc, adamcore_shim_f32x16 v) {
+    return __builtin_elementwise_max(acc, __builtin_elementwise_max(v.lo, v.hi));
+}
+static inline adamcore_shim_f64x4h adamcore_shim_fold_max_f64x8(adamcore_shim_f64x4h acc, adamcore_shim_f64x8 v) {
+    return __builtin_elementwise_max(acc, __builtin_elementwise_max(v.lo, v.hi));
+}
+static inline adamcore_shim_f32x8h adamcore_shim_fold_min_f32x16(adamcore_shim_f32x8h acc, adamcore_shim_f32x16 v) {
+    return __builtin_elementwise_min(acc, __builtin_elementwise_min(v.lo, v.hi));
+}
+static inline adamcore_shim_f64x4h adamcore_shim_fold_min_f64x8(adamcore_shim_f64x4h acc, adamcore_shim_f64x8 v) {
+    return __builtin_elementwise_min(acc, __builtin_elementwise_min(v.lo, v.hi));
+}
+static inline adamcore_shim_f32x8h adamcore_shim_fold_add_f32x16(adamcore_shim_f32x8h acc, adamcore_shim_f32x16 v) {
+    return acc + (v.lo + v.hi);
+}
+static inline adamcore_shim_f64x4h adamcore_shim_fold_add_f64x8(adamcore_shim_f64x4h acc, adamcore_shim_f64x8 v) {
+    return acc + (v.lo + v.hi);
+}
+static inline adamcore_shim_f32x8h adamcore_shim_fold_squares_f32x16(adamcore_shim_f32x8h acc, adamcore_shim_f32x16 v) {
+    return acc + v.lo * v.lo + v.hi * v.hi;
+}
+static inline adamcore_shim_f64x4h adamcore_shim_fold_squares_f64x8(adamcore_shim_f64x4h acc, adamcore_shim_f64x8 v) {
+    return acc + v.lo * v.lo + v.hi * v.hi;
+}
+static inline double adamcore_shim_sum_f32x8(adamcore_shim_f32x8h v) {
+    adamcore_shim_f32x4 b = v.lo + v.hi;
+    return (double)(b.x + b.z) + (double)(b.y + b.w);
+}
+static inline double adamcore_shim_sum_f64x4(adamcore_shim_f64x4h v) {
+    return (v.x + v.z) + (v.y + v.w);
+}
+static inline double adamcore_shim_reduce_max_f32x8(adamcore_shim_f32x8h v) { return __builtin_reduce_max(v); }
+static inline double adamcore_shim_reduce_max_f64x4(adamcore_shim_f64x4h v) { return __builtin_reduce_max(v); }
+static inline double adamcore_shim_reduce_min_f32x8(adamcore_shim_f32x8h v) { return __builtin_reduce_min(v); }
+static inline double adamcore_shim_reduce_min_f64x4(adamcore_shim_f64x4h v) { return __builtin_reduce_min(v); }
+
+
 #if defined(__x86_64__)
 #include <cpuid.h>
 /* 1 if the CPU has AVX2 and FMA and the OS saves the YMM registers, else 0. */
