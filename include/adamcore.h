@@ -325,7 +325,7 @@ typedef struct adamcore_step_stats {
 } adamcore_step_stats;
 
 /** Statistics off (0, the default), on every step (1), or on every `every`-th step (steps divisible by it), which
- *  spreads their cost: a measured step takes up to ~2x as long in cache and about the same from DRAM
+ *  spreads their cost: a measured step takes up to ~2x as long in cache and +10-40% from DRAM
  *  (docs/PERFORMANCE.md). The update writes the same bits either way. ADAMCORE_E_ALGORITHM for SGD, RMSprop and
  *  AdaGrad; ADAMCORE_E_INDEX for a negative value. */
 int adamcore_optimizer_set_stats(adamcore_optimizer *optimizer, int every);
