@@ -14,8 +14,6 @@ public protocol KernelScalar: BinaryFloatingPoint & SIMDScalar & Codable where S
     static func vectorAbs(_ x: Vector) -> Vector
     /// 1 in the lanes holding NaN or +-Inf, else 0.
     static func vectorNonFinite(_ x: Vector) -> Vector
-    /// Lane-wise minimum ignoring a NaN operand.
-    static func vectorMinIgnoringNaN(_ a: Vector, _ b: Vector) -> Vector
     /// 1/x: an estimate (relative error <= 1.5 * 2^-12) for Float, exact for Double. Statistics only.
     static func vectorReciprocalEstimate(_ x: Vector) -> Vector
     /// acc op (x.lo op x.hi) for op = max, min (NaN ignored), +, and acc + x.lo^2 + x.hi^2.
@@ -27,9 +25,6 @@ public protocol KernelScalar: BinaryFloatingPoint & SIMDScalar & Codable where S
     static func halfSum(_ x: Half) -> Double
     static func halfMax(_ x: Half) -> Double
     static func halfMin(_ x: Half) -> Double
-    /// The lanes' sum in a fixed pairwise order, and their maximum (NaN lanes ignored).
-    static func vectorSum(_ x: Vector) -> Double
-    static func vectorReduceMax(_ x: Vector) -> Double
     /// The dtype code of the C API.
     static var dtype: adamcore_dtype { get }
 }
@@ -48,8 +43,6 @@ extension Float: KernelScalar {
     @inlinable @inline(__always)
     public static func vectorNonFinite(_ x: Vector) -> Vector { adamcore_shim_nonfinite_f32x16(x) }
     @inlinable @inline(__always)
-    public static func vectorSum(_ x: Vector) -> Double { adamcore_shim_sum_f32x16(x) }
-    @inlinable @inline(__always)
     public static func foldMax(_ acc: Half, _ x: Vector) -> Half { adamcore_shim_fold_max_f32x16(acc, x) }
     @inlinable @inline(__always)
     public static func foldMin(_ acc: Half, _ x: Vector) -> Half { adamcore_shim_fold_min_f32x16(acc, x) }
@@ -64,11 +57,7 @@ extension Float: KernelScalar {
     @inlinable @inline(__always)
     public static func halfMin(_ x: Half) -> Double { adamcore_shim_reduce_min_f32x8(x) }
     @inlinable @inline(__always)
-    public static func vectorMinIgnoringNaN(_ a: Vector, _ b: Vector) -> Vector { adamcore_shim_min_f32x16(a, b) }
-    @inlinable @inline(__always)
     public static func vectorReciprocalEstimate(_ x: Vector) -> Vector { adamcore_shim_reciprocal_estimate_f32x16(x) }
-    @inlinable @inline(__always)
-    public static func vectorReduceMax(_ x: Vector) -> Double { adamcore_shim_reduce_max_f32x16(x) }
     @inlinable public static var dtype: adamcore_dtype { ADAMCORE_FLOAT32 }
 }
 
@@ -86,8 +75,6 @@ extension Double: KernelScalar {
     @inlinable @inline(__always)
     public static func vectorNonFinite(_ x: Vector) -> Vector { adamcore_shim_nonfinite_f64x8(x) }
     @inlinable @inline(__always)
-    public static func vectorSum(_ x: Vector) -> Double { adamcore_shim_sum_f64x8(x) }
-    @inlinable @inline(__always)
     public static func foldMax(_ acc: Half, _ x: Vector) -> Half { adamcore_shim_fold_max_f64x8(acc, x) }
     @inlinable @inline(__always)
     public static func foldMin(_ acc: Half, _ x: Vector) -> Half { adamcore_shim_fold_min_f64x8(acc, x) }
@@ -102,11 +89,7 @@ extension Double: KernelScalar {
     @inlinable @inline(__always)
     public static func halfMin(_ x: Half) -> Double { adamcore_shim_reduce_min_f64x4(x) }
     @inlinable @inline(__always)
-    public static func vectorMinIgnoringNaN(_ a: Vector, _ b: Vector) -> Vector { adamcore_shim_min_f64x8(a, b) }
-    @inlinable @inline(__always)
     public static func vectorReciprocalEstimate(_ x: Vector) -> Vector { adamcore_shim_reciprocal_estimate_f64x8(x) }
-    @inlinable @inline(__always)
-    public static func vectorReduceMax(_ x: Vector) -> Double { adamcore_shim_reduce_max_f64x8(x) }
     @inlinable public static var dtype: adamcore_dtype { ADAMCORE_FLOAT64 }
 }
 

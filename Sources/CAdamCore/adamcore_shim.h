@@ -46,28 +46,25 @@ static inline adamcore_shim_f64x8 adamcore_shim_nonfinite_f64x8(adamcore_shim_f6
     return __builtin_convertvector(finite + 1, adamcore_shim_f64x8);
 }
 
-/* Lane-wise minimum ignoring a NaN operand (the statistics' smallest denominator). */
-static inline adamcore_shim_f32x16 adamcore_shim_min_f32x16(adamcore_shim_f32x16 a, adamcore_shim_f32x16 b) {
-    return __builtin_elementwise_min(a, b);
-}
-static inline adamcore_shim_f64x8 adamcore_shim_min_f64x8(adamcore_shim_f64x8 a, adamcore_shim_f64x8 b) {
-    return __builtin_elementwise_min(a, b);
-}
+/* The step statistics (Kernels.swift, StatsAccumulator). Their running values live in half-width registers: each
+ * 16-lane (8-lane) value is folded into an 8-lane (4-lane) accumulator, halves first, so seven accumulators take
+ * seven registers instead of fourteen. Max and min ignore NaN lanes; sums are added in a fixed order. */
+typedef float adamcore_shim_f32x8 __attribute__((ext_vector_type(8)));
+typedef float adamcore_shim_f32x4 __attribute__((ext_vector_type(4)));
+typedef double adamcore_shim_f64x4 __attribute__((ext_vector_type(4)));
 
-/* 1/x for the statistics' mean effective lr. float: the hardware's reciprocal estimate (relative error at most
- * 1.5 * 2^-12; rcp(0) = inf and rcp(inf) = 0 exactly), which runs beside the update instead of queueing behind its
- * square root and division on the divider; the estimate's low bits differ between CPU vendors. double: exact. */
-typedef float adamcore_shim_f32x8_ __attribute__((ext_vector_type(8)));
+/* 1/x for the mean effective lr. float: the hardware's reciprocal estimate (relative error at most 1.5 * 2^-12;
+ * rcp(0) = inf and rcp(inf) = 0 exactly), which runs beside the update instead of queueing behind its square root
+ * and division on the divider; the estimate's low bits differ between CPU vendors. double: exact. */
 static inline adamcore_shim_f32x16 adamcore_shim_reciprocal_estimate_f32x16(adamcore_shim_f32x16 x) {
 #if defined(__AVX__)
-    adamcore_shim_f32x8_ lo = __builtin_ia32_rcpps256(x.lo), hi = __builtin_ia32_rcpps256(x.hi);
+    adamcore_shim_f32x8 lo = __builtin_ia32_rcpps256(x.lo), hi = __builtin_ia32_rcpps256(x.hi);
     return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 #elif defined(__SSE__)
-    typedef float f32x4 __attribute__((ext_vector_type(4)));
-    f32x4 a = __builtin_ia32_rcpps(x.s0123), b = __builtin_ia32_rcpps(x.s4567);
-    f32x4 c = __builtin_ia32_rcpps(x.s89ab), d = __builtin_ia32_rcpps(x.scdef);
-    adamcore_shim_f32x8_ lo = __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7);
-    adamcore_shim_f32x8_ hi = __builtin_shufflevector(c, d, 0, 1, 2, 3, 4, 5, 6, 7);
+    adamcore_shim_f32x4 a = __builtin_ia32_rcpps(x.s0123), b = __builtin_ia32_rcpps(x.s4567);
+    adamcore_shim_f32x4 c = __builtin_ia32_rcpps(x.s89ab), d = __builtin_ia32_rcpps(x.scdef);
+    adamcore_shim_f32x8 lo = __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7);
+    adamcore_shim_f32x8 hi = __builtin_shufflevector(c, d, 0, 1, 2, 3, 4, 5, 6, 7);
     return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 #else
     return 1.0f / x;
@@ -75,65 +72,39 @@ static inline adamcore_shim_f32x16 adamcore_shim_reciprocal_estimate_f32x16(adam
 }
 static inline adamcore_shim_f64x8 adamcore_shim_reciprocal_estimate_f64x8(adamcore_shim_f64x8 x) { return 1.0 / x; }
 
-/* Horizontal reductions in a fixed order (halves added pairwise), so a sum is the same on every run; the
- * statistics flush their per-lane partial sums through these. Max ignores NaN lanes. */
-typedef float adamcore_shim_f32x8 __attribute__((ext_vector_type(8)));
-typedef float adamcore_shim_f32x4 __attribute__((ext_vector_type(4)));
-typedef double adamcore_shim_f64x4 __attribute__((ext_vector_type(4)));
-typedef double adamcore_shim_f64x2 __attribute__((ext_vector_type(2)));
-static inline double adamcore_shim_sum_f32x16(adamcore_shim_f32x16 v) {
-    adamcore_shim_f32x8 a = v.lo + v.hi;
-    adamcore_shim_f32x4 b = a.lo + a.hi;
-    return (double)(b.x + b.z) + (double)(b.y + b.w);
-}
-static inline double adamcore_shim_sum_f64x8(adamcore_shim_f64x8 v) {
-    adamcore_shim_f64x4 a = v.lo + v.hi;
-    adamcore_shim_f64x2 b = a.lo + a.hi;
-    return b.x + b.y;
-}
-static inline double adamcore_shim_reduce_max_f32x16(adamcore_shim_f32x16 v) { return __builtin_reduce_max(v); }
-static inline double adamcore_shim_reduce_max_f64x8(adamcore_shim_f64x8 v) { return __builtin_reduce_max(v); }
-
-/* The statistics keep their running values in half-width registers: each 16-lane (8-lane) value is folded into an
- * 8-lane (4-lane) accumulator, halves first, so seven accumulators take seven registers instead of fourteen. */
-typedef float adamcore_shim_f32x8h __attribute__((ext_vector_type(8)));
-typedef double adamcore_shim_f64x4h __attribute__((ext_vector_type(4)));
-static inline adamcore_shim_f32x8h adamcore_shim_fold_max_f32x16(adamcore_shim_f32x8h acc, adamcore_shim_f32x16 v) {
+static inline adamcore_shim_f32x8 adamcore_shim_fold_max_f32x16(adamcore_shim_f32x8 acc, adamcore_shim_f32x16 v) {
     return __builtin_elementwise_max(acc, __builtin_elementwise_max(v.lo, v.hi));
 }
-static inline adamcore_shim_f64x4h adamcore_shim_fold_max_f64x8(adamcore_shim_f64x4h acc, adamcore_shim_f64x8 v) {
+static inline adamcore_shim_f64x4 adamcore_shim_fold_max_f64x8(adamcore_shim_f64x4 acc, adamcore_shim_f64x8 v) {
     return __builtin_elementwise_max(acc, __builtin_elementwise_max(v.lo, v.hi));
 }
-static inline adamcore_shim_f32x8h adamcore_shim_fold_min_f32x16(adamcore_shim_f32x8h acc, adamcore_shim_f32x16 v) {
+static inline adamcore_shim_f32x8 adamcore_shim_fold_min_f32x16(adamcore_shim_f32x8 acc, adamcore_shim_f32x16 v) {
     return __builtin_elementwise_min(acc, __builtin_elementwise_min(v.lo, v.hi));
 }
-static inline adamcore_shim_f64x4h adamcore_shim_fold_min_f64x8(adamcore_shim_f64x4h acc, adamcore_shim_f64x8 v) {
+static inline adamcore_shim_f64x4 adamcore_shim_fold_min_f64x8(adamcore_shim_f64x4 acc, adamcore_shim_f64x8 v) {
     return __builtin_elementwise_min(acc, __builtin_elementwise_min(v.lo, v.hi));
 }
-static inline adamcore_shim_f32x8h adamcore_shim_fold_add_f32x16(adamcore_shim_f32x8h acc, adamcore_shim_f32x16 v) {
+static inline adamcore_shim_f32x8 adamcore_shim_fold_add_f32x16(adamcore_shim_f32x8 acc, adamcore_shim_f32x16 v) {
     return acc + (v.lo + v.hi);
 }
-static inline adamcore_shim_f64x4h adamcore_shim_fold_add_f64x8(adamcore_shim_f64x4h acc, adamcore_shim_f64x8 v) {
+static inline adamcore_shim_f64x4 adamcore_shim_fold_add_f64x8(adamcore_shim_f64x4 acc, adamcore_shim_f64x8 v) {
     return acc + (v.lo + v.hi);
 }
-static inline adamcore_shim_f32x8h adamcore_shim_fold_squares_f32x16(adamcore_shim_f32x8h acc, adamcore_shim_f32x16 v) {
+static inline adamcore_shim_f32x8 adamcore_shim_fold_squares_f32x16(adamcore_shim_f32x8 acc, adamcore_shim_f32x16 v) {
     return acc + v.lo * v.lo + v.hi * v.hi;
 }
-static inline adamcore_shim_f64x4h adamcore_shim_fold_squares_f64x8(adamcore_shim_f64x4h acc, adamcore_shim_f64x8 v) {
+static inline adamcore_shim_f64x4 adamcore_shim_fold_squares_f64x8(adamcore_shim_f64x4 acc, adamcore_shim_f64x8 v) {
     return acc + v.lo * v.lo + v.hi * v.hi;
 }
-static inline double adamcore_shim_sum_f32x8(adamcore_shim_f32x8h v) {
+static inline double adamcore_shim_sum_f32x8(adamcore_shim_f32x8 v) {
     adamcore_shim_f32x4 b = v.lo + v.hi;
     return (double)(b.x + b.z) + (double)(b.y + b.w);
 }
-static inline double adamcore_shim_sum_f64x4(adamcore_shim_f64x4h v) {
-    return (v.x + v.z) + (v.y + v.w);
-}
-static inline double adamcore_shim_reduce_max_f32x8(adamcore_shim_f32x8h v) { return __builtin_reduce_max(v); }
-static inline double adamcore_shim_reduce_max_f64x4(adamcore_shim_f64x4h v) { return __builtin_reduce_max(v); }
-static inline double adamcore_shim_reduce_min_f32x8(adamcore_shim_f32x8h v) { return __builtin_reduce_min(v); }
-static inline double adamcore_shim_reduce_min_f64x4(adamcore_shim_f64x4h v) { return __builtin_reduce_min(v); }
-
+static inline double adamcore_shim_sum_f64x4(adamcore_shim_f64x4 v) { return (v.x + v.z) + (v.y + v.w); }
+static inline double adamcore_shim_reduce_max_f32x8(adamcore_shim_f32x8 v) { return __builtin_reduce_max(v); }
+static inline double adamcore_shim_reduce_max_f64x4(adamcore_shim_f64x4 v) { return __builtin_reduce_max(v); }
+static inline double adamcore_shim_reduce_min_f32x8(adamcore_shim_f32x8 v) { return __builtin_reduce_min(v); }
+static inline double adamcore_shim_reduce_min_f64x4(adamcore_shim_f64x4 v) { return __builtin_reduce_min(v); }
 
 #if defined(__x86_64__)
 #include <cpuid.h>
