@@ -70,14 +70,15 @@ PY_SRC := bindings/python/adamcore
 PY_OUT := $(BUILD)/python/adamcore
 PY_EXT := $(PY_OUT)/_core$(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))" 2>/dev/null)
 PY_INCLUDE := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_paths()['include'])" 2>/dev/null)
-PY_FILES := $(filter-out %.c,$(wildcard $(PY_SRC)/*))
+PY_FILES := $(filter-out %.c %.h,$(wildcard $(PY_SRC)/*))
+PY_C_SOURCES := $(PY_SRC)/_core.c $(PY_SRC)/_torch.c
 
 python: $(PY_EXT) $(patsubst $(PY_SRC)/%,$(PY_OUT)/%,$(PY_FILES))
 
-$(PY_EXT): $(PY_SRC)/_core.c include/adamcore.h $(LIB)
+$(PY_EXT): $(PY_C_SOURCES) $(PY_SRC)/_core.h include/adamcore.h $(LIB)
 	mkdir -p $(PY_OUT)
 	$(CC) -O2 -g -std=c11 -Wall -Wextra -Werror -Wno-missing-field-initializers -fPIC -shared \
-		-I$(PY_INCLUDE) -Iinclude $< -o $@ -L$(BUILD)/lib -ladamcore -Wl,-rpath,'$$ORIGIN/../../lib'
+		-I$(PY_INCLUDE) -Iinclude $(PY_C_SOURCES) -o $@ -L$(BUILD)/lib -ladamcore -lm -Wl,-rpath,'$$ORIGIN/../../lib'
 
 $(PY_OUT)/%: $(PY_SRC)/%
 	mkdir -p $(PY_OUT)

@@ -9,7 +9,8 @@
  *
  * Conventions
  *   - Counts are element counts (not bytes). Buffers of float must be 4-byte aligned, of double 8-byte aligned.
- *   - Buffers of one call must not overlap each other (ADAMCORE_E_OVERLAP).
+ *   - Buffers of one call must not overlap each other (ADAMCORE_E_OVERLAP). An optimizer step's gradient must
+ *     not overlap any registered tensor's parameter or state, its own or another's.
  *   - `step` is the 1-based number of the update being made (torch's state['step'] after its increment).
  *   - Defaults and update rules follow torch.optim (README.md gives them in full).
  *
@@ -291,6 +292,26 @@ int adamcore_optimizer_step_with_options(adamcore_optimizer *optimizer, const vo
                                          const adamcore_step_options *options);
 
 /**
+ * One step of some of the registered tensors: `tensors` lists `count` tensor indices (each at most once, any
+ * order) and `grads` their gradients in the same order (NULL: their registered gradients). The tensors not listed
+ * are not read or written and keep their step counts: torch.optim's treatment of a parameter whose grad is None.
+ * Each listed tensor's bias correction and first-step rules use its own step count (get/set_tensor_step), which
+ * the step advances; the optimizer's step count (get_step) counts applied step calls. options as in
+ * adamcore_optimizer_step_with_options (NULL: the defaults). count 0 is a valid step of nothing.
+ * AdaFix's gate and Lipschitz estimate are global, so an AdaFix optimizer must list all of its tensors
+ * (ADAMCORE_E_ALGORITHM otherwise). A listed index out of range or listed twice is ADAMCORE_E_INDEX.
+ */
+int adamcore_optimizer_step_tensors(adamcore_optimizer *optimizer, const size_t *tensors, const void *const *grads,
+                                    size_t count, const adamcore_step_options *options);
+/** A tensor's own step count: the steps it took part in (0 for a tensor added after others have stepped). */
+int adamcore_optimizer_get_tensor_step(adamcore_optimizer *optimizer, size_t tensor, int64_t *step);
+/** Set a tensor's step count (>= 0); 0 with zeroed state restarts it, as torch.optim does after `del state[p]`. */
+int adamcore_optimizer_set_tensor_step(adamcore_optimizer *optimizer, size_t tensor, int64_t step);
+/** Point a tensor at new parameter memory of the same dtype and element count (torch's `p.data = ...`). It must
+ *  be aligned and overlap no other buffer of the optimizer; state and step count are kept. */
+int adamcore_optimizer_set_tensor_param(adamcore_optimizer *optimizer, size_t tensor, void *param);
+
+/**
  * The non-finite guard (off by default). When on, every step first counts NaN and +-Inf values in all of its
  * gradients (one extra read of them) and, if there is any, skips the whole step for every tensor: nothing is
  * written, the step count stays, and the call returns ADAMCORE_STEP_SKIPPED.
@@ -343,9 +364,9 @@ int adamcore_optimizer_get_tensor_stats(adamcore_optimizer *optimizer, size_t te
 int adamcore_optimizer_adafix_observe(adamcore_optimizer *optimizer, const void *const *grads,
                                       const void *const *new_grads, size_t count);
 
-/** The number of steps taken (torch's state['step']); 0 before the first. */
+/** The number of steps applied (torch's state['step'] when every tensor took part in each); 0 before the first. */
 int adamcore_optimizer_get_step(adamcore_optimizer *optimizer, int64_t *step);
-/** Set the step count, e.g. when restoring a checkpoint (>= 0). */
+/** Set the step count and every tensor's step count, e.g. when restoring a checkpoint (>= 0). */
 int adamcore_optimizer_set_step(adamcore_optimizer *optimizer, int64_t step);
 /** AdaFix's Lipschitz estimate L (0 before any estimate). ADAMCORE_E_ALGORITHM for other algorithms. */
 int adamcore_optimizer_get_lipschitz(adamcore_optimizer *optimizer, double *lipschitz);

@@ -37,3 +37,39 @@ struct ByteRange {
         start < other.end && other.start < end && start < end && other.start < other.end
     }
 }
+
+/// The disjoint byte ranges an optimizer writes (every tensor's parameter and state), sorted by start, so that a
+/// step can check each gradient against all of them with one binary search instead of a scan of every tensor.
+struct DisjointRanges {
+    private(set) var ranges: ContiguousArray<ByteRange> = []
+
+    /// Inserts `r` (empty ranges are not kept: they overlap nothing). The caller has checked it overlaps none.
+    mutating func insert(_ r: ByteRange) {
+        guard r.start < r.end else { return }
+        ranges.insert(r, at: insertionIndex(r.start))
+    }
+
+    mutating func remove(_ r: ByteRange) {
+        guard r.start < r.end else { return }
+        let i = insertionIndex(r.start)
+        if i < ranges.count, ranges[i].start == r.start { ranges.remove(at: i) }
+    }
+
+    /// Whether `r` overlaps any range. Ranges are disjoint and sorted, so only the last one starting before
+    /// r.end can reach into r: every earlier one ends at or before that one's start.
+    func overlaps(_ r: ByteRange) -> Bool {
+        guard r.start < r.end else { return false }
+        let i = insertionIndex(r.end)  // the first range starting at or after r.end
+        return i > 0 && ranges[i - 1].end > r.start
+    }
+
+    /// The first index whose range starts at or after `address`.
+    private func insertionIndex(_ address: UInt) -> Int {
+        var low = 0, high = ranges.count
+        while low < high {
+            let mid = (low + high) / 2
+            if ranges[mid].start < address { low = mid + 1 } else { high = mid }
+        }
+        return low
+    }
+}

@@ -10,9 +10,12 @@ import Darwin
 // little-endian buffers. Any safetensors reader (the `safetensors` package, or numpy with a few lines) can read
 // one. The header's "__metadata__" holds everything that is not a buffer, as strings (the format's rule):
 //
-//   format "adamcore-optimizer", version "1", algorithm, step, skipped_steps, groups (count), group.<g> (every
-//   config field as name=value;...), tensors (count), tensor.<i>.group, and for AdaFix lipschitz, v_updated and
-//   step_norm_sq ("none" when no estimate awaits it).
+//   format "adamcore-optimizer", version "2", algorithm, step, skipped_steps, groups (count), group.<g> (every
+//   config field as name=value;...), tensors (count), tensor.<i>.group, tensor.<i>.step, and for AdaFix lipschitz,
+//   v_updated and step_norm_sq ("none" when no estimate awaits it).
+//
+// Version 1 (0.1.0) had one step count for all tensors and no tensor.<i>.step; it loads with every tensor's step
+// set to it, which is what 0.1.0 used, so a 0.1.0 checkpoint continues bit for bit.
 //
 // Tensors are named tensor.<i>.<slot> with torch's slot names (tensor.0.exp_avg) and stored in that order.
 // Doubles are written in Swift's shortest round-trip form, so every value comes back bit for bit.
@@ -23,7 +26,9 @@ import Darwin
 
 extension Optimizer {
     static let checkpointFormat = "adamcore-optimizer"
-    static let checkpointVersion = "1"
+    static let checkpointVersion = "2"
+    /// The versions this library reads: every one it ever wrote.
+    static let readableVersions: Set<String> = ["1", "2"]
     /// safetensors' own limit on the header, which also bounds what a hostile file can make us parse.
     static let maxHeaderBytes = 100_000_000
 
@@ -39,7 +44,10 @@ extension Optimizer {
         ]
         for (g, c) in groups.enumerated() { metadata.append(("group.\(g)", Self.encode(c.raw))) }
         metadata.append(("tensors", String(tensors.count)))
-        for (i, t) in tensors.enumerated() { metadata.append(("tensor.\(i).group", String(t.group))) }
+        for (i, t) in tensors.enumerated() {
+            metadata.append(("tensor.\(i).group", String(t.group)))
+            metadata.append(("tensor.\(i).step", String(tensorSteps[i])))
+        }
         if algorithm == .adafix {
             metadata.append(("lipschitz", String(lipschitz)))
             metadata.append(("v_updated", vUpdated ? "1" : "0"))
@@ -165,6 +173,7 @@ extension Optimizer {
             copy.destination.copyMemory(from: base + copy.offset, byteCount: copy.bytes)
         }
         stepCount = plan.step
+        for i in tensorSteps.indices { tensorSteps[i] = plan.tensorSteps[i] }
         skippedSteps = plan.skippedSteps
         if algorithm == .adafix {
             lipschitz = plan.lipschitz
@@ -252,6 +261,7 @@ struct CheckpointPlan {
     var groups: [ValidConfig] = []
     var copies: [Copy] = []
     var step: Int64 = 0
+    var tensorSteps: [Int64] = []
     var skippedSteps: Int64 = 0
     var lipschitz = 0.0
     var vUpdated = true
@@ -277,7 +287,7 @@ struct CheckpointPlan {
             guard let s = value.string else { throw format }
             meta[key] = s
         }
-        guard meta["format"] == Optimizer.checkpointFormat, meta["version"] == Optimizer.checkpointVersion,
+        guard meta["format"] == Optimizer.checkpointFormat, let version = meta["version"], Optimizer.readableVersions.contains(version),
               let algorithmName = meta["algorithm"], let algorithm = Algorithm(checkpointName: algorithmName),
               let step = meta["step"].flatMap({ Int64($0) }), step >= 0,
               let skipped = meta["skipped_steps"].flatMap({ Int64($0) }), skipped >= 0,
@@ -311,6 +321,12 @@ struct CheckpointPlan {
         for (i, t) in optimizer.tensors.enumerated() {
             guard meta["tensor.\(i).group"].flatMap({ Int($0) }) == t.group else {
                 throw meta["tensor.\(i).group"].flatMap({ Int($0) }) == nil ? format : mismatch
+            }
+            if version == "1" {
+                tensorSteps.append(step)
+            } else {
+                guard let s = meta["tensor.\(i).step"].flatMap({ Int64($0) }), s >= 0 else { throw format }
+                tensorSteps.append(s)
             }
             let layout = optimizer.groups[t.group]
             for k in 0..<layout.stateCount { expected["tensor.\(i).\(layout.slot(k).rawValue)"] = (t, k) }

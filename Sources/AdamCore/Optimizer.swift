@@ -14,14 +14,25 @@ public final class Optimizer {
     public let kernels: KernelSet
     public let algorithm: Algorithm
     var groups: ContiguousArray<ValidConfig>
-    private var coefficients: ContiguousArray<GroupCoefficients>  // recomputed each step, one per group
+    /// Recomputed each step: one entry per distinct (group, tensor step) among the stepped tensors.
+    private var coefficients: ContiguousArray<GroupCoefficients> = []
+    private var coefficientKeys: ContiguousArray<CoefficientKey> = []
     private(set) var tensors: ContiguousArray<Tensor> = []
     private var items: ContiguousArray<WorkItem> = []               // fixed split of the work, see WorkItem
-    private var totalElements = 0
     private let job: StepJob
+    /// Every registered parameter and state buffer, for the gradients' overlap check.
+    private var written = DisjointRanges()
+    /// During a step, per tensor: its gradient (nil: not stepped this time) and its entry in `coefficients`.
+    /// Sized at registration, so a step allocates nothing.
+    private var stepGrads = UnsafeMutablePointer<UnsafeRawPointer?>.allocate(capacity: 1)
+    private var coefficientIndex = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+    private var perTensorCapacity = 1
 
-    /// Steps taken (torch's state['step']).
+    /// Step calls applied (each stepping all tensors or a subset); `setStepCount` sets it and every tensor's.
     public internal(set) var stepCount: Int64 = 0
+    /// Each tensor's own step count (torch's per-parameter state['step']), used for its bias correction and
+    /// first-step rules: a step of a subset advances only the tensors in it, and a tensor added later starts at 0.
+    public internal(set) var tensorSteps: ContiguousArray<Int64> = []
     /// AdaFix's Lipschitz estimate L; 0 before any estimate.
     public internal(set) var lipschitz: Double = 0
     /// Whether the last AdaFix step updated v.
@@ -50,6 +61,7 @@ public final class Optimizer {
     /// from the step is kept here (the configs as they were, in case a scheduler changes them before the read).
     private var pendingStats: (step: Int64, frozen: Bool, lipschitz: Double)?
     private var statsConfigs: ContiguousArray<adamcore_config> = []
+    private var statsSteps: ContiguousArray<Int64> = []             // per tensor: its step in the measured step (0: not in it)
 
     public init(_ config: Config, kernels: KernelSet = .baseline) throws(AdamCoreError) {
         let c = try ValidConfig(config.raw)
@@ -57,14 +69,17 @@ public final class Optimizer {
         algorithm = c.algorithm
         groups = [c]
         statsConfigs = [c.raw]
-        coefficients = [GroupCoefficients.none]
         job = StepJob(kernels: kernels)
+        stepGrads.initialize(to: nil)
+        reserveCoefficients()
     }
 
     deinit {
         for t in tensors where t.ownsState {
             free(t.s0); free(t.s1); free(t.s2)
         }
+        stepGrads.deallocate()
+        coefficientIndex.deallocate()
     }
 
     // MARK: Groups
@@ -80,7 +95,7 @@ public final class Optimizer {
         }
         groups.append(c)
         statsConfigs.append(c.raw)
-        coefficients.append(.none)
+        reserveCoefficients()
         job.reserve(items: items.count, groups: groups.count)
         return groups.count - 1
     }
@@ -149,11 +164,16 @@ public final class Optimizer {
         }
         // Every buffer was validated above (or allocated here), so these ranges cannot fail.
         let range = { (p: UnsafeMutableRawPointer?) in p.flatMap { try? kind.range($0, count) } ?? ByteRange.empty }
-        tensors.append(Tensor(dtype: kind, group: group, count: count, param: param!, grad: grad,
-                              s0: given[0], s1: given[1], s2: given[2], ownsState: owns,
-                              ownRanges: (paramRange, range(given[0]), range(given[1]), range(given[2])),
-                              gradRange: gradRange ?? ByteRange.empty))
-        totalElements += count
+        let tensor = Tensor(dtype: kind, group: group, count: count, param: param!, grad: grad,
+                            s0: given[0], s1: given[1], s2: given[2], ownsState: owns,
+                            ownRanges: (paramRange, range(given[0]), range(given[1]), range(given[2])),
+                            gradRange: gradRange ?? ByteRange.empty)
+        reservePerTensor(tensors.count + 1)
+        tensors.append(tensor)
+        tensorSteps.append(0)
+        statsSteps.append(0)
+        for r in [tensor.ownRanges.0, tensor.ownRanges.1, tensor.ownRanges.2, tensor.ownRanges.3] { written.insert(r) }
+        reserveCoefficients()
         items = WorkItem.split(tensors)
         publishStats()   // before the segments are laid out anew
         job.reserve(items: items.count, groups: groups.count)
@@ -199,7 +219,48 @@ public final class Optimizer {
     public func setStepCount(_ step: Int64) throws(AdamCoreError) {
         guard step >= 0 else { throw fail(ADAMCORE_E_STEP) }
         stepCount = step
+        for i in tensorSteps.indices { tensorSteps[i] = step }
         lastStepNormSquared = nil
+    }
+
+    /// Sets one tensor's step count (>= 0), e.g. to restart its state as torch does after `del state[p]`.
+    public func setStepCount(_ step: Int64, ofTensor tensor: Int) throws(AdamCoreError) {
+        guard tensors.indices.contains(tensor) else { throw fail(ADAMCORE_E_INDEX) }
+        guard step >= 0 else { throw fail(ADAMCORE_E_STEP) }
+        tensorSteps[tensor] = step
+    }
+
+    /// Points a tensor at new parameter memory (torch's `p.data = ...`): same dtype and element count, aligned,
+    /// and overlapping no other buffer of the optimizer. State and step count are kept.
+    public func setParam(_ param: UnsafeMutableRawPointer?, ofTensor tensor: Int) throws(AdamCoreError) {
+        guard tensors.indices.contains(tensor) else { throw fail(ADAMCORE_E_INDEX) }
+        let old = tensors[tensor]
+        let r = try old.dtype.range(param, old.count)
+        written.remove(old.ownRanges.0)
+        defer { written.insert(tensors[tensor].ownRanges.0) }
+        for (j, t) in tensors.enumerated() where j != tensor && t.overlaps(r) { throw fail(ADAMCORE_E_OVERLAP) }
+        let own = old.ownRanges  // the old parameter itself may be overlapped: it is the one being replaced
+        if own.1.overlaps(r) || own.2.overlaps(r) || own.3.overlaps(r) || old.gradRange.overlaps(r) {
+            throw fail(ADAMCORE_E_OVERLAP)
+        }
+        tensors[tensor] = old.withParam(param!, range: r)
+    }
+
+    private func reserveCoefficients() {
+        coefficients.reserveCapacity(tensors.count + groups.count)
+        coefficientKeys.reserveCapacity(tensors.count + groups.count)
+    }
+
+    /// Per-tensor scratch sized for `n` tensors.
+    private func reservePerTensor(_ n: Int) {
+        guard n > perTensorCapacity else { return }
+        let capacity = Swift.max(n, 2 * perTensorCapacity)
+        stepGrads.deallocate()
+        coefficientIndex.deallocate()
+        stepGrads = .allocate(capacity: capacity)
+        stepGrads.initialize(repeating: nil, count: capacity)
+        coefficientIndex = .allocate(capacity: capacity)
+        perTensorCapacity = capacity
     }
 
     /// Restores `lastStepNormSquared` (nil: none), e.g. from a checkpoint, after `setStepCount`.
@@ -243,7 +304,8 @@ public final class Optimizer {
         total.minEffectiveLR = .infinity
         for i in tensors.indices {
             let c = statsConfigs[tensors[i].group]
-            let figures = StepStats(kernelStats[i], config: c, step: t, frozen: frozen, lipschitz: lipschitz)
+            let figures = statsSteps[i] == 0 ? StepStats()  // not in the measured step
+                : StepStats(kernelStats[i], config: c, step: statsSteps[i], frozen: frozen, lipschitz: lipschitz)
             publishedTensorStats[i] = figures
             total.count += figures.count
             total.nonFiniteGradients += figures.nonFiniteGradients
@@ -276,13 +338,57 @@ public final class Optimizer {
         try step(grads: nil, count: tensors.count, options: options)
     }
 
-    /// One step; `grads` holds one gradient pointer per tensor in registration order (nil: the registered ones).
-    /// Returns `.skipped` (and writes nothing) when `options.foundInf` is set or the guard finds a non-finite value.
+    /// One step of every tensor; `grads` holds one gradient pointer per tensor in registration order (nil: the
+    /// registered ones). Returns `.skipped` (and writes nothing) when `options.foundInf` is set or the guard finds
+    /// a non-finite value.
     @discardableResult
     public func step(grads: UnsafePointer<UnsafeRawPointer?>?, count: Int,
                      options: StepOptions = StepOptions()) throws(AdamCoreError) -> StepOutcome {
+        guard count == tensors.count else { throw fail(ADAMCORE_E_COUNT) }
+        defer { clearSelection() }
+        for i in tensors.indices { try select(i, grads.map { $0[i] } ?? tensors[i].grad) }
+        return try stepSelected(count: count, options: options)
+    }
+
+    /// One step of the tensors listed in `tensors` (indices, each at most once, in any order) with `grads` (one
+    /// per listed tensor; nil: their registered gradients). The others are not touched and keep their step
+    /// counts, as torch skips a parameter whose grad is None. AdaFix steps all of its tensors or none: its gate
+    /// and Lipschitz estimate are global (ADAMCORE_E_ALGORITHM for a proper subset).
+    @discardableResult
+    public func step(tensors list: UnsafePointer<Int>?, grads: UnsafePointer<UnsafeRawPointer?>?, count: Int,
+                     options: StepOptions = StepOptions()) throws(AdamCoreError) -> StepOutcome {
+        guard count >= 0, count <= tensors.count else { throw fail(count < 0 ? ADAMCORE_E_COUNT : ADAMCORE_E_INDEX) }
+        guard count == 0 || list != nil else { throw fail(ADAMCORE_E_NULL_POINTER) }
+        if algorithm == .adafix, count != tensors.count { throw fail(ADAMCORE_E_ALGORITHM) }
+        defer { clearSelection() }
+        for k in 0..<count {
+            let i = list![k]
+            guard tensors.indices.contains(i), stepGrads[i] == nil else { throw fail(ADAMCORE_E_INDEX) }
+            try select(i, grads.map { $0[k] } ?? tensors[i].grad)
+        }
+        return try stepSelected(count: count, options: options)
+    }
+
+    /// Validates tensor `i`'s gradient for this step and marks the tensor as stepped.
+    @inline(__always)
+    private func select(_ i: Int, _ grad: UnsafeRawPointer?) throws(AdamCoreError) {
+        let tensor = tensors[i]
+        guard let grad else { throw fail(ADAMCORE_E_NULL_POINTER) }
+        let range = try tensor.dtype.range(grad, tensor.count)
+        // A gradient is only read, but reading memory that this step writes (any tensor's parameter or state)
+        // would make the result depend on the order of the work.
+        if written.overlaps(range) { throw fail(ADAMCORE_E_OVERLAP) }
+        guard tensorSteps[i] < Int64.max else { throw fail(ADAMCORE_E_STEP) }
+        stepGrads[i] = grad
+    }
+
+    private func clearSelection() {
+        for i in tensors.indices { stepGrads[i] = nil }
+    }
+
+    /// The step of the tensors selected in `stepGrads` (validated), `count` of them.
+    private func stepSelected(count: Int, options: StepOptions) throws(AdamCoreError) -> StepOutcome {
         guard stepCount < Int64.max else { throw fail(ADAMCORE_E_STEP) }
-        try checkGradients(grads, count: count)
         try options.validate(for: algorithm)
         lastNonFiniteCount = 0
         if options.foundInf {
@@ -290,13 +396,12 @@ public final class Optimizer {
             return .skipped
         }
         if guardsNonFinite {
-            lastNonFiniteCount = Int(runJob(.nonFinite, grads: grads))
+            lastNonFiniteCount = Int(runJob(.nonFinite))
             if lastNonFiniteCount > 0 {
                 skippedSteps += 1
                 return .skipped
             }
         }
-        let t = stepCount + 1
         let isAdaFix = algorithm == .adafix
         let nextGradient = isAdaFix && groups[0].flags.contains(.adafixNextGradient)
 
@@ -305,25 +410,25 @@ public final class Optimizer {
         var updateV = true
         if isAdaFix {
             if nextGradient, let previous = lastStepNormSquared {
-                let diff = runJob(.differenceFromPrevious, grads: grads)
+                let diff = runJob(.differenceFromPrevious)
                 newLipschitz = try raiseLipschitz(lipschitz, diffNormSquared: diff, stepNormSquared: previous)
             }
             if newLipschitz > 0 {
                 for g in groups.indices { job.thresholds[g] = newLipschitz * groups[g].raw.lr }
-                updateV = runJob(.gate, grads: grads) > 0
+                updateV = runJob(.gate) > 0
             }
         }
 
-        for g in groups.indices {
-            coefficients[g] = GroupCoefficients(groups[g], step: t, updateV: updateV, gradScale: options.gradScale)
-        }
+        prepareCoefficients(updateV: updateV, gradScale: options.gradScale)
+        let t = stepCount + 1
         let measure = statsInterval > 0 && t % Int64(statsInterval) == 0
         let stepNormSquared = coefficients.withUnsafeBufferPointer { c in
             job.coefficients = c.baseAddress
             defer { job.coefficients = nil }
-            return runJob(measure ? .updateWithStats : .update, grads: grads)
+            return runJob(measure ? .updateWithStats : .update)
         }
         stepCount = t
+        for i in tensors.indices where stepGrads[i] != nil { tensorSteps[i] += 1 }
         if isAdaFix {
             lipschitz = newLipschitz
             vUpdated = updateV
@@ -331,9 +436,38 @@ public final class Optimizer {
         }
         if measure {
             for g in groups.indices { statsConfigs[g] = groups[g].raw }
+            for i in tensors.indices { statsSteps[i] = stepGrads[i] != nil ? tensorSteps[i] : 0 }
             pendingStats = (t, !updateV, lipschitz)
         }
         return .applied
+    }
+
+    /// One coefficient entry per distinct (group, step) among the stepped tensors, and each tensor's index into
+    /// them. Usually every tensor of a group shares its step, so this computes one entry per group; capacity for
+    /// one per tensor was reserved at registration, so it never allocates.
+    private func prepareCoefficients(updateV: Bool, gradScale: Double) {
+        coefficients.removeAll(keepingCapacity: true)
+        coefficientKeys.removeAll(keepingCapacity: true)
+        var previous = CoefficientKey(group: -1, step: 0)
+        var last = -1
+        for i in tensors.indices where stepGrads[i] != nil {
+            let key = CoefficientKey(group: tensors[i].group, step: tensorSteps[i] + 1)
+            if key != previous {
+                // A short search of the newest entries covers groups whose tensors alternate; past it, append.
+                last = -1
+                for j in Swift.max(0, coefficientKeys.count - 8)..<coefficientKeys.count where coefficientKeys[j] == key {
+                    last = j
+                }
+                if last < 0 {
+                    coefficients.append(GroupCoefficients(groups[key.group], step: key.step, updateV: updateV,
+                                                          gradScale: gradScale))
+                    coefficientKeys.append(key)
+                    last = coefficients.count - 1
+                }
+                previous = key
+            }
+            coefficientIndex[i] = last
+        }
     }
 
     /// AdaFix (exact mode): L = max(L, ||g' - g|| / ||x_{t+1} - x_t||) with the gradients of the last step (`grads`,
@@ -345,29 +479,36 @@ public final class Optimizer {
             throw fail(ADAMCORE_E_SEQUENCE)
         }
         guard let newGrads else { throw fail(ADAMCORE_E_NULL_POINTER) }
-        try checkGradients(grads, count: count)
-        try checkGradients(newGrads, count: count)
+        guard count == tensors.count else { throw fail(ADAMCORE_E_COUNT) }
+        defer { clearSelection() }
+        for i in tensors.indices { try select(i, newGrads[i]) }  // validates g'
+        for i in tensors.indices { stepGrads[i] = nil }
+        for i in tensors.indices { try select(i, grads.map { $0[i] } ?? tensors[i].grad) }
         job.others = newGrads
         defer { job.others = nil }
-        let diff = runJob(.difference, grads: grads)
+        let diff = runJob(.difference)
         lipschitz = try raiseLipschitz(lipschitz, diffNormSquared: diff, stepNormSquared: stepNorm)
         lastStepNormSquared = nil
     }
 
     // MARK: Internals
 
-    /// Runs one phase over every work item (in parallel when the step is large) and returns the items' results
-    /// summed in item order, which makes the result independent of the thread count.
-    private func runJob(_ phase: StepJob.Phase, grads: UnsafePointer<UnsafeRawPointer?>?) -> Double {
-        let threads = totalElements >= Threading.minimumElements ? Threading.threadCount : 1
+    /// Runs one phase over every work item (in parallel when the step is large) for the tensors selected in
+    /// `stepGrads`, and returns the items' results summed in item order, which makes the result independent of
+    /// the thread count.
+    private func runJob(_ phase: StepJob.Phase) -> Double {
+        var elements = 0
+        for i in tensors.indices where stepGrads[i] != nil { elements += tensors[i].count }
+        let threads = elements >= Threading.minimumElements ? Threading.threadCount : 1
         return tensors.withUnsafeBufferPointer { t in
             items.withUnsafeBufferPointer { w in
                 job.phase = phase
-                job.grads = grads
+                job.grads = UnsafePointer(stepGrads)
+                job.coefficientIndex = UnsafePointer(coefficientIndex)
                 job.tensors = t.baseAddress
                 job.items = w.baseAddress
                 job.itemCount = w.count
-                defer { job.tensors = nil; job.items = nil; job.grads = nil }
+                defer { job.tensors = nil; job.items = nil; job.grads = nil; job.coefficientIndex = nil }
                 WorkerPool.shared.run(job, threads: threads)
                 var total = 0.0
                 for i in 0..<w.count { total += job.partials[i] }
@@ -375,18 +516,12 @@ public final class Optimizer {
             }
         }
     }
+}
 
-    /// Gradients given or registered for every tensor, valid, and disjoint from the tensor's param and state.
-    private func checkGradients(_ grads: UnsafePointer<UnsafeRawPointer?>?, count: Int) throws(AdamCoreError) {
-        guard count == tensors.count else { throw fail(ADAMCORE_E_COUNT) }
-        for i in tensors.indices {
-            let tensor = tensors[i]
-            guard let g = grads.map({ $0[i] }) ?? tensor.grad else { throw fail(ADAMCORE_E_NULL_POINTER) }
-            let range = try tensor.dtype.range(g, tensor.count)
-            if tensor.overlapsOwnBuffers(range) { throw fail(ADAMCORE_E_OVERLAP) }
-        }
-    }
-
+/// What a coefficient entry was computed for.
+struct CoefficientKey: Equatable {
+    let group: Int
+    let step: Int64
 }
 
 // MARK: - Statistics
@@ -553,6 +688,11 @@ struct Tensor {
 
     func slot(_ k: Int) -> UnsafeMutableRawPointer? { k == 0 ? s0 : k == 1 ? s1 : k == 2 ? s2 : nil }
 
+    func withParam(_ p: UnsafeMutableRawPointer, range: ByteRange) -> Tensor {
+        Tensor(dtype: dtype, group: group, count: count, param: p, grad: grad, s0: s0, s1: s1, s2: s2,
+               ownsState: ownsState, ownRanges: (range, ownRanges.1, ownRanges.2, ownRanges.3), gradRange: gradRange)
+    }
+
     func overlapsOwnBuffers(_ r: ByteRange) -> Bool {
         ownRanges.0.overlaps(r) || ownRanges.1.overlaps(r) || ownRanges.2.overlaps(r) || ownRanges.3.overlaps(r)
     }
@@ -672,7 +812,8 @@ final class StepJob: ParallelTask {
     var tensors: UnsafePointer<Tensor>?
     var items: UnsafePointer<WorkItem>?
     var coefficients: UnsafePointer<GroupCoefficients>?
-    var grads: UnsafePointer<UnsafeRawPointer?>?        // nil: the registered gradients
+    var grads: UnsafePointer<UnsafeRawPointer?>?        // per tensor; nil entries are not in this step
+    var coefficientIndex: UnsafePointer<Int>?           // per tensor: its entry in `coefficients`
     var others: UnsafePointer<UnsafeRawPointer?>?       // .difference: g' per tensor
     private(set) var partials = UnsafeMutablePointer<Double>.allocate(capacity: 1)
     private(set) var thresholds = UnsafeMutablePointer<Double>.allocate(capacity: 1)  // per group: L * lr
@@ -718,15 +859,18 @@ final class StepJob: ParallelTask {
         let w = items![item]
         var total = 0.0
         for index in w.first..<w.last {
+            guard let g = grads![index] else {
+                if phase == .updateWithStats { segments[segmentStart[item] + (index - w.first)] = KernelStats() }
+                continue
+            }
             let tensor = tensors![index]
             let range = w.range(of: tensor)
-            let g = grads.map { $0[index]! } ?? tensor.grad!
             switch phase {
             case .update:
-                total += tensor.update(g, coefficients![tensor.group], kernels, range)
+                total += tensor.update(g, coefficients![coefficientIndex![index]], kernels, range)
             case .updateWithStats:
                 let segment = segments + segmentStart[item] + (index - w.first)
-                total += tensor.updateWithStats(g, coefficients![tensor.group], kernels, range, segment)
+                total += tensor.updateWithStats(g, coefficients![coefficientIndex![index]], kernels, range, segment)
             case .gate:
                 if tensor.maxAbs(g, kernels, range) >= thresholds[tensor.group] { total = 1 }
             case .difference:

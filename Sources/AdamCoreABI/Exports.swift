@@ -390,15 +390,53 @@ public func adamcore_optimizer_step_with_options_(_ handle: OpaquePointer?, _ gr
                                                   _ n: UInt, _ options: UnsafePointer<adamcore_step_options>?) -> Int32 {
     stepStatus { () throws(AdamCoreError) in
         let opt = try optimizer(handle)
-        var parsed = StepOptions()
-        if let options {
-            guard options.pointee.struct_size == UInt32(MemoryLayout<adamcore_step_options>.size) else {
-                throw AdamCoreError(ADAMCORE_E_CONFIG_SIZE)
-            }
-            parsed = StepOptions(gradScale: options.pointee.grad_scale, foundInf: options.pointee.found_inf != 0)
-        }
-        return try opt.step(grads: grads, count: position(n), options: parsed)
+        return try opt.step(grads: grads, count: position(n), options: try stepOptions(options))
     }
+}
+
+/// Step options from the caller's struct (NULL: the defaults).
+func stepOptions(_ options: UnsafePointer<adamcore_step_options>?) throws(AdamCoreError) -> StepOptions {
+    guard let options else { return StepOptions() }
+    guard options.pointee.struct_size == UInt32(MemoryLayout<adamcore_step_options>.size) else {
+        throw AdamCoreError(ADAMCORE_E_CONFIG_SIZE)
+    }
+    return StepOptions(gradScale: options.pointee.grad_scale, foundInf: options.pointee.found_inf != 0)
+}
+
+@_cdecl("adamcore_optimizer_step_tensors")
+public func adamcore_optimizer_step_tensors_(_ handle: OpaquePointer?, _ tensors: UnsafePointer<UInt>?,
+                                             _ grads: UnsafePointer<UnsafeRawPointer?>?, _ n: UInt,
+                                             _ options: UnsafePointer<adamcore_step_options>?) -> Int32 {
+    stepStatus { () throws(AdamCoreError) in
+        let opt = try optimizer(handle)
+        let parsed = try stepOptions(options)
+        // size_t and Int share a layout; an index above INTPTR_MAX reads as negative, which is out of range.
+        let list = UnsafeRawPointer(tensors)?.assumingMemoryBound(to: Int.self)
+        return try opt.step(tensors: list, grads: grads, count: position(n), options: parsed)
+    }
+}
+
+@_cdecl("adamcore_optimizer_get_tensor_step")
+public func adamcore_optimizer_get_tensor_step_(_ handle: OpaquePointer?, _ tensor: UInt,
+                                                _ out: UnsafeMutablePointer<Int64>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        let opt = try optimizer(handle)
+        let i = position(tensor)
+        guard opt.tensorSteps.indices.contains(i) else { throw AdamCoreError(ADAMCORE_E_INDEX) }
+        guard let out else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
+        out.pointee = opt.tensorSteps[i]
+    }
+}
+
+@_cdecl("adamcore_optimizer_set_tensor_step")
+public func adamcore_optimizer_set_tensor_step_(_ handle: OpaquePointer?, _ tensor: UInt, _ step: Int64) -> Int32 {
+    status { () throws(AdamCoreError) in try optimizer(handle).setStepCount(step, ofTensor: position(tensor)) }
+}
+
+@_cdecl("adamcore_optimizer_set_tensor_param")
+public func adamcore_optimizer_set_tensor_param_(_ handle: OpaquePointer?, _ tensor: UInt,
+                                                 _ param: UnsafeMutableRawPointer?) -> Int32 {
+    status { () throws(AdamCoreError) in try optimizer(handle).setParam(param, ofTensor: position(tensor)) }
 }
 
 @_cdecl("adamcore_optimizer_set_nonfinite_guard")

@@ -25,10 +25,11 @@ setup(
     version=VERSION,
     ext_modules=[Extension(
         "adamcore._core",
-        sources=["adamcore/_core.c"],
+        sources=["adamcore/_core.c", "adamcore/_torch.c"],
+        depends=["adamcore/_core.h"],
         include_dirs=[str(ROOT / "include")],
         library_dirs=[str(ROOT / "build" / "lib")],
-        libraries=["adamcore"],
+        libraries=["adamcore", "m"],
         extra_compile_args=["-std=c11"],
         extra_link_args=["-Wl,-rpath,$ORIGIN"],
     )],

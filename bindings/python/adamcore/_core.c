@@ -7,28 +7,16 @@
  * the memory cannot move or vanish under the library. Per step it allocates nothing: gradient views and pointers go
  * into arrays sized at registration.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <structmember.h>
+#include "_core.h"
 
-#include <adamcore.h>
+#include <structmember.h>
 #include <string.h>
 
-static PyObject *AdamCoreError; /* ValueError subclass carrying .status and .name */
-
-/* Deterministic proof that kernels run without the GIL: recorded inside each released region. */
-static int gil_held_in_last_kernel = -1;
-
-#define RELEASE_GIL_AND(call, status_var)                                                                \
-    do {                                                                                                 \
-        Py_BEGIN_ALLOW_THREADS                                                                           \
-        gil_held_in_last_kernel = PyGILState_Check();                                                    \
-        status_var = (call);                                                                             \
-        Py_END_ALLOW_THREADS                                                                             \
-    } while (0)
+PyObject *AdamCoreError; /* ValueError subclass carrying .status and .name */
+int gil_held_in_last_kernel = -1;
 
 /* Raise the exception for a core status; returns NULL for convenient `return raise_status(s)`. */
-static PyObject *raise_status(int status) {
+PyObject *raise_status(int status) {
     if (status == ADAMCORE_E_NO_MEMORY) return PyErr_NoMemory();
     PyObject *args = Py_BuildValue("(s)", adamcore_strerror(status));
     if (!args) return NULL;
@@ -50,7 +38,7 @@ static PyObject *raise_status(int status) {
 
 /* Element type of a buffer format: ADAMCORE_FLOAT32, ADAMCORE_FLOAT64, or 0. Accepts native and '=' / '<' on
  * little-endian machines, as numpy and array.array report them. */
-static int dtype_of(const Py_buffer *view) {
+int dtype_of(const Py_buffer *view) {
     const char *f = view->format ? view->format : "B";
     if (*f == '@' || *f == '=' || *f == '<') f++;
     if (f[0] == 'f' && f[1] == 0 && view->itemsize == 4) return ADAMCORE_FLOAT32;
@@ -67,7 +55,7 @@ static const char *label_of(char *out, size_t size, const char *what, Py_ssize_t
 
 /* Get a C-contiguous float32/float64 buffer of `obj`, writable if asked; on failure set a TypeError or ValueError
  * that names the argument (`what`, `index` >= 0 appends [index]) and return -1. */
-static int get_buffer(PyObject *obj, Py_buffer *view, int writable, const char *what, Py_ssize_t index) {
+int get_buffer(PyObject *obj, Py_buffer *view, int writable, const char *what, Py_ssize_t index) {
     int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
     if (PyObject_GetBuffer(obj, view, flags) == 0) {
         if (dtype_of(view)) return 0;
@@ -357,19 +345,6 @@ static PyObject *stateless_adafix_lipschitz(PyObject *module, PyObject *const *a
  * Optimizer
  * ---------------------------------------------------------------------------------------------------------- */
 
-typedef struct {
-    PyObject_HEAD
-    adamcore_optimizer *handle;
-    int algorithm;
-    int busy;                 /* a call is inside the library with the GIL released */
-    Py_ssize_t tensors, capacity;
-    Py_buffer *pinned;        /* param and state views, held until dealloc */
-    Py_ssize_t pinned_count, pinned_capacity;
-    size_t *counts;           /* per tensor: element count */
-    int *dtypes;              /* per tensor: ADAMCORE_FLOAT32 / FLOAT64 */
-    Py_buffer *grad_views;    /* per step: 2 * tensors views (grads, then new grads for AdaFix) */
-    const void **grad_pointers;
-} OptimizerObject;
 
 static int ensure_capacity(OptimizerObject *self) {
     if (self->tensors < self->capacity) return 0;
@@ -386,6 +361,16 @@ static int ensure_capacity(OptimizerObject *self) {
     const void **pointers = PyMem_Realloc(self->grad_pointers, 2 * (size_t)cap * sizeof *pointers);
     if (!pointers) return -1;
     self->grad_pointers = pointers;
+    Py_buffer *params = PyMem_Realloc(self->param_views, (size_t)cap * sizeof *params);
+    if (!params) return -1;
+    self->param_views = params;
+    size_t *list = PyMem_Realloc(self->step_list, (size_t)cap * sizeof *list);
+    if (!list) return -1;
+    self->step_list = list;
+    int64_t *steps = PyMem_Realloc(self->core_steps, (size_t)cap * sizeof *steps);
+    if (!steps) return -1;
+    self->core_steps = steps;
+    if (torch_binding_grow(&self->torch, self->capacity, cap) != 0) return -1;
     self->capacity = cap;
     return 0;
 }
@@ -418,7 +403,12 @@ static int Optimizer_init(OptimizerObject *self, PyObject *args, PyObject *kwarg
 static void Optimizer_dealloc(OptimizerObject *self) {
     adamcore_optimizer_destroy(self->handle);
     for (Py_ssize_t i = 0; i < self->pinned_count; i++) PyBuffer_Release(&self->pinned[i]);
+    for (Py_ssize_t i = 0; i < self->tensors; i++) PyBuffer_Release(&self->param_views[i]);
     PyMem_Free(self->pinned);
+    PyMem_Free(self->param_views);
+    PyMem_Free(self->step_list);
+    PyMem_Free(self->core_steps);
+    torch_binding_free(&self->torch, self->tensors);
     PyMem_Free(self->counts);
     PyMem_Free(self->dtypes);
     PyMem_Free(self->grad_views);
@@ -426,7 +416,7 @@ static void Optimizer_dealloc(OptimizerObject *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-static int check_ready(OptimizerObject *self) {
+int check_ready(OptimizerObject *self) {
     if (!self->handle) { PyErr_SetString(PyExc_RuntimeError, "Optimizer is not initialised"); return -1; }
     if (self->busy) {
         PyErr_SetString(PyExc_RuntimeError, "this optimizer is in use by another thread (optimizers are not thread-safe)");
@@ -488,18 +478,21 @@ static PyObject *Optimizer_add_tensor(OptimizerObject *self, PyObject *const *ar
     int status = adamcore_optimizer_add_tensor(self->handle, group < 0 ? SIZE_MAX : (size_t)group, dtype, views[0].buf,
                                                NULL, element_count(&views[0]), pointers, (size_t)slots, &index);
     if (status != ADAMCORE_OK) { raise_status(status); goto fail; }
-    /* Registered: the views stay pinned for the optimizer's life. The library cannot unregister a tensor, so if
-     * pinning runs out of memory the buffers stay held (never released early) and the error is reported. */
-    for (int i = 0; i < held; i++) {
+    /* Registered: the views stay pinned for the optimizer's life (the parameter's until set_tensor_param replaces
+     * it). The library cannot unregister a tensor, so if pinning runs out of memory the buffers stay held (never
+     * released early) and the error is reported. */
+    self->param_views[self->tensors] = views[0];
+    self->counts[self->tensors] = element_count(&views[0]);
+    self->dtypes[self->tensors] = dtype;
+    self->core_steps[self->tensors] = 0;
+    self->tensors++;
+    for (int i = 1; i < held; i++) {
         if (pin(self, &views[i]) != 0) {
             Py_DECREF(state);
             return PyErr_NoMemory();
         }
     }
     Py_DECREF(state);
-    self->counts[self->tensors] = element_count(&views[0]);
-    self->dtypes[self->tensors] = dtype;
-    self->tensors++;
     return PyLong_FromSize_t(index);
 fail:
     for (int i = 0; i < held; i++) PyBuffer_Release(&views[i]);
@@ -545,7 +538,12 @@ static void release_grads(OptimizerObject *self, Py_ssize_t offset, int held) {
 }
 
 /* A step's result: True if applied, False if skipped (found_inf or the guard), else the exception. */
-static PyObject *step_result(int status) {
+/* The per-tensor step counts change inside the library (set_step, load): ask it again when needed. */
+static void forget_steps(OptimizerObject *self) {
+    for (Py_ssize_t i = 0; i < self->tensors; i++) self->core_steps[i] = -1;
+}
+
+PyObject *step_result(int status) {
     if (status == ADAMCORE_OK) Py_RETURN_TRUE;
     if (status == ADAMCORE_STEP_SKIPPED) Py_RETURN_FALSE;
     return raise_status(status);
@@ -584,6 +582,112 @@ static PyObject *Optimizer_step_with_options(OptimizerObject *self, PyObject *co
     return step_result(status);
 }
 
+/* A tensor index argument: 0 <= i < tensors, else IndexError. */
+static Py_ssize_t tensor_index(OptimizerObject *self, PyObject *arg) {
+    Py_ssize_t i = PyLong_AsSsize_t(arg);
+    if (i == -1 && PyErr_Occurred()) return -1;
+    if (i < 0 || i >= self->tensors) {
+        PyErr_Format(PyExc_IndexError, "tensor index %zd out of range (%zd tensors)", i, self->tensors);
+        return -1;
+    }
+    return i;
+}
+
+/* step_tensors(indices, grads, grad_scale, found_inf) -> bool: a step of the listed tensors only. */
+static PyObject *Optimizer_step_tensors(OptimizerObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (check_ready(self)) return NULL;
+    if (nargs != 4) { PyErr_SetString(PyExc_TypeError, "step_tensors(indices, grads, grad_scale, found_inf)"); return NULL; }
+    adamcore_step_options options;
+    adamcore_step_options_init(&options);
+    options.grad_scale = PyFloat_AsDouble(args[2]);
+    if (options.grad_scale == -1.0 && PyErr_Occurred()) return NULL;
+    int found_inf = PyObject_IsTrue(args[3]);
+    if (found_inf < 0) return NULL;
+    options.found_inf = (uint32_t)found_inf;
+    PyObject *indices = PySequence_Fast(args[0], "indices must be a list or tuple of ints");
+    if (!indices) return NULL;
+    PyObject *grads = PySequence_Fast(args[1], "grads must be a list or tuple of arrays");
+    if (!grads) { Py_DECREF(indices); return NULL; }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(indices), held = 0;
+    int status = ADAMCORE_OK;
+    PyObject *result = NULL;
+    if (PySequence_Fast_GET_SIZE(grads) != n) {
+        PyErr_Format(PyExc_ValueError, "%zd indices but %zd gradients", n, PySequence_Fast_GET_SIZE(grads));
+        goto done;
+    }
+    if (n > self->tensors) { PyErr_Format(PyExc_ValueError, "%zd indices for %zd tensors", n, self->tensors); goto done; }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        Py_ssize_t i = tensor_index(self, PySequence_Fast_GET_ITEM(indices, k));
+        if (i < 0) goto done;
+        Py_buffer *view = &self->grad_views[k];
+        if (get_buffer(PySequence_Fast_GET_ITEM(grads, k), view, 0, "grads", k) != 0) goto done;
+        held++;
+        if (dtype_of(view) != self->dtypes[i] || (size_t)(view->len / view->itemsize) != self->counts[i]) {
+            PyErr_Format(PyExc_ValueError, "grads[%zd]: dtype and length must match parameter %zd's", k, i);
+            goto done;
+        }
+        self->step_list[k] = (size_t)i;
+        self->grad_pointers[k] = view->buf;
+    }
+    self->busy = 1;
+    RELEASE_GIL_AND(adamcore_optimizer_step_tensors(self->handle, self->step_list, self->grad_pointers, (size_t)n,
+                                                    &options), status);
+    self->busy = 0;
+    forget_steps(self);
+    result = step_result(status);
+done:
+    for (Py_ssize_t k = 0; k < held; k++) PyBuffer_Release(&self->grad_views[k]);
+    Py_DECREF(indices);
+    Py_DECREF(grads);
+    return result;
+}
+
+/* get_tensor_step(i) -> int: the tensor's own step count. */
+static PyObject *Optimizer_get_tensor_step(OptimizerObject *self, PyObject *arg) {
+    if (check_ready(self)) return NULL;
+    Py_ssize_t i = tensor_index(self, arg);
+    if (i < 0) return NULL;
+    int64_t step;
+    int status = adamcore_optimizer_get_tensor_step(self->handle, (size_t)i, &step);
+    if (status != ADAMCORE_OK) return raise_status(status);
+    self->core_steps[i] = step;
+    return PyLong_FromLongLong(step);
+}
+
+/* set_tensor_step(i, step) */
+static PyObject *Optimizer_set_tensor_step(OptimizerObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (check_ready(self)) return NULL;
+    if (nargs != 2) { PyErr_SetString(PyExc_TypeError, "set_tensor_step(index, step)"); return NULL; }
+    Py_ssize_t i = tensor_index(self, args[0]);
+    if (i < 0) return NULL;
+    long long step = PyLong_AsLongLong(args[1]);
+    if (step == -1 && PyErr_Occurred()) return NULL;
+    int status = adamcore_optimizer_set_tensor_step(self->handle, (size_t)i, step);
+    if (status != ADAMCORE_OK) return raise_status(status);
+    self->core_steps[i] = step;
+    Py_RETURN_NONE;
+}
+
+/* set_tensor_param(i, param): the tensor's parameter is now this writable buffer (same dtype and length). */
+static PyObject *Optimizer_set_tensor_param(OptimizerObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (check_ready(self)) return NULL;
+    if (nargs != 2) { PyErr_SetString(PyExc_TypeError, "set_tensor_param(index, param)"); return NULL; }
+    Py_ssize_t i = tensor_index(self, args[0]);
+    if (i < 0) return NULL;
+    Py_buffer view;
+    if (get_buffer(args[1], &view, 1, "param", -1) != 0) return NULL;
+    if (dtype_of(&view) != self->dtypes[i] || (size_t)(view.len / view.itemsize) != self->counts[i]) {
+        PyBuffer_Release(&view);
+        PyErr_Format(PyExc_ValueError, "param: dtype and length must match tensor %zd's", i);
+        return NULL;
+    }
+    int status = adamcore_optimizer_set_tensor_param(self->handle, (size_t)i, view.buf);
+    if (status != ADAMCORE_OK) { PyBuffer_Release(&view); return raise_status(status); }
+    PyBuffer_Release(&self->param_views[i]);
+    self->param_views[i] = view;
+    Py_RETURN_NONE;
+}
+
 /* save(path) / load(path): checkpoint files; path is str, bytes or os.PathLike. File I/O runs without the GIL. */
 static PyObject *checkpoint_file(OptimizerObject *self, PyObject *path, int (*call)(adamcore_optimizer *, const char *)) {
     if (check_ready(self)) return NULL;
@@ -593,6 +697,7 @@ static PyObject *checkpoint_file(OptimizerObject *self, PyObject *path, int (*ca
     self->busy = 1;
     RELEASE_GIL_AND(call(self->handle, PyBytes_AS_STRING(encoded)), status);
     self->busy = 0;
+    forget_steps(self);
     if (status == ADAMCORE_E_IO) {
         PyErr_Format(PyExc_OSError, "%s: %s", adamcore_strerror(status), PyBytes_AS_STRING(encoded));
         Py_DECREF(encoded);
@@ -630,6 +735,7 @@ static PyObject *Optimizer_load_bytes(OptimizerObject *self, PyObject *data) {
     self->busy = 1;
     RELEASE_GIL_AND(adamcore_optimizer_load_from_memory(self->handle, view.buf, (size_t)view.len), status);
     self->busy = 0;
+    forget_steps(self);
     PyBuffer_Release(&view);
     if (status != ADAMCORE_OK) return raise_status(status);
     Py_RETURN_NONE;
@@ -738,6 +844,7 @@ static int Optimizer_set_step(OptimizerObject *self, PyObject *value, void *c) {
     if (step == -1 && PyErr_Occurred()) return -1;
     int status = adamcore_optimizer_set_step(self->handle, step);
     if (status != ADAMCORE_OK) { raise_status(status); return -1; }
+    forget_steps(self);
     return 0;
 }
 
@@ -782,6 +889,17 @@ static PyMethodDef Optimizer_methods[] = {
      "step(grads) -> bool: one step of every tensor, GIL released; False if the guard skipped it"},
     {"step_with_options", (PyCFunction)(void (*)(void))Optimizer_step_with_options, METH_FASTCALL,
      "step_with_options(grads, grad_scale, found_inf) -> bool: AMP's step; False if skipped"},
+    {"step_tensors", (PyCFunction)(void (*)(void))Optimizer_step_tensors, METH_FASTCALL,
+     "step_tensors(indices, grads, grad_scale, found_inf) -> bool: a step of the listed tensors only"},
+    {"get_tensor_step", (PyCFunction)Optimizer_get_tensor_step, METH_O, "get_tensor_step(i) -> the tensor's step count"},
+    {"set_tensor_step", (PyCFunction)(void (*)(void))Optimizer_set_tensor_step, METH_FASTCALL,
+     "set_tensor_step(i, step)"},
+    {"set_tensor_param", (PyCFunction)(void (*)(void))Optimizer_set_tensor_param, METH_FASTCALL,
+     "set_tensor_param(i, param): new parameter memory of the same dtype and length"},
+    {"torch_bind", (PyCFunction)(void (*)(void))Optimizer_torch_bind, METH_FASTCALL,
+     "torch_bind(i, param, dtype, local): the torch parameter registered as tensor i (adamcore.torch)"},
+    {"torch_step", (PyCFunction)(void (*)(void))Optimizer_torch_step, METH_FASTCALL,
+     "torch_step(group_params, steps, grad_scale, found_inf) -> (code, payload) (adamcore.torch)"},
     {"save", (PyCFunction)Optimizer_save, METH_O, "save(path): safetensors checkpoint, written atomically"},
     {"load", (PyCFunction)Optimizer_load, METH_O, "load(path): restore a checkpoint; unchanged on any error"},
     {"checkpoint_bytes", (PyCFunction)Optimizer_checkpoint_bytes, METH_NOARGS, "checkpoint_bytes() -> bytes"},

@@ -1,145 +1,476 @@
-"""torch.optim.Optimizer subclasses that step CPU parameters through adamcore, sharing memory (no copies).
+"""Drop-in torch.optim optimizers for CPU tensors, stepped by adamcore in one call per step.
 
-    model = ...
-    opt = adamcore.torch.Adam(model.parameters(), lr=1e-3)      # instead of torch.optim.Adam
+    opt = adamcore.torch.AdamW(model.parameters(), lr=1e-3)      # instead of torch.optim.AdamW
     loss.backward(); opt.step(); opt.zero_grad()
 
-Parameters must be CPU tensors of float32 or float64, contiguous, and every parameter must have a gradient at each
-step (adamcore steps all registered tensors in one call; pass only trainable parameters). Replacing ``p.data`` with
-a new tensor after construction is not supported (the optimizer holds a view of the original memory).
+Each class subclasses its torch.optim counterpart, so construction (argument checks, warnings, param-group keys),
+hooks, ``state_dict``/``load_state_dict`` (in torch's format, both ways), ``add_param_group``, schedulers and
+``GradScaler`` behave as torch's do; only the update runs in adamcore, over the parameters' own memory.
+
+What follows torch.optim: a parameter whose ``.grad`` is None is skipped (its state and step stay); every
+parameter keeps its own ``state[p]['step']``, which may be reset or edited (``del opt.state[p]``, ``zero_()``);
+``param_groups`` may be edited between steps (``lr`` as a float or a Tensor that a scheduler updates in place,
+``|=``, replacing ``"params"``); ``p.data = ...`` is followed (state kept); deepcopy and pickling work.
+
+Refused with an error, never ignored: ``capturable=True`` and ``differentiable=True`` (no CPU meaning here),
+parameters that are not contiguous CPU float32/float64 tensors (16-bit parameters are a later release), sparse or
+non-contiguous gradients. ``foreach`` and ``fused`` are accepted and kept (adamcore has one implementation);
+``fused=True`` also lets ``GradScaler`` hand the loss scale to the step, as torch's fused optimizers do.
 ``AdaFix.step(closure)`` evaluates the closure again after the update: the same minibatch's gradient at the new
 parameters, which refines the Lipschitz estimate (or construct it with ``next_gradient=True``).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional
+import collections
+from typing import Any, Callable, Dict, List, Optional
 
+import numpy as np
 import torch
 
+from . import _configs, _core
 from . import optim as _optim
 
+_SUPPORTED = (torch.float32, torch.float64)
 
-class _Wrapped(torch.optim.Optimizer):
-    _inner_class: type
 
-    def __init__(self, params, **defaults):
-        super().__init__(params, defaults)
-        groups = []
+def _is_dtensor(t: torch.Tensor) -> bool:
+    # DTensor (FSDP2, tensor parallel): adamcore steps each rank's local shard.
+    return type(t).__name__ == "DTensor" and hasattr(t, "_local_tensor")
+
+
+def _local(t: torch.Tensor) -> torch.Tensor:
+    return t._local_tensor if _is_dtensor(t) else t
+
+
+def _scalar(value: Any) -> Any:
+    """A hyperparameter as the core takes it: a 1-element Tensor (an lr a scheduler updates) becomes its float."""
+    if isinstance(value, torch.Tensor):
+        return float(value)
+    if isinstance(value, tuple):
+        return tuple(_scalar(v) for v in value)
+    return value
+
+
+class _Changes:
+    """Counts mutations of the optimizer's state mappings, so a step only looks for edits after there were some."""
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+def _tracked(base: type) -> type:
+    """A subclass of dict or defaultdict whose every mutation is counted in ``self._changes``. It pickles and
+    deep-copies as its plain base type, so checkpoints never depend on adamcore."""
+
+    def bump(method_name: str):
+        method = getattr(base, method_name)
+
+        def wrapper(self, *args, **kwargs):
+            self._changes.count += 1
+            return method(self, *args, **kwargs)
+        wrapper.__name__ = method_name
+        return wrapper
+
+    names = ["__setitem__", "__delitem__", "pop", "popitem", "clear", "update", "setdefault", "__ior__"]
+    namespace: Dict[str, Any] = {name: bump(name) for name in names}
+
+    def __reduce__(self):
+        if base is collections.defaultdict:
+            return (collections.defaultdict, (self.default_factory,), None, None, iter(self.items()))
+        return (dict, (dict(self),))
+    namespace["__reduce__"] = __reduce__
+    namespace["__reduce_ex__"] = lambda self, protocol: __reduce__(self)
+    return type("Tracked" + base.__name__, (base,), namespace)
+
+
+_TrackedDefaultDict = _tracked(collections.defaultdict)
+_TrackedDict = _tracked(dict)
+
+
+def _state_mapping(changes: _Changes, items=()) -> collections.defaultdict:
+    state = _TrackedDefaultDict(dict)
+    state._changes = changes
+    for key, value in items:
+        collections.defaultdict.__setitem__(state, key, value)
+    return state
+
+
+def _param_state(changes: _Changes, entries: Dict[str, Any]) -> dict:
+    d = _TrackedDict()
+    d._changes = changes
+    dict.update(d, entries)
+    return d
+
+
+class _Record:
+    """One registered parameter: the parameter, the memory registered for it, and its state buffers."""
+    __slots__ = ("param", "alias", "slots", "fill", "exposed", "entries")
+
+    def __init__(self, param, alias, slots, fill):
+        self.param = param
+        self.alias = alias      # keeps the registered storage alive even after `p.data = ...`
+        self.slots = slots      # slot name -> tensor (the library's state memory)
+        self.fill = fill        # the value fresh state starts at (AdaGrad's initial_accumulator_value)
+        self.exposed = None     # the dict placed in self.state[param], once the parameter has state in torch's eyes
+        self.entries = None     # what `exposed` held when placed, to notice edits
+
+    def intact(self, current) -> bool:
+        return current is self.exposed and len(current) == len(self.entries) and \
+            all(current.get(k) is v for k, v in self.entries.items())
+
+
+class _Registration:
+    """Everything adamcore keeps for an optimizer beside torch's own attributes (rebuilt, never pickled)."""
+
+    def __init__(self, optimizer: "_AdamCoreOptimizer"):
+        self.changes = _Changes()
+        self.core: Optional[_core.Optimizer] = None
+        self.records: List[_Record] = []
+        self.pushed: List[Any] = []             # per group: the hyperparameters last given to the core
+        self.step_dtype = torch.float32
+        self.steps_np: Optional[np.ndarray] = None  # per tensor state['step'] values (None: SGD keeps none)
+        self.steps_t: Optional[torch.Tensor] = None
+        self.state_obj = None
+        self.seen = -1
+
+
+class _AdamCoreOptimizer:
+    """The adamcore side of every class below; mixed in before the torch.optim class it replaces."""
+
+    _make_config: Callable[..., _core.Config]
+    _hyper_keys: tuple = ()
+    _slot_order: Callable[[dict], List[str]]
+    _keeps_step = True          # torch keeps state['step'] (not SGD)
+    _state_at_init = False      # torch creates the state at construction (Adagrad)
+
+    def __init__(self, params, *args, **kwargs):
+        self._ac = None
+        super().__init__(params, *args, **kwargs)
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.device.type != "cpu" or p.dtype not in (torch.float32, torch.float64) or not p.is_contiguous():
-                    raise TypeError("adamcore.torch needs contiguous CPU float32/float64 parameters, got "
-                                    f"{p.dtype} on {p.device}{'' if p.is_contiguous() else ' (not contiguous)'}")
-            groups.append({**{k: v for k, v in group.items() if k != "params"},
-                           "params": [p.detach().numpy() for p in group["params"]]})
-        self._inner: _optim.Optimizer = self._inner_class(groups)
-        self._flat = [p for group in self.param_groups for p in group["params"]]
-        for index, p in enumerate(self._flat):
-            self.state[p] = {name: torch.from_numpy(array) for name, array in self._inner.state[index].items()}
+            self._check_group(group)
+        self._rebuild()
+
+    # -- what adamcore refuses ---------------------------------------------------------------------------------
+    def _check_group(self, group: Dict[str, Any]) -> None:
+        name = type(self).__name__
+        if group.get("capturable"):
+            raise ValueError(f"adamcore.torch.{name}: capturable=True is for CUDA graph capture; adamcore steps CPU "
+                             "tensors, so it has no meaning here")
+        if group.get("differentiable"):
+            raise ValueError(f"adamcore.torch.{name}: differentiable=True (autograd through the step) is not "
+                             "supported; use torch.optim for that")
+        for p in group["params"]:
+            t = _local(p)
+            problem = None
+            if t.device.type != "cpu":
+                problem = f"on {t.device}"
+            elif t.dtype not in _SUPPORTED:
+                problem = f"of dtype {t.dtype}"
+            elif t.layout != torch.strided or not t.is_contiguous():
+                problem = "not contiguous"
+            if problem:
+                raise TypeError(f"adamcore.torch.{name}: a parameter {problem} (shape {tuple(p.shape)}); adamcore "
+                                "steps contiguous CPU float32/float64 tensors")
+
+    # -- registration -----------------------------------------------------------------------------------------
+    def _config(self, group: Dict[str, Any]) -> _core.Config:
+        return type(self)._make_config(**{k: _scalar(group[k]) for k in self._hyper_keys})
+
+    def _hyper(self, group: Dict[str, Any]) -> tuple:
+        return tuple(_scalar(group[k]) for k in self._hyper_keys)
+
+    def _rebuild(self) -> None:
+        """Registers every parameter anew from param_groups and self.state (construction, load_state_dict,
+        deepcopy and pickling, and edits of the parameter lists). State values present in self.state are kept."""
+        old = self._ac
+        ac = _Registration(self)
+        non_fused = any(not g.get("fused") for g in self.param_groups)
+        ac.step_dtype = torch.float64 if non_fused and torch.get_default_dtype() == torch.float64 else torch.float32
+        if self._keeps_step:
+            n = sum(len(g["params"]) for g in self.param_groups)
+            ac.steps_t = torch.zeros(max(2 * n, 16), dtype=ac.step_dtype)
+            ac.steps_np = ac.steps_t.numpy()
+        previous = self.state
+        ac.state_obj = _state_mapping(ac.changes, previous.items())
+        self._ac = ac
+        self.state = ac.state_obj
+        for group in self.param_groups:
+            self._register_group(group, previous)
+        ac.seen = ac.changes.count
+        del old
+
+    def _register_group(self, group: Dict[str, Any], previous) -> None:
+        ac = self._ac
+        config = self._config(group)
+        if ac.core is None:
+            ac.core = _core.Optimizer(config)
+            index = 0
+        else:
+            index = ac.core.add_group(config)
+        ac.pushed.append(self._hyper(group))
+        for p in group["params"]:
+            self._register_param(p, index, config, previous.get(p))
+
+    def _register_param(self, p: torch.Tensor, group: int, config: _core.Config, saved: Optional[dict]) -> None:
+        ac = self._ac
+        alias = _local(p).detach()
+        fill = getattr(config, "initial_accumulator_value", 0.0) if config.algorithm == _core.ADAGRAD else 0.0
+        slots = {name: torch.full_like(alias, fill if name == "sum" else 0.0, memory_format=torch.contiguous_format)
+                 for name in config.state_names}
+        i = len(ac.records)
+        ac.core.add_tensor(group, alias.numpy(), [s.numpy() for s in slots.values()])
+        ac.core.torch_bind(i, p, alias.dtype, _is_dtensor(p), torch.strided)
+        record = _Record(p, alias, slots, fill)
+        ac.records.append(record)
+        if ac.steps_np is not None and i >= len(ac.steps_np):
+            self._grow_steps()
+        self._adopt(i, saved)
+
+    def _grow_steps(self) -> None:
+        ac = self._ac
+        steps_t = torch.zeros(2 * len(ac.steps_np), dtype=ac.step_dtype)
+        steps_t[: len(ac.steps_np)] = ac.steps_t
+        ac.steps_t, ac.steps_np = steps_t, steps_t.numpy()
+        for i, r in enumerate(ac.records):
+            if r.exposed is not None:
+                dict.__setitem__(r.exposed, "step", ac.steps_t[i])
+
+    def _adopt(self, i: int, saved: Optional[dict]) -> None:
+        """Makes tensor i's state what `saved` says: a state entry in torch's layout, or None or {} for none (then
+        the state starts afresh, as torch's does after `del opt.state[p]`)."""
+        ac = self._ac
+        record = ac.records[i]
+        fresh = not saved or (not self._keeps_step and saved.get("momentum_buffer") is None)
+        if fresh:
+            for name, buf in record.slots.items():
+                buf.fill_(record.fill if name == "sum" else 0.0)
+            step = 0
+        else:
+            for name, buf in record.slots.items():
+                value = saved.get(name)
+                if not isinstance(value, torch.Tensor):
+                    raise ValueError(f"state of parameter {i} has no tensor '{name}' (keys: {sorted(saved)})")
+                if value.numel() != buf.numel():
+                    raise ValueError(f"state[{i}]['{name}'] has {value.numel()} elements, the parameter "
+                                     f"{buf.numel()}")
+                if value is not buf:
+                    buf.copy_(value.detach().reshape(buf.shape))
+            step = _step_value(saved.get("step"), i) if self._keeps_step else 1
+        if ac.steps_np is not None:
+            ac.steps_np[i] = step
+        ac.core.set_tensor_step(i, step)
+        record.exposed = record.entries = None
+        if not fresh or self._state_at_init:
+            self._expose(i)
+
+    def _expose(self, i: int) -> None:
+        """Places tensor i's state in self.state in torch's layout (its tensors are the library's memory)."""
+        ac = self._ac
+        record = ac.records[i]
+        entries: Dict[str, Any] = {}
+        if self._keeps_step:
+            entries["step"] = ac.steps_t[i]
+        for name in self._slot_order(record.slots):
+            entries[name] = record.slots[name]
+        record.entries = entries
+        record.exposed = _param_state(ac.changes, entries)
+        collections.defaultdict.__setitem__(self.state, record.param, record.exposed)
+
+    # -- torch.optim.Optimizer protocol -------------------------------------------------------------------------
+    def add_param_group(self, param_group: Dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        if self._ac is not None:
+            group = self.param_groups[-1]
+            try:
+                self._check_group(group)
+                self._register_group(group, self.state)
+            except Exception:
+                self.param_groups.pop()
+                self._rebuild()
+                raise
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_ac", None)
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        # torch.optim's own __setstate__ (old state_dict formats: a float 'step' becomes a tensor) runs first; it
+        # is also how load_state_dict installs what it loaded.
+        self.__dict__.setdefault("_ac", None)
+        super().__setstate__(state)
+        self._rebuild()
+
+    def state_dict(self) -> Dict[str, Any]:
+        self._reconcile_if_changed()
+        return super().state_dict()
+
+    def _reconcile_if_changed(self) -> None:
+        ac = self._ac
+        if self.state is not ac.state_obj or ac.changes.count != ac.seen:
+            self._reconcile()
+
+    def _reconcile(self) -> None:
+        """Brings the library's state in line with edits of self.state (deleted or replaced entries, replaced
+        tensors): torch reads self.state at every step, so adamcore must too."""
+        ac = self._ac
+        if self.state is not ac.state_obj:  # the whole mapping was replaced
+            previous = self.state
+            ac.state_obj = _state_mapping(ac.changes, previous.items())
+            self.state = ac.state_obj
+        for i, record in enumerate(ac.records):
+            current = dict.get(self.state, record.param)
+            if record.exposed is not None:
+                if not record.intact(current):
+                    self._adopt(i, current)   # deleted (fresh state) or edited (its values taken)
+            elif current:
+                self._adopt(i, current)       # state placed there from outside
+        ac.seen = ac.changes.count
 
     def _push_hyperparameters(self) -> None:
-        # Only adamcore's hyperparameters: schedulers add their own keys (initial_lr, ...) to the groups.
-        known = self._inner.defaults
-        for mine, inner in zip(self.param_groups, self._inner.param_groups):
-            for key, value in mine.items():
-                if key in known and inner.get(key) != value:
-                    inner[key] = value
+        ac = self._ac
+        for g, group in enumerate(self.param_groups):
+            values = self._hyper(group)
+            if values != ac.pushed[g]:
+                ac.core.set_config(g, self._config(group))
+                ac.pushed[g] = values
 
-    def _gradients(self):
-        grads = []
-        for index, p in enumerate(self._flat):
-            if p.grad is None:
-                raise RuntimeError(f"parameter {index} has no gradient: adamcore steps every registered parameter "
-                                   "(construct the optimizer with trainable parameters only)")
-            if p.grad.is_sparse:
-                raise RuntimeError("adamcore does not support sparse gradients")
-            grads.append(p.grad.detach().contiguous().numpy())
-        return grads
+    def _amp(self):
+        # GradScaler hands fused optimizers the scale and found_inf as attributes (torch's protocol).
+        scale, found = getattr(self, "grad_scale", None), getattr(self, "found_inf", None)
+        return (1.0 if scale is None else float(scale)), (False if found is None else bool(float(found) > 0))
 
-    @torch.no_grad()
     def step(self, closure: Optional[Callable[[], Any]] = None):
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        self._reconcile_if_changed()
+        ac = self._ac
+        if len(self.param_groups) != len(ac.pushed):
+            self._rebuild()
+            ac = self._ac
         self._push_hyperparameters()
-        self._inner.step(self._gradients())
-        for p in self._flat:
-            self.state[p]["step"] = torch.tensor(float(self._inner.step_count))
+        grad_scale, found_inf = self._amp()
+        for _ in range(3):
+            code, payload = ac.core.torch_step([g["params"] for g in self.param_groups], ac.steps_np, grad_scale,
+                                               found_inf)
+            if code >= 0:
+                break
+            if code == -1:   # the parameter lists were edited
+                self._rebuild()
+            else:            # some parameters' storage moved (p.data = ...)
+                self._follow(payload)
+            ac = self._ac
+            self._push_hyperparameters()
+        if code == 1 and payload:   # the first step of these parameters: torch creates their state now
+            for i in payload:
+                if ac.records[i].exposed is None and (ac.records[i].slots or self._keeps_step):
+                    self._expose(i)
         return loss
 
-    def state_dict(self) -> Dict[str, Any]:
-        self._push_hyperparameters()  # a scheduler may have changed them since the last step
-        inner = self._inner.state_dict()
-        return {"state": {i: {k: (torch.from_numpy(v.copy()) if hasattr(v, "shape") else torch.tensor(float(v)))
-                              for k, v in entry.items()} for i, entry in inner["state"].items()},
-                "param_groups": [dict(g) for g in inner["param_groups"]], "adamcore": inner["adamcore"]}
-
-    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
-        inner = {"state": {int(i): {k: (v.detach().cpu().numpy() if k != "step" else int(v)) for k, v in entry.items()}
-                           for i, entry in state_dict["state"].items()},
-                 "param_groups": state_dict["param_groups"], "adamcore": state_dict.get("adamcore", {})}
-        self._inner.load_state_dict(inner)
-        for mine, theirs in zip(self.param_groups, self._inner.param_groups):
-            mine.update({k: v for k, v in theirs.items() if k != "params"})
-
-
-class Adam(_Wrapped):
-    _inner_class = _optim.Adam
-
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
-                 maximize=False):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                         maximize=maximize)
+    def _follow(self, moved: List[int]) -> None:
+        """Parameters whose storage was replaced: the same dtype and size keep their registration; anything else
+        registers everything anew (state converted as torch's load_state_dict would)."""
+        ac = self._ac
+        for i in moved:
+            record = ac.records[i]
+            t = _local(record.param)
+            same = t.dtype == record.alias.dtype and t.shape == record.alias.shape and t.is_contiguous() \
+                and t.device.type == "cpu"
+            if not same:
+                for group in self.param_groups:
+                    self._check_group(group)
+                self._rebuild()   # state copied from the old buffers, cast to the new dtype
+                return
+            alias = t.detach()
+            ac.core.set_tensor_param(i, alias.numpy())
+            record.alias = alias
 
 
-class AdamW(_Wrapped):
-    _inner_class = _optim.AdamW
-
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
-                 maximize=False):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                         maximize=maximize)
+def _step_value(step: Any, i: int) -> int:
+    value = float(step) if step is not None else 0.0
+    if not (value >= 0 and value == int(value)):
+        raise ValueError(f"state of parameter {i}: 'step' is {step!r}, not a whole number of steps")
+    return int(value)
 
 
-class SGD(_Wrapped):
-    _inner_class = _optim.SGD
-
-    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *,
-                 maximize=False):
-        super().__init__(params, lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                         nesterov=nesterov, maximize=maximize)
+def _adam_slots(slots: dict) -> List[str]:
+    return [k for k in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if k in slots]
 
 
-class RMSprop(_Wrapped):
-    _inner_class = _optim.RMSprop
-
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, *,
-                 maximize=False):
-        super().__init__(params, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
-                         centered=centered, maximize=maximize)
+class Adam(_AdamCoreOptimizer, torch.optim.Adam):
+    """torch.optim.Adam (and AMSGrad with amsgrad=True, AdamW's rule with decoupled_weight_decay=True)."""
+    _make_config = staticmethod(_configs.adam)
+    _hyper_keys = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay")
+    _slot_order = staticmethod(_adam_slots)
 
 
-class Adagrad(_Wrapped):
-    _inner_class = _optim.Adagrad
-
-    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10, *,
-                 maximize=False):
-        super().__init__(params, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
-                         initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize)
+class AdamW(_AdamCoreOptimizer, torch.optim.AdamW):
+    """torch.optim.AdamW (its groups carry decoupled_weight_decay=True)."""
+    _make_config = staticmethod(_configs.adam)
+    _hyper_keys = Adam._hyper_keys
+    _slot_order = staticmethod(_adam_slots)
 
 
-class AdaFix(_Wrapped):
-    _inner_class = _optim.AdaFix
+class SGD(_AdamCoreOptimizer, torch.optim.SGD):
+    """torch.optim.SGD (momentum, dampening, Nesterov)."""
+    _make_config = staticmethod(_configs.sgd)
+    _hyper_keys = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
+    _slot_order = staticmethod(lambda slots: [k for k in ("momentum_buffer",) if k in slots])
+    _keeps_step = False
+
+
+class RMSprop(_AdamCoreOptimizer, torch.optim.RMSprop):
+    """torch.optim.RMSprop (momentum, centered)."""
+    _make_config = staticmethod(_configs.rmsprop)
+    _hyper_keys = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize")
+    _slot_order = staticmethod(lambda slots: [k for k in ("square_avg", "momentum_buffer", "grad_avg") if k in slots])
+
+
+class Adagrad(_AdamCoreOptimizer, torch.optim.Adagrad):
+    """torch.optim.Adagrad (lr_decay, initial_accumulator_value)."""
+    _make_config = staticmethod(_configs.adagrad)
+    _hyper_keys = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps", "maximize")
+    _slot_order = staticmethod(lambda slots: [k for k in ("sum",) if k in slots])
+    _state_at_init = True
+
+
+class AdaFix(torch.optim.Optimizer):
+    """AdaFix (seed 001) for torch parameters: Adam whose second moment is held fixed once max|g| < L*lr.
+
+    Every parameter must have a gradient at each step (the gate is one decision over all of them).
+    """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *, maximize=False,
                  next_gradient=False):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize,
-                         next_gradient=next_gradient)
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize,
+                                      next_gradient=next_gradient))
+        groups = []
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.device.type != "cpu" or p.dtype not in _SUPPORTED or not p.is_contiguous():
+                    raise TypeError("adamcore.torch.AdaFix needs contiguous CPU float32/float64 parameters, got "
+                                    f"{p.dtype} on {p.device}")
+            groups.append({**{k: v for k, v in group.items() if k != "params"},
+                           "params": [p.detach().numpy() for p in group["params"]]})
+        self._inner = _optim.AdaFix(groups)
+        self._flat = [p for group in self.param_groups for p in group["params"]]
+        for index, p in enumerate(self._flat):
+            self.state[p] = {name: torch.from_numpy(array) for name, array in self._inner.state[index].items()}
 
-    @torch.no_grad()
+    def _gradients(self):
+        grads = []
+        for index, p in enumerate(self._flat):
+            if p.grad is None:
+                raise RuntimeError(f"AdaFix: parameter {index} has no gradient; its gate is one decision over all "
+                                   "parameters, so every parameter needs one at each step")
+            grads.append(p.grad.detach().contiguous().numpy())
+        return grads
+
     def step(self, closure: Optional[Callable[[], Any]] = None):
-        inner: _optim.AdaFix = self._inner
+        inner = self._inner
         if not inner.next_gradient and closure is None:
             raise TypeError("adamcore.torch.AdaFix.step needs a closure (it is evaluated again at the new parameters "
                             "for the Lipschitz estimate), or construct it with next_gradient=True")
@@ -147,7 +478,10 @@ class AdaFix(_Wrapped):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        self._push_hyperparameters()
+        for mine, theirs in zip(self.param_groups, inner.param_groups):
+            for key in ("lr", "betas", "eps", "weight_decay"):
+                if _scalar(mine[key]) != theirs[key]:
+                    theirs[key] = _scalar(mine[key])
         grads = [g.copy() for g in self._gradients()]  # the closure below overwrites p.grad
 
         def new_gradients():

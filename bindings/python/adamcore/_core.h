@@ -1,0 +1,63 @@
+/*
+ * What the shim's source files share: the Optimizer object's layout and a few helpers (_core.c defines them).
+ * _core.c holds buffers, configs, the Optimizer type and the module; _torch.c the torch fast path.
+ */
+#ifndef ADAMCORE_PY_CORE_H
+#define ADAMCORE_PY_CORE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <adamcore.h>
+
+extern PyObject *AdamCoreError;
+
+/* Deterministic proof that kernels run without the GIL: recorded inside each released region. */
+extern int gil_held_in_last_kernel;
+
+#define RELEASE_GIL_AND(call, status_var)                                                                \
+    do {                                                                                                 \
+        Py_BEGIN_ALLOW_THREADS                                                                           \
+        gil_held_in_last_kernel = PyGILState_Check();                                                    \
+        status_var = (call);                                                                             \
+        Py_END_ALLOW_THREADS                                                                             \
+    } while (0)
+
+/* adamcore.torch's records, per tensor (arrays sized with the Optimizer's other per-tensor arrays). */
+typedef struct {
+    PyObject **params;        /* the registered torch parameters (strong references); NULL: not bound */
+    PyObject **dtypes;        /* each parameter's torch dtype when registered */
+    unsigned char *local;     /* 1: a DTensor, whose _local_tensor is stepped */
+    PyObject **grads;         /* per step: the gradients being used (strong references while it runs) */
+} TorchBinding;
+
+typedef struct {
+    PyObject_HEAD
+    adamcore_optimizer *handle;
+    int algorithm;
+    int busy;                 /* a call is inside the library with the GIL released */
+    Py_ssize_t tensors, capacity;
+    Py_buffer *pinned;        /* state views, held until dealloc */
+    Py_ssize_t pinned_count, pinned_capacity;
+    size_t *counts;           /* per tensor: element count */
+    int *dtypes;              /* per tensor: ADAMCORE_FLOAT32 / FLOAT64 */
+    Py_buffer *grad_views;    /* per step: 2 * tensors views (grads, then new grads for AdaFix) */
+    const void **grad_pointers;
+    Py_buffer *param_views;   /* per tensor: the pinned parameter view (replaced by set_tensor_param) */
+    size_t *step_list;        /* per step: the indices of the tensors stepped */
+    int64_t *core_steps;      /* per tensor: the core's step count as last known, -1 when unknown */
+    TorchBinding torch;       /* adamcore.torch's per-tensor records (_torch.c) */
+} OptimizerObject;
+
+PyObject *raise_status(int status);
+int dtype_of(const Py_buffer *view);
+int get_buffer(PyObject *obj, Py_buffer *view, int writable, const char *what, Py_ssize_t index);
+int check_ready(OptimizerObject *self);
+PyObject *step_result(int status);
+
+/* _torch.c: Optimizer methods */
+PyObject *Optimizer_torch_bind(OptimizerObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *Optimizer_torch_step(OptimizerObject *self, PyObject *const *args, Py_ssize_t nargs);
+int torch_binding_grow(TorchBinding *b, Py_ssize_t old_capacity, Py_ssize_t capacity);
+void torch_binding_free(TorchBinding *b, Py_ssize_t tensors);
+
+#endif
