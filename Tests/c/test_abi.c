@@ -44,6 +44,10 @@ static struct {
     size_t size_out;
     double double_out;
     int64_t step_out;
+    /* test_tensor_subsets: a second tensor's buffers, a spare parameter, and the calls' index and gradient lists */
+    float q[N], qg[N], qm[N], qv[N], fresh[N];
+    size_t list[4];
+    const void *grads[4];
 } arena;
 static unsigned char snapshot[sizeof arena];
 
@@ -941,6 +945,688 @@ static void test_stats_and_advice(void) {
     EXPECT_STATUS(ADAMCORE_E_BETA1, adamcore_advise(&c, ADAMCORE_FLOAT32, advice, 16, &arena.size_out));
 }
 
+/* ---------------------------------------------------------------------------------------------------------------
+ * Subsets of tensors, per-tensor step counts and rebinding a parameter's memory: the object against stateless
+ * steps on copies, bit for bit, each tensor at its own step count.
+ * ------------------------------------------------------------------------------------------------------------- */
+
+/* Every algorithm but AdaFix (which must step all its tensors), with the options whose rules depend on the step:
+ * bias correction (Adam), the first-step rule (SGD momentum with dampening), lr_decay (AdaGrad). */
+enum { SUB_CONFIGS = 6 };
+static void sub_configs(adamcore_config *c) {
+    c[0] = config_of(ADAMCORE_ADAM); c[0].lr = 0.01; c[0].weight_decay = 0.05;
+    c[1] = config_of(ADAMCORE_ADAM); c[1].lr = 0.01; c[1].weight_decay = 0.1;
+    c[1].flags = ADAMCORE_FLAG_AMSGRAD | ADAMCORE_FLAG_DECOUPLED_WEIGHT_DECAY;
+    c[2] = config_of(ADAMCORE_SGD); c[2].lr = 0.01; c[2].momentum = 0.9; c[2].dampening = 0.3; c[2].weight_decay = 0.01;
+    c[3] = config_of(ADAMCORE_SGD); c[3].lr = 0.01; c[3].momentum = 0.8; c[3].flags = ADAMCORE_FLAG_NESTEROV;
+    c[4] = config_of(ADAMCORE_RMSPROP); c[4].momentum = 0.5; c[4].flags = ADAMCORE_FLAG_CENTERED;
+    c[5] = config_of(ADAMCORE_ADAGRAD); c[5].lr_decay = 0.05; c[5].initial_accumulator_value = 0.1;
+}
+
+/* Whether an update of this config at step 4 differs from one at step 1 from the same (fresh) state. */
+static int sub_step_matters(const adamcore_config *c) {
+    return c->algorithm == ADAMCORE_ADAM || (c->algorithm == ADAMCORE_SGD && c->dampening > 0) ||
+           (c->algorithm == ADAMCORE_ADAGRAD && c->lr_decay > 0);
+}
+
+/* One tensor: the object's parameter p, the stateless copy r with its state s, and a gradient g. */
+typedef struct {
+    size_t n;
+    int dtype;
+    size_t bytes;
+    void *p, *r, *g, *s[3];
+    double fill;   /* a fresh state's value */
+} sub_tensor;
+
+static sub_tensor sub_new(size_t n, int dtype, int seed, const adamcore_config *c) {
+    sub_tensor x = {.n = n, .dtype = dtype, .bytes = n * (dtype == ADAMCORE_FLOAT64 ? 8 : 4)};
+    x.fill = c->algorithm == ADAMCORE_ADAGRAD ? c->initial_accumulator_value : 0;
+    x.p = malloc(x.bytes); x.r = malloc(x.bytes); x.g = calloc(n, 8);
+    for (int k = 0; k < 3; k++) x.s[k] = malloc(x.bytes);
+    for (size_t i = 0; i < n; i++) {
+        double v = sin(seed + 0.77 * (double)i) * (1 + (double)(i % 4));
+        if (dtype == ADAMCORE_FLOAT64) ((double *)x.p)[i] = ((double *)x.r)[i] = v;
+        else ((float *)x.p)[i] = ((float *)x.r)[i] = (float)v;
+        for (int k = 0; k < 3; k++) {
+            if (dtype == ADAMCORE_FLOAT64) ((double *)x.s[k])[i] = x.fill;
+            else ((float *)x.s[k])[i] = (float)x.fill;
+        }
+    }
+    return x;
+}
+
+static void sub_free(sub_tensor *x) {
+    free(x->p); free(x->r); free(x->g);
+    for (int k = 0; k < 3; k++) free(x->s[k]);
+}
+
+/* The gradient at step t (a function of t, the tensor and the element, not of any count). */
+static void sub_grad(sub_tensor *x, int t, int seed) {
+    for (size_t i = 0; i < x->n; i++) {
+        double v = cos(0.31 * t + 0.53 * (double)i + seed) * (0.25 + 0.25 * (double)(i % 3)) + 0.01 * seed;
+        if (x->dtype == ADAMCORE_FLOAT64) ((double *)x->g)[i] = v;
+        else ((float *)x->g)[i] = (float)v;
+    }
+}
+
+/* Fill a buffer of x's dtype with a fresh state's value. */
+static void sub_fill(const sub_tensor *x, void *buffer) {
+    for (size_t i = 0; i < x->n; i++) {
+        if (x->dtype == ADAMCORE_FLOAT64) ((double *)buffer)[i] = x->fill;
+        else ((float *)buffer)[i] = (float)x->fill;
+    }
+}
+
+/* One stateless step of `c` at step t on the buffers param/state (state in the object's slot order). */
+static int sub_stateless_on(const adamcore_config *c, int64_t t, const sub_tensor *x, void *p, void *const *s) {
+    int f64 = x->dtype == ADAMCORE_FLOAT64;
+    size_t n = x->n;
+    switch (c->algorithm) {
+    case ADAMCORE_ADAM: {
+        void *vmax = c->flags & ADAMCORE_FLAG_AMSGRAD ? s[2] : NULL;
+        return f64 ? adamcore_adam_step_f64(c, t, n, p, x->g, s[0], s[1], vmax)
+                   : adamcore_adam_step_f32(c, t, n, p, x->g, s[0], s[1], vmax);
+    }
+    case ADAMCORE_SGD: {
+        void *buffer = c->momentum > 0 ? s[0] : NULL;
+        return f64 ? adamcore_sgd_step_f64(c, t, n, p, x->g, buffer) : adamcore_sgd_step_f32(c, t, n, p, x->g, buffer);
+    }
+    case ADAMCORE_RMSPROP: {
+        int centered = (c->flags & ADAMCORE_FLAG_CENTERED) != 0;
+        void *avg = centered ? s[1] : NULL, *momentum = c->momentum > 0 ? s[centered ? 2 : 1] : NULL;
+        return f64 ? adamcore_rmsprop_step_f64(c, t, n, p, x->g, s[0], avg, momentum)
+                   : adamcore_rmsprop_step_f32(c, t, n, p, x->g, s[0], avg, momentum);
+    }
+    case ADAMCORE_ADAGRAD:
+        return f64 ? adamcore_adagrad_step_f64(c, t, n, p, x->g, s[0]) : adamcore_adagrad_step_f32(c, t, n, p, x->g, s[0]);
+    }
+    return ADAMCORE_E_ALGORITHM;
+}
+
+static void sub_stateless(const adamcore_config *c, int64_t t, sub_tensor *x) {
+    int s = sub_stateless_on(c, t, x, x->r, x->s);
+    CHECK(s == ADAMCORE_OK, "stateless step %lld: %s", (long long)t, adamcore_status_name(s));
+}
+
+/* Whether the stateless copy's step t from x's current stateless values would give other bytes than `got`. */
+static int sub_differs_at(const adamcore_config *c, int64_t t, const sub_tensor *x, const void *got) {
+    void *p = malloc(x->bytes), *s[3];
+    memcpy(p, x->r, x->bytes);
+    for (int k = 0; k < 3; k++) { s[k] = malloc(x->bytes); memcpy(s[k], x->s[k], x->bytes); }
+    sub_stateless_on(c, t, x, p, s);
+    int differs = memcmp(p, got, x->bytes) != 0;
+    free(p);
+    for (int k = 0; k < 3; k++) free(s[k]);
+    return differs;
+}
+
+static size_t sub_add(adamcore_optimizer *opt, size_t group, sub_tensor *x) {
+    size_t index = 99;
+    int s = adamcore_optimizer_add_tensor(opt, group, x->dtype, x->p, x->g, x->n, NULL, 0, &index);
+    CHECK(s == ADAMCORE_OK, "add_tensor: %s", adamcore_status_name(s));
+    return index;
+}
+
+/* The object's tensor equals the stateless copy bit for bit: parameter and every state slot. */
+static int sub_same(adamcore_optimizer *opt, size_t tensor, const sub_tensor *x, const adamcore_config *c) {
+    size_t slots = 0;
+    adamcore_config_state_count(c, &slots);
+    int same = memcmp(x->p, x->r, x->bytes) == 0;
+    for (size_t k = 0; k < slots; k++) {
+        void *buffer = NULL;
+        same &= adamcore_optimizer_state_buffer(opt, tensor, k, &buffer) == ADAMCORE_OK && buffer &&
+                memcmp(buffer, x->s[k], x->bytes) == 0;
+    }
+    return same;
+}
+
+static int64_t sub_tensor_step(adamcore_optimizer *opt, size_t tensor) {
+    int64_t step = -7;
+    int s = adamcore_optimizer_get_tensor_step(opt, tensor, &step);
+    CHECK(s == ADAMCORE_OK, "get_tensor_step(%zu): %s", tensor, adamcore_status_name(s));
+    return step;
+}
+
+static int64_t sub_step(adamcore_optimizer *opt) {
+    int64_t step = -7;
+    CHECK(adamcore_optimizer_get_step(opt, &step) == ADAMCORE_OK, "get_step");
+    return step;
+}
+
+/* (a) Stepping only A leaves B untouched; then a step of both uses each one's own count. */
+static void test_subset_own_counts(const adamcore_config *c, int k) {
+    enum { A = 41, B = 19 };
+    sub_tensor a = sub_new(A, ADAMCORE_FLOAT32, 1, c), b = sub_new(B, ADAMCORE_FLOAT64, 2, c);
+    adamcore_optimizer *opt = NULL;
+    CHECK(adamcore_optimizer_create(c, &opt) == ADAMCORE_OK, "create");
+    CHECK(sub_add(opt, 0, &a) == 0 && sub_add(opt, 0, &b) == 1, "indices");
+    /* B's registered gradient is NaN while A alone steps: were it read, NaN would reach B. */
+    for (size_t i = 0; i < B; i++) ((double *)b.g)[i] = NAN;
+    for (int t = 1; t <= 3; t++) {
+        sub_grad(&a, t, 1);
+        size_t list[1] = {0};
+        const void *grads[1] = {a.g};
+        int s = adamcore_optimizer_step_tensors(opt, list, grads, 1, NULL);
+        CHECK(s == ADAMCORE_OK, "config %d: step of A alone: %s", k, adamcore_status_name(s));
+        sub_stateless(c, t, &a);
+    }
+    CHECK(sub_same(opt, 0, &a, c), "config %d: A after 3 steps of A alone differs from 3 stateless steps", k);
+    CHECK(sub_same(opt, 1, &b, c), "config %d: B's parameter or state changed while only A stepped", k);
+    CHECK(sub_tensor_step(opt, 0) == 3 && sub_tensor_step(opt, 1) == 0 && sub_step(opt) == 3,
+          "config %d: counts after A alone: %lld %lld, step %lld", k, (long long)sub_tensor_step(opt, 0),
+          (long long)sub_tensor_step(opt, 1), (long long)sub_step(opt));
+
+    /* Both, listed in reverse order, with their registered gradients: A at its step 4, B at its step 1. */
+    sub_grad(&a, 4, 1);
+    sub_grad(&b, 4, 2);
+    size_t both[2] = {1, 0};
+    int s = adamcore_optimizer_step_tensors(opt, both, NULL, 2, NULL);
+    CHECK(s == ADAMCORE_OK, "config %d: step of both: %s", k, adamcore_status_name(s));
+    if (sub_step_matters(c))
+        CHECK(sub_differs_at(c, 4, &b, b.p), "config %d: B's step 1 and step 4 would agree: the check has no teeth", k);
+    sub_stateless(c, 4, &a);
+    sub_stateless(c, 1, &b);
+    CHECK(sub_same(opt, 0, &a, c), "config %d: A's 4th step differs from the stateless step t=4", k);
+    CHECK(sub_same(opt, 1, &b, c), "config %d: B's first step differs from the stateless step t=1 (its own count)", k);
+    CHECK(sub_tensor_step(opt, 0) == 4 && sub_tensor_step(opt, 1) == 1 && sub_step(opt) == 4,
+          "config %d: counts after both: %lld %lld, step %lld", k, (long long)sub_tensor_step(opt, 0),
+          (long long)sub_tensor_step(opt, 1), (long long)sub_step(opt));
+
+    /* A mixed schedule: A on even t, B when t % 3 != 0, neither on t = 9 (a step of nothing still counts as a call). */
+    int64_t ta = 4, tb = 1, calls = 4;
+    for (int t = 5; t <= 16; t++) {
+        size_t list[2];
+        const void *grads[2];
+        size_t n = 0;
+        sub_grad(&a, t, 1);
+        sub_grad(&b, t, 2);
+        if (t % 3 != 0 && t != 9) { list[n] = 1; grads[n++] = b.g; }
+        if (t % 2 == 0 && t != 9) { list[n] = 0; grads[n++] = a.g; }
+        s = adamcore_optimizer_step_tensors(opt, n ? list : NULL, n ? grads : NULL, n, NULL);
+        CHECK(s == ADAMCORE_OK, "config %d: t=%d: %s", k, t, adamcore_status_name(s));
+        calls++;
+        for (size_t j = 0; j < n; j++) {
+            if (list[j] == 0) sub_stateless(c, ++ta, &a);
+            else sub_stateless(c, ++tb, &b);
+        }
+    }
+    CHECK(sub_same(opt, 0, &a, c) && sub_same(opt, 1, &b, c), "config %d: mixed schedule differs", k);
+    CHECK(sub_tensor_step(opt, 0) == ta && sub_tensor_step(opt, 1) == tb && sub_step(opt) == calls,
+          "config %d: mixed schedule counts %lld %lld %lld, expected %lld %lld %lld", k,
+          (long long)sub_tensor_step(opt, 0), (long long)sub_tensor_step(opt, 1), (long long)sub_step(opt),
+          (long long)ta, (long long)tb, (long long)calls);
+    /* set_step sets the call count and every tensor's. */
+    CHECK(adamcore_optimizer_set_step(opt, 2) == ADAMCORE_OK && sub_tensor_step(opt, 0) == 2 &&
+          sub_tensor_step(opt, 1) == 2 && sub_step(opt) == 2, "config %d: set_step sets every tensor's count", k);
+    adamcore_optimizer_destroy(opt);
+    sub_free(&a);
+    sub_free(&b);
+}
+
+/* Sixteen tensors in two groups at four different counts, stepped in one call in a scrambled order: every
+ * tensor's update uses its own (group, count), also where equal keys are not adjacent. */
+static void test_subset_many_counts(const adamcore_config *c, int k) {
+    enum { T = 16 };
+    adamcore_config second = *c;
+    second.lr *= 0.5;
+    sub_tensor x[T];
+    adamcore_optimizer *opt = NULL;
+    CHECK(adamcore_optimizer_create(c, &opt) == ADAMCORE_OK, "create");
+    size_t group = 0;
+    CHECK(adamcore_optimizer_add_group(opt, &second, &group) == ADAMCORE_OK && group == 1, "group");
+    int64_t count[T];
+    for (int i = 0; i < T; i++) {
+        x[i] = sub_new(3 + (size_t)i * 5, i % 3 ? ADAMCORE_FLOAT32 : ADAMCORE_FLOAT64, 10 + i, c);
+        CHECK(sub_add(opt, (size_t)(i % 2), &x[i]) == (size_t)i, "index %d", i);
+        count[i] = 0;
+    }
+    /* Round r steps the tensors whose target count i / 4 exceeds r. */
+    for (int r = 0; r < 3; r++) {
+        size_t list[T], n = 0;
+        for (int i = T - 1; i >= 0; i--)
+            if (i / 4 > r) {
+                sub_grad(&x[i], r + 1, i);
+                list[n++] = (size_t)i;
+                sub_stateless(i % 2 ? &second : c, ++count[i], &x[i]);
+            }
+        CHECK(adamcore_optimizer_step_tensors(opt, list, NULL, n, NULL) == ADAMCORE_OK, "round %d", r);
+    }
+    size_t list[T];
+    for (int j = 0; j < T; j++) list[j] = (size_t)(7 * j % T);   /* a permutation */
+    for (int i = 0; i < T; i++) sub_grad(&x[i], 9, i);
+    CHECK(adamcore_optimizer_step_tensors(opt, list, NULL, T, NULL) == ADAMCORE_OK, "the step of all");
+    int same = 1, counts = 1;
+    for (int i = 0; i < T; i++) {
+        sub_stateless(i % 2 ? &second : c, ++count[i], &x[i]);
+        int ok = sub_same(opt, (size_t)i, &x[i], i % 2 ? &second : c);
+        if (!ok) printf("  config %d: tensor %d (group %d, count %lld) differs\n", k, i, i % 2, (long long)count[i]);
+        same &= ok;
+        counts &= sub_tensor_step(opt, (size_t)i) == count[i];
+    }
+    CHECK(same && counts, "config %d: one step over tensors at 4 counts in 2 groups: values %d, counts %d", k, same, counts);
+    CHECK(sub_step(opt) == 4, "config %d: 4 step calls", k);
+    adamcore_optimizer_destroy(opt);
+    for (int i = 0; i < T; i++) sub_free(&x[i]);
+}
+
+/* (b) set_tensor_step(A, 0) with A's state made fresh restarts A like a new tensor; B keeps counting. */
+static void test_subset_restart(const adamcore_config *c, int k) {
+    enum { A = 23, B = 50 };
+    sub_tensor a = sub_new(A, ADAMCORE_FLOAT32, 3, c), b = sub_new(B, ADAMCORE_FLOAT64, 4, c);
+    adamcore_optimizer *opt = NULL;
+    CHECK(adamcore_optimizer_create(c, &opt) == ADAMCORE_OK, "create");
+    sub_add(opt, 0, &a);
+    sub_add(opt, 0, &b);
+    for (int t = 1; t <= 3; t++) {
+        sub_grad(&a, t, 3);
+        sub_grad(&b, t, 4);
+        CHECK(adamcore_optimizer_step(opt, NULL, 2) == ADAMCORE_OK, "step %d", t);
+        sub_stateless(c, t, &a);
+        sub_stateless(c, t, &b);
+    }
+    CHECK(adamcore_optimizer_set_tensor_step(opt, 0, 0) == ADAMCORE_OK, "set_tensor_step(A, 0)");
+    size_t slots = 0;
+    adamcore_config_state_count(c, &slots);
+    for (size_t s = 0; s < slots; s++) {
+        void *buffer = NULL;
+        CHECK(adamcore_optimizer_state_buffer(opt, 0, s, &buffer) == ADAMCORE_OK && buffer, "state buffer");
+        if (buffer) sub_fill(&a, buffer);
+        sub_fill(&a, a.s[s]);
+    }
+    CHECK(sub_tensor_step(opt, 0) == 0 && sub_tensor_step(opt, 1) == 3 && sub_step(opt) == 3,
+          "config %d: after the restart: %lld %lld, step %lld", k, (long long)sub_tensor_step(opt, 0),
+          (long long)sub_tensor_step(opt, 1), (long long)sub_step(opt));
+    for (int t = 4; t <= 6; t++) {
+        sub_grad(&a, t, 3);
+        sub_grad(&b, t, 4);
+        CHECK(adamcore_optimizer_step(opt, NULL, 2) == ADAMCORE_OK, "step %d", t);
+        if (t == 4 && sub_step_matters(c))
+            CHECK(sub_differs_at(c, 4, &a, a.p), "config %d: A's step 1 and step 4 would agree: the check has no teeth", k);
+        sub_stateless(c, t - 3, &a);
+        sub_stateless(c, t, &b);
+        if (t == 4)
+            CHECK(sub_same(opt, 0, &a, c), "config %d: A's first step after the restart is not a fresh tensor's step 1", k);
+    }
+    CHECK(sub_same(opt, 0, &a, c) && sub_same(opt, 1, &b, c), "config %d: steps after the restart differ", k);
+    CHECK(sub_tensor_step(opt, 0) == 3 && sub_tensor_step(opt, 1) == 6 && sub_step(opt) == 6, "config %d: counts", k);
+    adamcore_optimizer_destroy(opt);
+    sub_free(&a);
+    sub_free(&b);
+}
+
+/* (c) A tensor added after 5 steps starts at count 0: its first step is step 1 while the first tensor's is 6. */
+static void test_subset_late_tensor(const adamcore_config *c, int k) {
+    enum { A = 33, B = 12 };
+    sub_tensor a = sub_new(A, ADAMCORE_FLOAT64, 5, c), b = sub_new(B, ADAMCORE_FLOAT32, 6, c);
+    adamcore_optimizer *opt = NULL;
+    CHECK(adamcore_optimizer_create(c, &opt) == ADAMCORE_OK, "create");
+    sub_add(opt, 0, &a);
+    for (int t = 1; t <= 5; t++) {
+        sub_grad(&a, t, 5);
+        CHECK(adamcore_optimizer_step(opt, NULL, 1) == ADAMCORE_OK, "step %d", t);
+        sub_stateless(c, t, &a);
+    }
+    CHECK(sub_add(opt, 0, &b) == 1, "late tensor's index");
+    CHECK(sub_tensor_step(opt, 1) == 0 && sub_tensor_step(opt, 0) == 5 && sub_step(opt) == 5,
+          "config %d: a tensor added later starts at 0: %lld", k, (long long)sub_tensor_step(opt, 1));
+    for (int t = 6; t <= 7; t++) {
+        sub_grad(&a, t, 5);
+        sub_grad(&b, t, 6);
+        CHECK(adamcore_optimizer_step(opt, NULL, 2) == ADAMCORE_OK, "step %d", t);
+        if (t == 6 && sub_step_matters(c))
+            CHECK(sub_differs_at(c, 6, &b, b.p), "config %d: the late tensor's step 1 and step 6 would agree", k);
+        sub_stateless(c, t, &a);
+        sub_stateless(c, t - 5, &b);
+    }
+    CHECK(sub_same(opt, 0, &a, c), "config %d: the first tensor differs", k);
+    CHECK(sub_same(opt, 1, &b, c), "config %d: the late tensor's steps are not steps 1 and 2", k);
+    CHECK(sub_tensor_step(opt, 0) == 7 && sub_tensor_step(opt, 1) == 2 && sub_step(opt) == 7, "config %d: counts", k);
+    adamcore_optimizer_destroy(opt);
+    sub_free(&a);
+    sub_free(&b);
+}
+
+/* (d) set_tensor_param: the updates continue from the new memory (with other values in it), the old memory is
+ * left alone, state and count are kept. */
+static void test_subset_rebind(const adamcore_config *c, int k) {
+    enum { A = 29, B = 8 };
+    sub_tensor a = sub_new(A, ADAMCORE_FLOAT32, 7, c), b = sub_new(B, ADAMCORE_FLOAT64, 8, c);
+    adamcore_optimizer *opt = NULL;
+    CHECK(adamcore_optimizer_create(c, &opt) == ADAMCORE_OK, "create");
+    sub_add(opt, 0, &a);
+    sub_add(opt, 0, &b);
+    for (int t = 1; t <= 2; t++) {
+        sub_grad(&a, t, 7);
+        sub_grad(&b, t, 8);
+        CHECK(adamcore_optimizer_step(opt, NULL, 2) == ADAMCORE_OK, "step %d", t);
+        sub_stateless(c, t, &a);
+        sub_stateless(c, t, &b);
+    }
+    float *moved = malloc(a.bytes), *old = a.p, *old_copy = malloc(a.bytes);
+    for (size_t i = 0; i < A; i++) moved[i] = ((float *)a.r)[i] = 2.0f * ((float *)a.p)[i] - 0.25f;
+    memcpy(old_copy, old, a.bytes);
+    int s = adamcore_optimizer_set_tensor_param(opt, 0, moved);
+    CHECK(s == ADAMCORE_OK, "config %d: set_tensor_param: %s", k, adamcore_status_name(s));
+    CHECK(sub_tensor_step(opt, 0) == 2, "config %d: the count is kept", k);
+    a.p = moved;
+    for (int t = 3; t <= 5; t++) {
+        sub_grad(&a, t, 7);
+        sub_grad(&b, t, 8);
+        size_t list[1] = {0};
+        CHECK((t == 4 ? adamcore_optimizer_step_tensors(opt, list, NULL, 1, NULL)
+                      : adamcore_optimizer_step(opt, NULL, 2)) == ADAMCORE_OK, "step %d", t);
+        sub_stateless(c, t, &a);
+        if (t != 4) sub_stateless(c, t == 3 ? 3 : 4, &b);
+    }
+    CHECK(sub_same(opt, 0, &a, c), "config %d: the updates after set_tensor_param are not in the new memory", k);
+    CHECK(sub_same(opt, 1, &b, c), "config %d: the other tensor differs", k);
+    CHECK(memcmp(old, old_copy, a.bytes) == 0, "config %d: the old parameter memory was written", k);
+    CHECK(sub_tensor_step(opt, 0) == 5 && sub_tensor_step(opt, 1) == 4 && sub_step(opt) == 5, "config %d: counts", k);
+    adamcore_optimizer_destroy(opt);
+    free(old);
+    free(old_copy);
+    sub_free(&a);   /* frees `moved` as a.p */
+    sub_free(&b);
+}
+
+/* Whether the checkpoint header holds `"key":"value"`. */
+static int sub_header_has(const unsigned char *bytes, size_t size, const char *key, long long value) {
+    uint64_t header = 0;
+    if (size < 8) return 0;
+    memcpy(&header, bytes, 8);
+    if (header > size - 8) return 0;
+    char *text = malloc(header + 1), wanted[128];
+    memcpy(text, bytes + 8, header);
+    text[header] = 0;
+    snprintf(wanted, sizeof wanted, "\"%s\":\"%lld\"", key, value);
+    int found = strstr(text, wanted) != NULL;
+    free(text);
+    return found;
+}
+
+/* A checkpoint taken after subset steps restores every tensor's own count: a loaded copy continued on the same
+ * schedule stays bit-identical to the original (file and memory). */
+static void test_subset_checkpoint(const adamcore_config *c, int k, const char *dir) {
+    enum { A = 45, B = 300 };
+    sub_tensor a = sub_new(A, ADAMCORE_FLOAT32, 9, c), b = sub_new(B, ADAMCORE_FLOAT64, 10, c);
+    adamcore_optimizer *x = NULL, *y = NULL;
+    CHECK(adamcore_optimizer_create(c, &x) == ADAMCORE_OK, "create");
+    sub_add(x, 0, &a);
+    sub_add(x, 0, &b);
+    /* t = 1..9: A when t % 3 != 0 (6 steps), B when t is even (4 steps). */
+    for (int t = 1; t <= 9; t++) {
+        sub_grad(&a, t, 9);
+        sub_grad(&b, t, 10);
+        size_t list[2], n = 0;
+        if (t % 3 != 0) list[n++] = 0;
+        if (t % 2 == 0) list[n++] = 1;
+        CHECK(adamcore_optimizer_step_tensors(x, list, NULL, n, NULL) == ADAMCORE_OK, "step %d", t);
+    }
+    CHECK(sub_tensor_step(x, 0) == 6 && sub_tensor_step(x, 1) == 4 && sub_step(x) == 9, "config %d: counts", k);
+    size_t size = 0;
+    CHECK(adamcore_optimizer_checkpoint_size(x, &size) == ADAMCORE_OK, "size");
+    unsigned char *bytes = malloc(size), *again = malloc(size), *other = malloc(size);
+    CHECK(adamcore_optimizer_save_to_memory(x, bytes, size, NULL) == ADAMCORE_OK, "save");
+    CHECK(sub_header_has(bytes, size, "version", 2) && sub_header_has(bytes, size, "step", 9) &&
+          sub_header_has(bytes, size, "tensor.0.step", 6) && sub_header_has(bytes, size, "tensor.1.step", 4),
+          "config %d: the header has version 2 and the per-tensor steps 6 and 4", k);
+    /* The copy: its own parameter memory with the same values, state zero until loaded. */
+    void *pa = malloc(a.bytes), *pb = malloc(b.bytes);
+    memcpy(pa, a.p, a.bytes);
+    memcpy(pb, b.p, b.bytes);
+    CHECK(adamcore_optimizer_create(c, &y) == ADAMCORE_OK, "create");
+    CHECK(adamcore_optimizer_add_tensor(y, 0, ADAMCORE_FLOAT32, pa, NULL, A, NULL, 0, NULL) == ADAMCORE_OK &&
+          adamcore_optimizer_add_tensor(y, 0, ADAMCORE_FLOAT64, pb, NULL, B, NULL, 0, NULL) == ADAMCORE_OK, "add");
+    int s;
+    if (k % 2) {
+        s = adamcore_optimizer_load_from_memory(y, bytes, size);
+    } else {
+        char path[512];
+        snprintf(path, sizeof path, "%s/subset.safetensors", dir);
+        CHECK(adamcore_optimizer_save(x, path) == ADAMCORE_OK, "save to file");
+        s = adamcore_optimizer_load(y, path);
+    }
+    CHECK(s == ADAMCORE_OK, "config %d: load: %s", k, adamcore_status_name(s));
+    CHECK(sub_tensor_step(y, 0) == 6 && sub_tensor_step(y, 1) == 4 && sub_step(y) == 9,
+          "config %d: loaded counts %lld %lld %lld", k, (long long)sub_tensor_step(y, 0), (long long)sub_tensor_step(y, 1),
+          (long long)sub_step(y));
+    CHECK(adamcore_optimizer_save_to_memory(y, again, size, NULL) == ADAMCORE_OK && memcmp(bytes, again, size) == 0,
+          "config %d: the loaded optimizer saves the same bytes", k);
+    /* Continue both: B alone twice (it catches up to A's count, in a different call than A's), then a mixed
+     * schedule and full steps. */
+    for (int t = 10; t <= 20; t++) {
+        sub_grad(&a, t, 9);
+        sub_grad(&b, t, 10);
+        size_t list[2], n = 0;
+        if (t >= 12 && t % 4 != 1) list[n++] = 0;
+        if (t % 5 != 0) list[n++] = 1;
+        const void *grads[2];
+        for (size_t j = 0; j < n; j++) grads[j] = list[j] == 0 ? a.g : b.g;
+        CHECK(adamcore_optimizer_step_tensors(x, list, NULL, n, NULL) == ADAMCORE_OK &&
+              adamcore_optimizer_step_tensors(y, list, grads, n, NULL) == ADAMCORE_OK, "step %d", t);
+    }
+    CHECK(memcmp(a.p, pa, a.bytes) == 0 && memcmp(b.p, pb, b.bytes) == 0,
+          "config %d: the loaded copy's parameters differ from the original's after continuing", k);
+    /* (The header grew: the counts have more digits now.) */
+    size_t size_x = 0, size_y = 0;
+    CHECK(adamcore_optimizer_checkpoint_size(x, &size_x) == ADAMCORE_OK &&
+          adamcore_optimizer_checkpoint_size(y, &size_y) == ADAMCORE_OK && size_x == size_y, "sizes");
+    free(again);
+    free(other);
+    again = malloc(size_x);
+    other = malloc(size_x);
+    CHECK(adamcore_optimizer_save_to_memory(x, again, size_x, NULL) == ADAMCORE_OK &&
+          adamcore_optimizer_save_to_memory(y, other, size_x, NULL) == ADAMCORE_OK && memcmp(again, other, size_x) == 0,
+          "config %d: the loaded copy's state or counts differ from the original's after continuing", k);
+    CHECK(sub_tensor_step(x, 0) == sub_tensor_step(y, 0) && sub_tensor_step(x, 1) == sub_tensor_step(y, 1) &&
+          sub_tensor_step(x, 0) != sub_tensor_step(x, 1), "config %d: counts after continuing", k);
+    adamcore_optimizer_destroy(x);
+    adamcore_optimizer_destroy(y);
+    free(bytes); free(again); free(other); free(pa); free(pb);
+    sub_free(&a);
+    sub_free(&b);
+}
+
+/* (e) Every refused call of the new functions, every caller byte checked; and the refused calls changed nothing in
+ * the optimizer either (its checkpoint is byte for byte the same). */
+static void test_subset_errors(void) {
+    fill_arena();
+    for (int i = 0; i < N; i++) {
+        arena.q[i] = 0.25f * i - 3; arena.qg[i] = 0.125f * (i % 5) - 0.25f; arena.qm[i] = 0.03f * i;
+        arena.qv[i] = 0.004f * i; arena.fresh[i] = 1.0f - 0.5f * i;
+    }
+    adamcore_config adam = config_of(ADAMCORE_ADAM), adafix = config_of(ADAMCORE_ADAFIX);
+    adamcore_optimizer *opt = NULL, *fix = NULL;
+    void *state_a[2] = {arena.m, arena.v}, *state_b[2] = {arena.qm, arena.qv};
+    CHECK(adamcore_optimizer_create(&adam, &opt) == ADAMCORE_OK, "create");
+    /* A: f32 in the arena; B: f32 in the arena; C: f64 param in the arena, state owned by the library. */
+    CHECK(adamcore_optimizer_add_tensor(opt, 0, ADAMCORE_FLOAT32, arena.p, arena.g, N, state_a, 2, NULL) == ADAMCORE_OK &&
+          adamcore_optimizer_add_tensor(opt, 0, ADAMCORE_FLOAT32, arena.q, arena.qg, N, state_b, 2, NULL) == ADAMCORE_OK &&
+          adamcore_optimizer_add_tensor(opt, 0, ADAMCORE_FLOAT64, arena.pd, arena.gd, N, NULL, 0, NULL) == ADAMCORE_OK,
+          "three tensors");
+    CHECK(adamcore_optimizer_step(opt, NULL, 3) == ADAMCORE_OK, "a step of all");
+    arena.list[0] = 1;
+    CHECK(adamcore_optimizer_step_tensors(opt, arena.list, NULL, 1, NULL) == ADAMCORE_OK, "a step of B");
+    void *owned = NULL;
+    CHECK(adamcore_optimizer_state_buffer(opt, 2, 0, &owned) == ADAMCORE_OK && owned, "C's library-owned state");
+    size_t size = 0;
+    CHECK(adamcore_optimizer_checkpoint_size(opt, &size) == ADAMCORE_OK, "size");
+    unsigned char *before = malloc(size), *after = malloc(size);
+    CHECK(adamcore_optimizer_save_to_memory(opt, before, size, NULL) == ADAMCORE_OK, "save");
+
+    /* Indices. */
+    arena.list[0] = 0; arena.list[1] = 3;
+    arena.grads[0] = arena.g; arena.grads[1] = arena.qg;
+    EXPECT_STATUS(ADAMCORE_E_INDEX, adamcore_optimizer_step_tensors(opt, arena.list, arena.grads, 2, NULL));
+    arena.list[1] = SIZE_MAX;
+    EXPECT_STATUS(ADAMCORE_E_INDEX, adamcore_optimizer_step_tensors(opt, arena.list, arena.grads, 2, NULL));
+    arena.list[0] = 7;
+    EXPECT_STATUS(ADAMCORE_E_INDEX, adamcore_optimizer_step_tensors(opt, arena.list, NULL, 1, NULL));
+    arena.list[0] = 1; arena.list[1] = 0; arena.list[2] = 1;                                     /* duplicate */
+    EXPECT_STATUS(ADAMCORE_E_INDEX, adamcore_optimizer_step_tensors(opt, arena.list, NULL, 3, NULL));
+    arena.list[0] = 0; arena.list[1] = 0;
+    EXPECT_STATUS(ADAMCORE_E_INDEX, adamcore_optimizer_step_tensors(opt, arena.list, NULL, 2, NULL));
+    arena.list[0] = 0; arena.list[1] = 1; arena.list[2] = 2; arena.list[3] = 0;                  /* 4 of 3 tensors */
+    EXPECT_STATUS(ADAMCORE_E_INDEX, adamcore_optimizer_step_tensors(opt, arena.list, NULL, 4, NULL));
+    /* NULL lists and entries, handles, options. */
+    EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_optimizer_step_tensors(opt, NULL, arena.grads, 1, NULL));
+    EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_optimizer_step_tensors(opt, NULL, NULL, 3, NULL));
+    arena.list[0] = 0; arena.grads[0] = NULL;
+    EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_optimizer_step_tensors(opt, arena.list, arena.grads, 1, NULL));
+    EXPECT_STATUS(ADAMCORE_E_HANDLE, adamcore_optimizer_step_tensors(NULL, arena.list, NULL, 1, NULL));
+    adamcore_step_options options;
+    adamcore_step_options_init(&options);
+    options.struct_size = 4;
+    EXPECT_STATUS(ADAMCORE_E_CONFIG_SIZE, adamcore_optimizer_step_tensors(opt, arena.list, NULL, 1, &options));
+    adamcore_step_options_init(&options);
+    options.grad_scale = 0;
+    EXPECT_STATUS(ADAMCORE_E_GRAD_SCALE, adamcore_optimizer_step_tensors(opt, arena.list, NULL, 1, &options));
+
+    /* A gradient overlapping another tensor's parameter or state (its own was refused before too). */
+    arena.list[0] = 0;
+    const void *overlapping_a[] = {arena.q, arena.qm + 5, arena.qv + N - 1, arena.pd, owned, arena.p, arena.v + 3};
+    for (size_t j = 0; j < sizeof overlapping_a / sizeof overlapping_a[0]; j++) {
+        arena.grads[0] = overlapping_a[j];
+        EXPECT_STATUS(ADAMCORE_E_OVERLAP, adamcore_optimizer_step_tensors(opt, arena.list, arena.grads, 1, NULL));
+    }
+    arena.list[0] = 1;
+    arena.grads[0] = arena.v;                                                              /* A's state */
+    EXPECT_STATUS(ADAMCORE_E_OVERLAP, adamcore_optimizer_step_tensors(opt, arena.list, arena.grads, 1, NULL));
+    arena.grads[0] = arena.p + 1;                                                          /* A's parameter */
+    EXPECT_STATUS(ADAMCORE_E_OVERLAP, adamcore_optimizer_step_tensors(opt, arena.list, arena.grads, 1, NULL));
+    arena.list[0] = 2;
+    arena.grads[0] = arena.qm;                                                             /* C (f64) over B's state */
+    EXPECT_STATUS(ADAMCORE_E_OVERLAP, adamcore_optimizer_step_tensors(opt, arena.list, arena.grads, 1, NULL));
+    arena.list[0] = 0; arena.list[1] = 1;                          /* the first entry valid, the second not */
+    arena.grads[0] = arena.g; arena.grads[1] = arena.m;
+    EXPECT_STATUS(ADAMCORE_E_OVERLAP, adamcore_optimizer_step_tensors(opt, arena.list, arena.grads, 2, NULL));
+    /* The same through the whole-optimizer step. */
+    arena.grads[0] = arena.q; arena.grads[1] = arena.qg; arena.grads[2] = arena.gd;        /* A's grad is B's param */
+    EXPECT_STATUS(ADAMCORE_E_OVERLAP, adamcore_optimizer_step(opt, arena.grads, 3));
+    arena.grads[0] = arena.g; arena.grads[1] = arena.m;                                    /* B's grad is A's state */
+    EXPECT_STATUS(ADAMCORE_E_OVERLAP, adamcore_optimizer_step(opt, arena.grads, 3));
+    arena.grads[1] = arena.qg; arena.grads[2] = arena.qm;                                  /* C's over B's state */
+    EXPECT_STATUS(ADAMCORE_E_OVERLAP, adamcore_optimizer_step(opt, arena.grads, 3));
+    arena.grads[2] = arena.gd; arena.grads[1] = owned;                                     /* B's in C's state */
+    EXPECT_STATUS(ADAMCORE_E_OVERLAP, adamcore_optimizer_step(opt, arena.grads, 3));
+    EXPECT_STATUS(ADAMCORE_E_OVERLAP, adamcore_optimizer_step_with_options(opt, arena.grads, 3, NULL));
+    arena.grads[1] = arena.qg;
+
+    /* A tensor at the largest count cannot step; nothing else moves either. */
+    CHECK(adamcore_optimizer_set_tensor_step(opt, 0, INT64_MAX) == ADAMCORE_OK, "set_tensor_step(INT64_MAX)");
+    arena.list[0] = 1; arena.list[1] = 0;
+    EXPECT_STATUS(ADAMCORE_E_STEP, adamcore_optimizer_step_tensors(opt, arena.list, NULL, 2, NULL));
+    EXPECT_STATUS(ADAMCORE_E_STEP, adamcore_optimizer_step(opt, NULL, 3));
+    CHECK(adamcore_optimizer_set_tensor_step(opt, 0, 1) == ADAMCORE_OK, "back to 1");
+
+    /* set_tensor_step / get_tensor_step. */
+    EXPECT_STATUS(ADAMCORE_E_STEP, adamcore_optimizer_set_tensor_step(opt, 0, -1));
+    EXPECT_STATUS(ADAMCORE_E_STEP, adamcore_optimizer_set_tensor_step(opt, 1, INT64_MIN));
+    EXPECT_STATUS(ADAMCORE_E_INDEX, adamcore_optimizer_set_tensor_step(opt, 3, 1));
+    EXPECT_STATUS(ADAMCORE_E_INDEX, adamcore_optimizer_set_tensor_step(opt, SIZE_MAX, 1));
+    EXPECT_STATUS(ADAMCORE_E_HANDLE, adamcore_optimizer_set_tensor_step(NULL, 0, 1));
+    arena.step_out = 12345;
+    EXPECT_STATUS(ADAMCORE_E_INDEX, adamcore_optimizer_get_tensor_step(opt, 3, &arena.step_out));
+    EXPECT_STATUS(ADAMCORE_E_INDEX, adamcore_optimizer_get_tensor_step(opt, SIZE_MAX, &arena.step_out));
+    EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_optimizer_get_tensor_step(opt, 0, NULL));
+    EXPECT_STATUS(ADAMCORE_E_HANDLE, adamcore_optimizer_get_tensor_step(NULL, 0, &arena.step_out));
+
+    /* set_tensor_param: onto another tensor's parameter, state or gradient, its own state or gradient, misaligned,
+     * NULL, a bad index. */
+    void *onto[] = {arena.q, arena.qm + 3, arena.qv, arena.qg, arena.pd, owned, arena.v, arena.g, arena.m + N - 1};
+    for (size_t j = 0; j < sizeof onto / sizeof onto[0]; j++)
+        EXPECT_STATUS(ADAMCORE_E_OVERLAP, adamcore_optimizer_set_tensor_param(opt, 0, onto[j]));
+    EXPECT_STATUS(ADAMCORE_E_OVERLAP, adamcore_optimizer_set_tensor_param(opt, 2, arena.q));    /* f64 C over B */
+    EXPECT_STATUS(ADAMCORE_E_OVERLAP, adamcore_optimizer_set_tensor_param(opt, 1, arena.p + 2));
+    EXPECT_STATUS(ADAMCORE_E_MISALIGNED, adamcore_optimizer_set_tensor_param(opt, 0, (char *)arena.misaligned_base + 2));
+    float *not8 = (uintptr_t)arena.fresh % 8 == 0 ? arena.fresh + 1 : arena.fresh;
+    EXPECT_STATUS(ADAMCORE_E_MISALIGNED, adamcore_optimizer_set_tensor_param(opt, 2, not8));
+    EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_optimizer_set_tensor_param(opt, 0, NULL));
+    EXPECT_STATUS(ADAMCORE_E_INDEX, adamcore_optimizer_set_tensor_param(opt, 3, arena.fresh));
+    EXPECT_STATUS(ADAMCORE_E_INDEX, adamcore_optimizer_set_tensor_param(opt, SIZE_MAX, arena.fresh));
+    EXPECT_STATUS(ADAMCORE_E_HANDLE, adamcore_optimizer_set_tensor_param(NULL, 0, arena.fresh));
+    /* After the refused moves A's parameter is still a registered buffer: a gradient over it is still refused. */
+    arena.list[0] = 1; arena.grads[0] = arena.p;
+    EXPECT_STATUS(ADAMCORE_E_OVERLAP, adamcore_optimizer_step_tensors(opt, arena.list, arena.grads, 1, NULL));
+
+    /* AdaFix must list every tensor. */
+    CHECK(adamcore_optimizer_create(&adafix, &fix) == ADAMCORE_OK &&
+          adamcore_optimizer_add_tensor(fix, 0, ADAMCORE_FLOAT32, arena.other, arena.g, N, NULL, 0, NULL) == ADAMCORE_OK &&
+          adamcore_optimizer_add_tensor(fix, 0, ADAMCORE_FLOAT32, arena.vmax, arena.qg, N, NULL, 0, NULL) == ADAMCORE_OK,
+          "adafix");
+    arena.list[0] = 0; arena.list[1] = 1;
+    EXPECT_STATUS(ADAMCORE_E_ALGORITHM, adamcore_optimizer_step_tensors(fix, arena.list, NULL, 1, NULL));
+    arena.list[0] = 1;
+    EXPECT_STATUS(ADAMCORE_E_ALGORITHM, adamcore_optimizer_step_tensors(fix, arena.list, NULL, 1, NULL));
+    EXPECT_STATUS(ADAMCORE_E_ALGORITHM, adamcore_optimizer_step_tensors(fix, NULL, NULL, 0, NULL));
+    arena.list[0] = 1; arena.list[1] = 1;
+    EXPECT_STATUS(ADAMCORE_E_INDEX, adamcore_optimizer_step_tensors(fix, arena.list, NULL, 2, NULL));
+    int64_t fix_step = -1;
+    CHECK(adamcore_optimizer_get_step(fix, &fix_step) == ADAMCORE_OK && fix_step == 0, "AdaFix: no step taken");
+
+    /* Nothing above changed the optimizer. */
+    CHECK(adamcore_optimizer_save_to_memory(opt, after, size, NULL) == ADAMCORE_OK && memcmp(before, after, size) == 0,
+          "the refused calls changed the optimizer's state or counts");
+    CHECK(sub_tensor_step(opt, 0) == 1 && sub_tensor_step(opt, 1) == 2 && sub_tensor_step(opt, 2) == 1 &&
+          sub_step(opt) == 2, "counts after the refused calls");
+
+    /* found_inf: skipped, nothing written, no tensor's count advanced (only the skipped-step count). */
+    adamcore_step_options_init(&options);
+    options.found_inf = 1;
+    arena.list[0] = 0; arena.list[1] = 2;
+    int64_t skipped = -1;
+    EXPECT_STATUS(ADAMCORE_STEP_SKIPPED, adamcore_optimizer_step_tensors(opt, arena.list, NULL, 2, &options));
+    CHECK(adamcore_optimizer_get_skipped_steps(opt, &skipped, NULL) == ADAMCORE_OK && skipped == 1, "skipped %lld",
+          (long long)skipped);
+    CHECK(sub_tensor_step(opt, 0) == 1 && sub_tensor_step(opt, 1) == 2 && sub_tensor_step(opt, 2) == 1 &&
+          sub_step(opt) == 2, "counts after a skipped step");
+
+    /* Accepted: AdaFix listing both in any order; a step of nothing (the tensors' counts stay, the call counts);
+     * a gradient shared with another tensor's registered gradient (gradients are only read). */
+    arena.list[0] = 1; arena.list[1] = 0;
+    CHECK(adamcore_optimizer_step_tensors(fix, arena.list, NULL, 2, NULL) == ADAMCORE_OK, "AdaFix lists all");
+    memcpy(snapshot, &arena, sizeof arena);
+    CHECK(adamcore_optimizer_step_tensors(opt, NULL, NULL, 0, NULL) == ADAMCORE_OK, "a step of nothing");
+    CHECK(memcmp(snapshot, &arena, sizeof arena) == 0, "a step of nothing wrote");
+    CHECK(sub_tensor_step(opt, 0) == 1 && sub_tensor_step(opt, 1) == 2 && sub_tensor_step(opt, 2) == 1 &&
+          sub_step(opt) == 3, "a step of nothing counts as a call and advances no tensor");
+    arena.list[0] = 0; arena.grads[0] = arena.qg;
+    CHECK(adamcore_optimizer_step_tensors(opt, arena.list, arena.grads, 1, NULL) == ADAMCORE_OK,
+          "A stepped with B's registered gradient");
+
+    /* Moves: onto itself; then to fresh memory, after which the new memory is registered and the old is free. */
+    CHECK(adamcore_optimizer_set_tensor_param(opt, 0, arena.p) == ADAMCORE_OK, "set_tensor_param to its own memory");
+    CHECK(adamcore_optimizer_set_tensor_param(opt, 0, arena.fresh) == ADAMCORE_OK, "set_tensor_param to fresh memory");
+    arena.list[0] = 1; arena.grads[0] = arena.fresh + 1;
+    EXPECT_STATUS(ADAMCORE_E_OVERLAP, adamcore_optimizer_step_tensors(opt, arena.list, arena.grads, 1, NULL));
+    EXPECT_STATUS(ADAMCORE_E_OVERLAP, adamcore_optimizer_set_tensor_param(opt, 1, arena.fresh + 2));
+    float p_copy[N];
+    memcpy(p_copy, arena.p, sizeof p_copy);
+    arena.grads[0] = arena.p;
+    CHECK(adamcore_optimizer_step_tensors(opt, arena.list, arena.grads, 1, NULL) == ADAMCORE_OK,
+          "a gradient in A's old parameter memory is accepted");
+    CHECK(memcmp(p_copy, arena.p, sizeof p_copy) == 0, "A's old parameter memory was written");
+    CHECK(adamcore_optimizer_set_tensor_param(opt, 1, arena.p) == ADAMCORE_OK, "B moves into A's old memory");
+    adamcore_optimizer_destroy(fix);
+    adamcore_optimizer_destroy(opt);
+    free(before);
+    free(after);
+}
+
+static void test_tensor_subsets(const char *dir) {
+    adamcore_config configs[SUB_CONFIGS];
+    sub_configs(configs);
+    for (int k = 0; k < SUB_CONFIGS; k++) {
+        test_subset_own_counts(&configs[k], k);
+        test_subset_many_counts(&configs[k], k);
+        test_subset_restart(&configs[k], k);
+        test_subset_late_tensor(&configs[k], k);
+        test_subset_rebind(&configs[k], k);
+        test_subset_checkpoint(&configs[k], k, dir);
+    }
+    test_subset_errors();
+}
+
 int main(void) {
     fill_arena();
     test_version_and_statuses();
@@ -957,6 +1643,7 @@ int main(void) {
     fill_arena();
     test_checkpoint_errors(dir);
     test_checkpoint_continuation(dir);
+    test_tensor_subsets(dir);
     test_checkpoint_crash(dir);
     for (int round = 0; round < 3; round++) test_thread_stress();
     test_stats_and_advice();
