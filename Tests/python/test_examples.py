@@ -35,3 +35,14 @@ def test_digits_demo_smoke(tmp_path, capsys):
     for name, runs in results.items():
         assert len(runs) == 2 and all(np.isfinite(r["train_loss"]).all() for r in runs)
         assert np.mean([r["test_accuracy"][-1] for r in runs]) > 0.5, name  # chance is 0.1
+
+
+def test_torch_drop_in_example_trains_like_torch(capsys):
+    """The torch drop-in example: both optimizers reach the same loss (same seed, same data, same schedule)."""
+    example = _load(EXAMPLES / "torch_drop_in.py")
+    ours = example.main(["--optimizer", "adamcore", "--epochs", "4", "--hidden", "32"])
+    theirs = example.main(["--optimizer", "torch", "--epochs", "4", "--hidden", "32"])
+    out = capsys.readouterr().out
+    assert "adamcore: final loss" in out and "torch: final loss" in out and "us per step" in out
+    assert ours == pytest.approx(theirs, rel=1e-3), (ours, theirs)
+    assert ours < 0.2  # it learned (the target's variance is about 0.25)

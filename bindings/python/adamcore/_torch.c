@@ -13,7 +13,7 @@
 
 #include <math.h>
 
-static PyObject *str_grad, *str_dtype, *str_layout, *str_is_cpu, *str_is_contiguous, *str_numel, *str_data_ptr,
+static PyObject *str_grad, *str_dtype, *str_layout, *str_is_cpu, *str_is_contiguous, *str_nbytes, *str_data_ptr,
     *str_local_tensor;
 static PyObject *torch_strided; /* torch.strided, the dense layout */
 
@@ -57,10 +57,10 @@ static int intern_names(void) {
     str_layout = PyUnicode_InternFromString("layout");
     str_is_cpu = PyUnicode_InternFromString("is_cpu");
     str_is_contiguous = PyUnicode_InternFromString("is_contiguous");
-    str_numel = PyUnicode_InternFromString("numel");
+    str_nbytes = PyUnicode_InternFromString("nbytes");
     str_data_ptr = PyUnicode_InternFromString("data_ptr");
     str_local_tensor = PyUnicode_InternFromString("_local_tensor");
-    return (str_grad && str_dtype && str_layout && str_is_cpu && str_is_contiguous && str_numel && str_data_ptr &&
+    return (str_grad && str_dtype && str_layout && str_is_cpu && str_is_contiguous && str_nbytes && str_data_ptr &&
             str_local_tensor) ? 0 : -1;
 }
 
@@ -106,16 +106,14 @@ static int attribute_is(PyObject *obj, PyObject *name, PyObject *expected, int c
     return same;
 }
 
-/* Checks tensor k's gradient `g` (a plain tensor); 0, or -1 with an exception naming the parameter. */
+/* Checks tensor k's gradient `g` (a plain tensor): its dtype, device, layout and byte size are the parameter's.
+ * Four attribute reads, the fewest that cover it: a sparse tensor is not contiguous (the layout is read only to
+ * say so), and with the dtype known, nbytes gives the element count. 0, or -1 with an exception naming the
+ * parameter. torch checks much of this when .grad is assigned, but `g.data = ...` can still change any of it. */
 static int check_grad(OptimizerObject *self, Py_ssize_t k, PyObject *g) {
     int ok = attribute_is(g, str_dtype, self->torch.dtypes[k], 0);
     if (ok <= 0) {
         if (ok == 0) PyErr_Format(PyExc_TypeError, "parameter %zd: its gradient's dtype differs from the parameter's", k);
-        return -1;
-    }
-    ok = attribute_is(g, str_layout, torch_strided, 0);
-    if (ok <= 0) {
-        if (ok == 0) PyErr_Format(PyExc_RuntimeError, "parameter %zd: adamcore does not support sparse gradients", k);
         return -1;
     }
     ok = attribute_is(g, str_is_cpu, Py_True, 0);
@@ -124,18 +122,32 @@ static int check_grad(OptimizerObject *self, Py_ssize_t k, PyObject *g) {
         return -1;
     }
     ok = attribute_is(g, str_is_contiguous, Py_True, 1);
-    if (ok <= 0) {
-        if (ok == 0) PyErr_Format(PyExc_ValueError, "parameter %zd: its gradient is not contiguous", k);
+    if (ok <= 0) {  /* say why: sparse (not strided), or strided but not contiguous */
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        int strided = attribute_is(g, str_layout, torch_strided, 0);
+        if (strided > 0 && type) {
+            PyErr_Restore(type, value, traceback);  /* is_contiguous() itself failed */
+            return -1;
+        }
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(traceback);
+        if (strided == 0)
+            PyErr_Format(PyExc_RuntimeError, "parameter %zd: adamcore does not support sparse gradients", k);
+        else if (strided > 0)
+            PyErr_Format(PyExc_ValueError, "parameter %zd: its gradient is not contiguous", k);
         return -1;
     }
-    PyObject *n = PyObject_CallMethodNoArgs(g, str_numel);
+    PyObject *n = PyObject_GetAttr(g, str_nbytes);
     if (!n) return -1;
-    Py_ssize_t count = PyLong_AsSsize_t(n);
+    Py_ssize_t bytes = PyLong_AsSsize_t(n);
     Py_DECREF(n);
-    if (count == -1 && PyErr_Occurred()) return -1;
-    if ((size_t)count != self->counts[k]) {
-        PyErr_Format(PyExc_ValueError, "parameter %zd: its gradient has %zd elements, the parameter %zu", k, count,
-                     self->counts[k]);
+    if (bytes == -1 && PyErr_Occurred()) return -1;
+    const size_t itemsize = self->dtypes[k] == ADAMCORE_FLOAT64 ? 8 : 4;
+    if ((size_t)bytes != self->counts[k] * itemsize) {
+        PyErr_Format(PyExc_ValueError, "parameter %zd: its gradient has %zd elements, the parameter %zu", k,
+                     bytes / (Py_ssize_t)itemsize, self->counts[k]);
         return -1;
     }
     return 0;

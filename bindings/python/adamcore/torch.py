@@ -22,10 +22,12 @@ parameters, which refines the Lipschitz estimate (or construct it with ``next_gr
 from __future__ import annotations
 
 import collections
+from itertools import chain
 from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import torch
+from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
 from . import _configs, _core
 from . import optim as _optim
@@ -42,13 +44,22 @@ def _local(t: torch.Tensor) -> torch.Tensor:
     return t._local_tensor if _is_dtensor(t) else t
 
 
+_PLAIN = (float, int, bool, type(None))
+
+
 def _scalar(value: Any) -> Any:
     """A hyperparameter as the core takes it: a 1-element Tensor (an lr a scheduler updates) becomes its float."""
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, torch.Tensor):
         return float(value)
     if isinstance(value, tuple):
         return tuple(_scalar(v) for v in value)
     return value
+
+
+def _profiler_enabled() -> bool:
+    return torch._C._autograd._profiler_enabled()
 
 
 class _Changes:
@@ -142,7 +153,6 @@ class _AdamCoreOptimizer:
     _hyper_keys: tuple = ()
     _slot_order: Callable[[dict], List[str]]
     _keeps_step = True          # torch keeps state['step'] (not SGD)
-    _state_at_init = False      # torch creates the state at construction (Adagrad)
 
     def __init__(self, params, *args, **kwargs):
         self._ac = None
@@ -178,7 +188,7 @@ class _AdamCoreOptimizer:
         return type(self)._make_config(**{k: _scalar(group[k]) for k in self._hyper_keys})
 
     def _hyper(self, group: Dict[str, Any]) -> tuple:
-        return tuple(_scalar(group[k]) for k in self._hyper_keys)
+        return tuple([_scalar(group[k]) for k in self._hyper_keys])
 
     def _rebuild(self) -> None:
         """Registers every parameter anew from param_groups and self.state (construction, load_state_dict,
@@ -191,6 +201,13 @@ class _AdamCoreOptimizer:
             n = sum(len(g["params"]) for g in self.param_groups)
             ac.steps_t = torch.zeros(max(2 * n, 16), dtype=ac.step_dtype)
             ac.steps_np = ac.steps_t.numpy()
+        seen = set()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if id(p) in seen:
+                    raise ValueError(f"adamcore.torch.{type(self).__name__}: a parameter is listed twice (torch.optim "
+                                     "would step it twice per step, which it deprecates); list each parameter once")
+                seen.add(id(p))
         previous = self.state
         ac.state_obj = _state_mapping(ac.changes, previous.items())
         self._ac = ac
@@ -215,7 +232,9 @@ class _AdamCoreOptimizer:
     def _register_param(self, p: torch.Tensor, group: int, config: _core.Config, saved: Optional[dict]) -> None:
         ac = self._ac
         alias = _local(p).detach()
-        fill = getattr(config, "initial_accumulator_value", 0.0) if config.algorithm == _core.ADAGRAD else 0.0
+        # torch's Adagrad fills new state with the constructor's initial_accumulator_value, whatever the group says
+        # (its state at construction was made by torch itself and is adopted below).
+        fill = float(self.defaults.get("initial_accumulator_value", 0.0)) if config.algorithm == _core.ADAGRAD else 0.0
         slots = {name: torch.full_like(alias, fill if name == "sum" else 0.0, memory_format=torch.contiguous_format)
                  for name in config.state_names}
         i = len(ac.records)
@@ -261,7 +280,7 @@ class _AdamCoreOptimizer:
             ac.steps_np[i] = step
         ac.core.set_tensor_step(i, step)
         record.exposed = record.entries = None
-        if not fresh or self._state_at_init:
+        if not fresh:
             self._expose(i)
 
     def _expose(self, i: int) -> None:
@@ -304,7 +323,10 @@ class _AdamCoreOptimizer:
 
     def state_dict(self) -> Dict[str, Any]:
         self._reconcile_if_changed()
-        return super().state_dict()
+        saved = super().state_dict()
+        # Plain dicts, as torch's: torch.load(weights_only=True) admits no other mapping type.
+        saved["state"] = {k: dict(v) if isinstance(v, dict) else v for k, v in saved["state"].items()}
+        return saved
 
     def _reconcile_if_changed(self) -> None:
         ac = self._ac
@@ -341,7 +363,32 @@ class _AdamCoreOptimizer:
         scale, found = getattr(self, "grad_scale", None), getattr(self, "found_inf", None)
         return (1.0 if scale is None else float(scale)), (False if found is None else bool(float(found) > 0))
 
-    def step(self, closure: Optional[Callable[[], Any]] = None):
+    def step(self, *args, **kwargs):
+        """One step of every parameter that has a gradient (``closure`` as in torch.optim). This is torch's own
+        hook protocol (global and per-optimizer step pre/post hooks, in torch's order, with torch's arguments),
+        written out so that a profiler range is opened only while a profiler records."""
+        if _profiler_enabled():
+            with torch.autograd.profiler.record_function(f"Optimizer.step#{type(self).__name__}.step"):
+                return self._hooked_step((self, *args), kwargs)
+        return self._hooked_step((self, *args), kwargs)
+    step.hooked = True  # tells torch.optim.Optimizer not to wrap it again
+
+    def _hooked_step(self, args: tuple, kwargs: Dict[str, Any]):
+        for pre_hook in chain(_global_optimizer_pre_hooks.values(), self._optimizer_step_pre_hooks.values()):
+            result = pre_hook(self, args, kwargs)
+            if result is not None:
+                if isinstance(result, tuple) and len(result) == 2:
+                    args, kwargs = result
+                else:
+                    raise RuntimeError(f"{self.step} must return None or a tuple of (new_args, new_kwargs), but got "
+                                       f"{result}.")
+        out = type(self)._step(*args, **kwargs)
+        self._optimizer_step_code()
+        for post_hook in chain(self._optimizer_step_post_hooks.values(), _global_optimizer_post_hooks.values()):
+            post_hook(self, args, kwargs)
+        return out
+
+    def _step(self, closure: Optional[Callable[[], Any]] = None):
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -434,7 +481,6 @@ class Adagrad(_AdamCoreOptimizer, torch.optim.Adagrad):
     _make_config = staticmethod(_configs.adagrad)
     _hyper_keys = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps", "maximize")
     _slot_order = staticmethod(lambda slots: [k for k in ("sum",) if k in slots])
-    _state_at_init = True
 
 
 class AdaFix(torch.optim.Optimizer):
