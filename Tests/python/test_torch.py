@@ -1,4 +1,4 @@
-"""Parity with torch.optim (skipped when torch is not importable): float32, 1000 steps, rtol 1e-5, atol 1e-6."""
+"""Parity with torch.optim (a test dependency: `make deps` installs it): float32, 1000 steps, rtol 1e-5, atol 1e-6."""
 import copy
 
 import adamcore
@@ -7,8 +7,8 @@ import pytest
 
 from reference import Problem
 
-torch = pytest.importorskip("torch")
-import adamcore.torch as act  # noqa: E402
+import torch
+import adamcore.torch as act
 
 PAIRS = [
     ("adam", adamcore.Adam, torch.optim.Adam, dict(lr=1e-2)),
