@@ -270,6 +270,7 @@ class _AdamCoreOptimizer:
                 value = saved.get(name)
                 if not isinstance(value, torch.Tensor):
                     raise ValueError(f"state of parameter {i} has no tensor '{name}' (keys: {sorted(saved)})")
+                value = _local(value)   # a DTensor's shard: this rank's part of the state
                 if value.numel() != buf.numel():
                     raise ValueError(f"state[{i}]['{name}'] has {value.numel()} elements, the parameter "
                                      f"{buf.numel()}")
@@ -290,8 +291,13 @@ class _AdamCoreOptimizer:
         entries: Dict[str, Any] = {}
         if self._keeps_step:
             entries["step"] = ac.steps_t[i]
+        p = record.param
         for name in self._slot_order(record.slots):
-            entries[name] = record.slots[name]
+            buf = record.slots[name]
+            if _is_dtensor(p):  # torch keeps a sharded parameter's state sharded alike (FSDP2 checkpoints rely on it)
+                buf = type(p).from_local(buf, p.device_mesh, p.placements, run_check=False, shape=p.size(),
+                                         stride=p.stride())
+            entries[name] = buf
         record.entries = entries
         record.exposed = _param_state(ac.changes, entries)
         collections.defaultdict.__setitem__(self.state, record.param, record.exposed)
