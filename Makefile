@@ -128,8 +128,12 @@ test-c: $(LIB)
 	ADAMCORE_ISA=baseline $(BUILD)/test_abi
 
 # Python: pytest over the in-place build (run from Tests/python so the source tree is not imported instead).
+# The torch drop-in tests run twice: against adamcore.torch, and with torch.optim in its place, which proves that
+# each of them states torch's own behaviour.
 test-python: python
 	cd Tests/python && PYTHONPATH=$(BUILD)/python $(PYTHON) -m pytest -q -p no:cacheprovider
+	cd Tests/python && ADAMCORE_TORCH_SELFTEST=1 PYTHONPATH=$(BUILD)/python $(PYTHON) -m pytest -q -p no:cacheprovider \
+		-W ignore test_torch_dropin.py test_torch_distributed.py
 
 # `pip install` as a user would, offline (no build isolation), into a throwaway virtual environment.
 test-pip: $(LIB)

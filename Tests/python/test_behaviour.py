@@ -409,3 +409,37 @@ def test_a_forked_child_can_step_with_threads():
     adamcore.set_num_threads(0)
     assert child.exitcode == 0, "the child must finish (a pool inherited across fork must not hang)"
     assert result == p.tobytes()
+
+
+@pytest.mark.parametrize("edit", ["setitem", "ior", "update", "pop_setdefault", "replace_dict_items"])
+def test_every_way_of_editing_a_param_group_takes_effect(edit):
+    """A group edited in any way a dict can be is what the next step uses (issue: |= and pop went unseen)."""
+    def run(apply_edit):
+        w = np.ones(4, np.float32)
+        opt = adamcore.SGD([w], lr=0.5)
+        opt.step([np.ones(4, np.float32)])
+        apply_edit(opt.param_groups[0])
+        opt.step([np.ones(4, np.float32)])
+        return w
+
+    def setdefault_after_pop(g):
+        g.pop("lr")
+        g.setdefault("lr", 0.25)
+
+    edits = {
+        "setitem": lambda g: g.__setitem__("lr", 0.25),
+        "ior": lambda g: g.__ior__({"lr": 0.25}),
+        "update": lambda g: g.update(lr=0.25),
+        "pop_setdefault": setdefault_after_pop,
+        "replace_dict_items": lambda g: dict.__setitem__(g, "lr", 0.25),
+    }
+    np.testing.assert_array_equal(run(edits[edit]), np.full(4, 1 - 0.5 - 0.25, np.float32))
+
+
+def test_an_unknown_key_added_later_is_refused_at_the_next_step():
+    w = np.ones(4, np.float32)
+    opt = adamcore.SGD([w], lr=0.5)
+    opt.param_groups[0] |= {"lr_typo": 0.1}
+    with pytest.raises(TypeError):
+        opt.step([np.ones(4, np.float32)])
+    np.testing.assert_array_equal(w, np.ones(4, np.float32))

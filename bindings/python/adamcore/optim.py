@@ -21,20 +21,10 @@ def _dtype_of(array: Any, label: str):
     return _DTYPES[fmt]
 
 
-class ParamGroup(dict):
-    """A param group dict that remembers when a hyperparameter changed, so the next step passes it to the core."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.changed = False
-
-    def __setitem__(self, key, value):
-        super().__setitem__(key, value)
-        self.changed = True
-
-    def update(self, *args, **kwargs):
-        super().update(*args, **kwargs)
-        self.changed = True
+def _hyperparameters(group: Dict[str, Any]) -> List[Any]:
+    """What a step compares with what it last gave the core: any edit of a group (item assignment, update, |=,
+    pop, setdefault, ...) shows as a difference here, with no need to intercept each way of making it."""
+    return [(k, v) for k, v in group.items() if k != "params"]
 
 
 class Optimizer:
@@ -55,7 +45,8 @@ class Optimizer:
             raise ValueError("optimizer got an empty parameter list")
         if not isinstance(groups[0], dict):
             groups = [{"params": groups}]
-        self.param_groups: List[ParamGroup] = []
+        self.param_groups: List[Dict[str, Any]] = []
+        self._pushed: List[List[Any]] = []  # per group: _hyperparameters() as the core has them
         self.state: Dict[int, Dict[str, Any]] = {}
         self._params: List[Any] = []
         self._core: Optional[_core.Optimizer] = None
@@ -74,7 +65,7 @@ class Optimizer:
     def add_param_group(self, group: Dict[str, Any]) -> None:
         params = group["params"]
         params = [params] if not isinstance(params, (list, tuple)) else list(params)
-        merged = ParamGroup({**self.defaults, **{k: v for k, v in group.items() if k != "params"}})
+        merged = {**self.defaults, **{k: v for k, v in group.items() if k != "params"}}
         unknown = set(merged) - set(self.defaults)
         if unknown:
             raise TypeError(f"unknown hyperparameter(s) for {type(self).__name__}: {sorted(unknown)}")
@@ -94,14 +85,15 @@ class Optimizer:
             self.state[len(self._params)] = slots
             self._params.append(p)
         merged["params"] = list(range(first, len(self._params)))
-        merged.changed = False
         self.param_groups.append(merged)
+        self._pushed.append(_hyperparameters(merged))
 
     def _sync(self) -> None:
         for index, group in enumerate(self.param_groups):
-            if group.changed:
+            values = _hyperparameters(group)
+            if values != self._pushed[index]:
                 self._core.set_config(index, self._config(group))
-                group.changed = False
+                self._pushed[index] = values
 
     # -- stepping -----------------------------------------------------------------------------------------------
     def step(self, grads: Sequence[Any], *, grad_scale: Optional[float] = None, found_inf: bool = False) -> bool:
@@ -182,9 +174,8 @@ class Optimizer:
     def _groups_from_core(self) -> None:
         for index, group in enumerate(self.param_groups):
             values = _configs.hyperparameters(self._core.get_config(index), group.keys())
-            for key, value in values.items():
-                dict.__setitem__(group, key, value)
-            group.changed = False
+            group.update(values)
+            self._pushed[index] = _hyperparameters(group)
 
     # -- checkpoints (torch's layout) ---------------------------------------------------------------------------
     def state_dict(self) -> Dict[str, Any]:
@@ -230,10 +221,8 @@ class Optimizer:
         # Everything checked: now change.
         for index, (mine, theirs, config) in enumerate(zip(self.param_groups, groups, configs)):
             self._core.set_config(index, config)
-            for key, value in theirs.items():
-                if key != "params":
-                    dict.__setitem__(mine, key, value)
-            mine.changed = False
+            mine.update({k: v for k, v in theirs.items() if k != "params"})
+            self._pushed[index] = _hyperparameters(mine)
         for mine_index, their_index in enumerate(order):
             entry = saved.get(their_index, saved.get(str(their_index)))
             for name, array in self.state[mine_index].items():
