@@ -149,3 +149,26 @@ def test_torch_rejections():
     with pytest.raises(RuntimeError, match="sparse"):
         opt.step()
     assert torch.equal(p, torch.zeros(3)) and len(opt.state) == 0
+
+
+def test_a_state_dict_that_does_not_fit_is_refused_and_the_optimizer_keeps_working():
+    """torch.optim would load it and fail at a later step; adamcore refuses it at load and keeps its own state."""
+    model, x, y = _model_and_data(3)
+    twin = copy.deepcopy(model)
+    a, b = act.Adam(model.parameters(), lr=1e-2), act.Adam(twin.parameters(), lr=1e-2)
+    for m, o in ((model, a), (twin, b)):
+        o.zero_grad()
+        torch.nn.functional.mse_loss(m(x), y).backward()
+        o.step()
+    bad = copy.deepcopy(a.state_dict())
+    bad["state"][0]["exp_avg"] = torch.zeros(3)
+    with pytest.raises(ValueError, match="elements"):
+        a.load_state_dict(bad)
+    for m, o in ((model, a), (twin, b)):
+        for _ in range(3):
+            o.zero_grad()
+            torch.nn.functional.mse_loss(m(x), y).backward()
+            o.step()
+    for p, q in zip(model.parameters(), twin.parameters()):
+        assert torch.equal(p, q)
+    assert a.state_dict()["state"][0]["step"] == 4

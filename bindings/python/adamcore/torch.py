@@ -134,7 +134,7 @@ class _Record:
 class _Registration:
     """Everything adamcore keeps for an optimizer beside torch's own attributes (rebuilt, never pickled)."""
 
-    def __init__(self, optimizer: "_AdamCoreOptimizer"):
+    def __init__(self):
         self.changes = _Changes()
         self.core: Optional[_core.Optimizer] = None
         self.records: List[_Record] = []
@@ -194,7 +194,7 @@ class _AdamCoreOptimizer:
         """Registers every parameter anew from param_groups and self.state (construction, load_state_dict,
         deepcopy and pickling, and edits of the parameter lists). State values present in self.state are kept."""
         old = self._ac
-        ac = _Registration(self)
+        ac = _Registration()
         non_fused = any(not g.get("fused") for g in self.param_groups)
         ac.step_dtype = torch.float64 if non_fused and torch.get_default_dtype() == torch.float64 else torch.float32
         if self._keeps_step:
@@ -212,10 +212,15 @@ class _AdamCoreOptimizer:
         ac.state_obj = _state_mapping(ac.changes, previous.items())
         self._ac = ac
         self.state = ac.state_obj
-        for group in self.param_groups:
-            self._register_group(group, previous)
+        try:
+            for group in self.param_groups:
+                self._register_group(group, previous)
+        except BaseException:
+            # A state that does not fit (wrong sizes, missing tensors): keep the registration that worked.
+            self._ac = old
+            self.state = old.state_obj if old is not None else previous
+            raise
         ac.seen = ac.changes.count
-        del old
 
     def _register_group(self, group: Dict[str, Any], previous) -> None:
         ac = self._ac
@@ -254,6 +259,7 @@ class _AdamCoreOptimizer:
         for i, r in enumerate(ac.records):
             if r.exposed is not None:
                 dict.__setitem__(r.exposed, "step", ac.steps_t[i])
+                r.entries["step"] = ac.steps_t[i]
 
     def _adopt(self, i: int, saved: Optional[dict]) -> None:
         """Makes tensor i's state what `saved` says: a state entry in torch's layout, or None or {} for none (then
