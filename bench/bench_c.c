@@ -3,16 +3,22 @@
  *   - a roofline kernel: the same memory traffic as Adam (read p, g, m, v; write p, m, v: 28 B/element in float32)
  *     with trivial arithmetic, so it runs at the machine's memory (or cache) speed;
  *   - a C reference Adam kernel compiled by gcc -O3 -march=native -fno-math-errno (OpenMP for 2 threads).
- * Each contender runs a fixed number of repetitions per round, rounds alternate between contenders, and the best
- * round counts; a 5 ms pause before each contender lets the previous one's spinning threads sleep. Output: one line per (algorithm, size, threads) in a simple key=value form that bench/report.py
- * turns into tables. Usage: bench_c [quick]
+ * Each contender runs a fixed number of repetitions per round (sized from one timed adamcore call to the budget),
+ * rounds alternate between contenders, and the median round is reported with the min, quartiles, max and every
+ * round's time (us_rounds=, so ratios can pair rounds up); a 5 ms pause before each contender lets the previous
+ * one's spinning threads sleep. bytes_per_element is the update's traffic (28 B fp32 Adam/AdamW, 36 AMSGrad), for
+ * GB/s. For the many-tensor layouts the roofline runs over the same bytes as one flat buffer. Output: one line per
+ * (algorithm, size, threads, contender) in a simple key=value form that bench/report.py turns into tables.
+ * Usage: bench_c [quick]
  */
+#define _GNU_SOURCE /* madvise, MADV_HUGEPAGE */
 #include <adamcore.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 static double now(void) {
@@ -59,9 +65,17 @@ static void c_amsgrad(size_t n, float *restrict p, const float *restrict g, floa
     }
 }
 
+/* Buffers of 4 MiB or more are 2 MiB aligned and advised for transparent huge pages, as numpy does for its arrays
+ * (with THP in "madvise" mode, plain malloc'd memory gets none, and from DRAM the roofline was then beaten by the
+ * Python contenders that had them). ADAMCORE_BENCH_THP=0 turns the advice off. */
+static int use_thp = 1;
+
 static float *buffer(size_t n, float value) {
-    float *b = aligned_alloc(64, ((n * sizeof(float) + 63) / 64) * 64);
+    size_t bytes = n * sizeof(float), align = bytes >= (4u << 20) ? (2u << 20) : 64;
+    bytes = (bytes + align - 1) / align * align;
+    float *b = aligned_alloc(align, bytes);
     if (!b) { fprintf(stderr, "out of memory\n"); exit(1); }
+    if (use_thp && align > 64) madvise(b, bytes, MADV_HUGEPAGE); /* advice: failure is harmless */
     for (size_t i = 0; i < n; i++) b[i] = value == 0 ? 0 : value * sinf((float)i);
     return b;
 }
@@ -72,7 +86,20 @@ static float *buffer(size_t n, float value) {
         if (s_) { fprintf(stderr, "%s: %s\n", #call, adamcore_status_name(s_)); exit(1); }                           \
     } while (0)
 
-enum { CONTENDERS = 5 };
+enum { CONTENDERS = 5, MAX_ROUNDS = 32 };
+static int rounds = 11;
+
+static int compare_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The q-quantile of sorted x[0..n-1], linear between order statistics (numpy's default, Python's "inclusive"). */
+static double quantile(const double *x, int n, double q) {
+    double pos = q * (n - 1);
+    int i = (int)pos;
+    return i + 1 < n ? x[i] + (pos - i) * (x[i + 1] - x[i]) : x[n - 1];
+}
 static const char *names[CONTENDERS] = {"adamcore", "adamcore_object", "roofline", "c_gcc", "adamcore_object_stats"};
 
 /* One size: `tensors` tensors of `per` elements each (tensors > 1 only for the object, the layout case). */
@@ -80,6 +107,8 @@ static void bench(const char *algorithm, size_t tensors, size_t per, int threads
     size_t n = tensors * per;
     int ams = strcmp(algorithm, "amsgrad") == 0, adamw = strcmp(algorithm, "adamw") == 0;
     float *p = buffer(n, 1), *g = buffer(n, 0.1f), *m = buffer(n, 0), *v = buffer(n, 0), *vmax = buffer(n, 0);
+    /* The roofline's own p, m, v: its m += g, v += g would make v negative and p NaN in the Adam buffers. */
+    float *rp = buffer(n, 1), *rm = buffer(n, 0), *rv = buffer(n, 0);
     adamcore_config c;
     CHECK(adamcore_config_init(&c, ADAMCORE_ADAM));
     if (ams) c.flags |= ADAMCORE_FLAG_AMSGRAD;
@@ -99,16 +128,26 @@ static void bench(const char *algorithm, size_t tensors, size_t per, int threads
     CHECK(adamcore_set_num_threads(threads));
     omp_set_num_threads(threads);
 
-    /* Repetitions per round: about budget/10 seconds of Adam at ~0.5 ns/element, at least one. */
-    size_t reps = (size_t)(budget / 10 / (n * 0.5e-9));
+    /* Repetitions per round: about budget/rounds seconds of the adamcore step timed once after a warm-up (the
+     * first call pays the page faults), at least one. */
+    int64_t step = 0;
+    double once = 0;
+    for (int w = 0; w < 2; w++) {
+        double t0 = now();
+        step++;
+        if (tensors > 1) CHECK(adamcore_optimizer_step(opt, NULL, tensors));
+        else CHECK(adamcore_adam_step_f32(&c, step, n, p, g, m, v, ams ? vmax : NULL));
+        once = now() - t0;
+    }
+    size_t reps = (size_t)(budget / rounds / (once > 1e-7 ? once : 1e-7));
     if (reps < 1) reps = 1;
     if (reps > 200000) reps = 200000;
-    double best[CONTENDERS];
-    for (int k = 0; k < CONTENDERS; k++) best[k] = 1e30;
-    int64_t step = 0;
-    for (int round = 0; round < 7; round++) {
+    double times[CONTENDERS][MAX_ROUNDS];
+    int done[CONTENDERS] = {0};
+    for (int round = 0; round < rounds; round++) {
         for (int k = 0; k < CONTENDERS; k++) {
-            if (tensors > 1 && k != 1 && k != 4) continue; /* the many-tensor layout is the object's case */
+            /* The many-tensor layout is the object's case (and the roofline's, over the same bytes flat). */
+            if (tensors > 1 && k != 1 && k != 4 && k != 2) continue;
             /* Let the previous contender's spinning threads (OpenMP's, the pool's) go to sleep first. */
             nanosleep(&(struct timespec){0, 5000000}, NULL);
             double t0 = now();
@@ -121,35 +160,58 @@ static void bench(const char *algorithm, size_t tensors, size_t per, int threads
                     break;
                 case 1: CHECK(adamcore_optimizer_step(opt, NULL, tensors)); break;
                 case 4: CHECK(adamcore_optimizer_step(measured, NULL, tensors)); break;
-                case 2: roofline(n, p, g, m, v); break;
+                case 2: roofline(n, rp, g, rm, rv); break;
                 case 3:
                     if (ams) c_amsgrad(n, p, g, m, v, vmax, 1e-3f / 0.1f, 1000.0f, 0.9f, 0.999f, 1e-8f);
                     else c_adam(n, p, g, m, v, 1e-3f / 0.1f, 1000.0f, 0.9f, 0.999f, 1e-8f);
                     break;
                 }
             }
-            double dt = (now() - t0) / reps;
-            if (dt < best[k]) best[k] = dt;
+            times[k][done[k]++] = (now() - t0) / reps;
         }
     }
     for (int k = 0; k < CONTENDERS; k++) {
-        if (best[k] >= 1e30) continue;
+        int r = done[k];
+        if (r == 0) continue;
+        double sorted[MAX_ROUNDS];
+        memcpy(sorted, times[k], sizeof(double) * r);
+        qsort(sorted, r, sizeof(double), compare_double);
+        double median = quantile(sorted, r, 0.5), scale = 1e9 / n;
         printf("side=c algorithm=%s contender=%s tensors=%zu elements=%zu threads=%d ns_per_element=%.4f "
-               "us_per_call=%.3f\n", algorithm, names[k], tensors, n, threads, best[k] * 1e9 / n, best[k] * 1e6);
+               "us_per_call=%.3f ns_min=%.4f ns_q1=%.4f ns_q3=%.4f ns_max=%.4f rounds=%d reps=%zu "
+               "bytes_per_element=%d us_rounds=",
+               algorithm, names[k], tensors, n, threads, median * scale, median * 1e6, sorted[0] * scale,
+               quantile(sorted, r, 0.25) * scale, quantile(sorted, r, 0.75) * scale, sorted[r - 1] * scale, r, reps,
+               ams ? 36 : 28);
+        for (int i = 0; i < r; i++) printf("%s%.3f", i ? "," : "", times[k][i] * 1e6);
+        printf("\n");
     }
     fflush(stdout);
     adamcore_optimizer_destroy(opt);
     adamcore_optimizer_destroy(measured);
-    free(p); free(g); free(m); free(v); free(vmax); free(op); free(og); free(sp); free(sg);
+    free(p); free(g); free(m); free(v); free(vmax); free(op); free(og); free(sp); free(sg); free(rp); free(rm); free(rv);
 }
 
 int main(int argc, char **argv) {
     int quick = argc > 1 && strcmp(argv[1], "quick") == 0;
     double budget = quick ? 0.02 : 0.25;
+    rounds = quick ? 5 : 11;
+    const char *thp = getenv("ADAMCORE_BENCH_THP");
+    use_thp = !(thp && strcmp(thp, "0") == 0);
     size_t sizes[] = {4096, 65536, 1 << 20, 1 << 24, 1 << 26};
     int nsizes = quick ? 3 : 5;
     printf("# adamcore %s, kernels %s, %d CPUs available\n", adamcore_version_string(),
            adamcore_active_isa() == ADAMCORE_ISA_AVX2_FMA ? "AVX2+FMA" : "baseline", omp_get_num_procs());
+    printf("# C rounds: %d interleaved per figure, median reported (spread: min, quartiles, max); budget %g s per "
+           "contender and size\n", rounds, budget);
+    char mode[128] = "unknown";
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (f) {
+        if (fgets(mode, sizeof mode, f)) mode[strcspn(mode, "\n")] = 0;
+        fclose(f);
+    }
+    printf("# C buffers >= 4 MiB: %s (transparent huge pages: %s)\n",
+           use_thp ? "MADV_HUGEPAGE, as numpy's" : "no huge-page advice (ADAMCORE_BENCH_THP=0)", mode);
     const char *algorithms[] = {"adam", "amsgrad", "adamw"};
     for (int a = 0; a < (quick ? 1 : 3); a++) {
         for (int threads = 1; threads <= 2; threads++) {
@@ -158,6 +220,7 @@ int main(int argc, char **argv) {
                 bench(algorithms[a], 1, sizes[s], threads, budget);
             }
             bench(algorithms[a], 1000, 64, threads, budget);
+            if (!quick) bench(algorithms[a], 200, 65536, threads, budget);
         }
     }
     return 0;
