@@ -13,9 +13,69 @@
 
 #include <math.h>
 
-static PyObject *str_grad, *str_dtype, *str_layout, *str_is_cpu, *str_is_contiguous, *str_nbytes, *str_data_ptr,
-    *str_local_tensor;
+static PyObject *str_layout, *str_local_tensor;
 static PyObject *torch_strided; /* torch.strided, the dense layout */
+
+/*
+ * torch's attributes called directly. The generic lookup (type MRO, then the instance dict that torch tensors
+ * have) costs about as much as the attribute itself, and this path reads seven per parameter. So for each exact
+ * tensor type met (torch.Tensor, torch.nn.Parameter) the C functions behind the attributes are found once; a type
+ * where any of them is not torch's C descriptor (a subclass overriding it in Python) uses the generic calls.
+ */
+enum { A_GRAD, A_DTYPE, A_IS_CPU, A_NBYTES, A_DATA_PTR, A_IS_CONTIGUOUS, ATTRIBUTES };
+static const char *const attribute_names[ATTRIBUTES] = {"grad", "dtype", "is_cpu", "nbytes", "data_ptr",
+                                                        "is_contiguous"};
+static PyObject *attribute_strings[ATTRIBUTES];
+
+typedef struct {
+    PyTypeObject *type;            /* a strong reference */
+    int direct;                    /* 0: use the generic calls for this type */
+    PyGetSetDef *getters[A_NBYTES + 1];
+    PyCFunction data_ptr;          /* METH_NOARGS */
+    PyCFunctionWithKeywords is_contiguous;
+} TensorType;
+static TensorType tensor_types[4];
+static int tensor_type_count;
+static PyObject *empty_tuple;
+
+static const TensorType *tensor_type(PyObject *obj) {
+    PyTypeObject *t = Py_TYPE(obj);
+    for (int i = 0; i < tensor_type_count; i++)
+        if (tensor_types[i].type == t) return &tensor_types[i];
+    if (tensor_type_count == (int)(sizeof tensor_types / sizeof tensor_types[0])) return NULL;
+    TensorType *e = &tensor_types[tensor_type_count++];
+    e->type = (PyTypeObject *)Py_NewRef((PyObject *)t);
+    e->direct = 1;
+    for (int a = 0; a < ATTRIBUTES; a++) {
+        PyObject *d = PyObject_GetAttr((PyObject *)t, attribute_strings[a]);
+        if (!d) { PyErr_Clear(); e->direct = 0; break; }
+        if (a <= A_NBYTES && Py_IS_TYPE(d, &PyGetSetDescr_Type)) {
+            e->getters[a] = ((PyGetSetDescrObject *)d)->d_getset;
+        } else if (a == A_DATA_PTR && Py_IS_TYPE(d, &PyMethodDescr_Type) &&
+                   ((PyMethodDescrObject *)d)->d_method->ml_flags == METH_NOARGS) {
+            e->data_ptr = ((PyMethodDescrObject *)d)->d_method->ml_meth;
+        } else if (a == A_IS_CONTIGUOUS && Py_IS_TYPE(d, &PyMethodDescr_Type) &&
+                   ((PyMethodDescrObject *)d)->d_method->ml_flags == (METH_VARARGS | METH_KEYWORDS)) {
+            e->is_contiguous = (PyCFunctionWithKeywords)(void (*)(void))((PyMethodDescrObject *)d)->d_method->ml_meth;
+        } else {
+            e->direct = 0;
+        }
+        Py_DECREF(d);
+    }
+    return e;
+}
+
+/* obj.<attribute> (or obj.<attribute>() for the two methods); a new reference, NULL with an exception. */
+static PyObject *tensor_attribute(PyObject *obj, int a) {
+    const TensorType *t = tensor_type(obj);
+    if (t && t->direct) {
+        if (a <= A_NBYTES) return t->getters[a]->get(obj, t->getters[a]->closure);
+        if (a == A_DATA_PTR) return t->data_ptr(obj, NULL);
+        return t->is_contiguous(obj, empty_tuple, NULL);
+    }
+    return a < A_DATA_PTR ? PyObject_GetAttr(obj, attribute_strings[a])
+                          : PyObject_CallMethodNoArgs(obj, attribute_strings[a]);
+}
 
 int torch_binding_grow(TorchBinding *b, Py_ssize_t old_capacity, Py_ssize_t capacity) {
     PyObject **params = PyMem_Realloc(b->params, (size_t)capacity * sizeof *params);
@@ -51,17 +111,13 @@ void torch_binding_free(TorchBinding *b, Py_ssize_t tensors) {
 }
 
 static int intern_names(void) {
-    if (str_grad) return 0;
-    str_grad = PyUnicode_InternFromString("grad");
-    str_dtype = PyUnicode_InternFromString("dtype");
-    str_layout = PyUnicode_InternFromString("layout");
-    str_is_cpu = PyUnicode_InternFromString("is_cpu");
-    str_is_contiguous = PyUnicode_InternFromString("is_contiguous");
-    str_nbytes = PyUnicode_InternFromString("nbytes");
-    str_data_ptr = PyUnicode_InternFromString("data_ptr");
+    if (str_layout) return 0;
+    for (int a = 0; a < ATTRIBUTES; a++)
+        if (!(attribute_strings[a] = PyUnicode_InternFromString(attribute_names[a]))) return -1;
+    if (!(empty_tuple = PyTuple_New(0))) return -1;
     str_local_tensor = PyUnicode_InternFromString("_local_tensor");
-    return (str_grad && str_dtype && str_layout && str_is_cpu && str_is_contiguous && str_nbytes && str_data_ptr &&
-            str_local_tensor) ? 0 : -1;
+    str_layout = PyUnicode_InternFromString("layout");
+    return str_layout && str_local_tensor ? 0 : -1;
 }
 
 /* torch_bind(i, param, dtype, local, strided): tensor i is the torch parameter `param` (a DTensor when local). */
@@ -83,7 +139,7 @@ PyObject *Optimizer_torch_bind(OptimizerObject *self, PyObject *const *args, Py_
 
 /* The address of a tensor's data; 0 with an exception set on failure. */
 static uintptr_t data_address(PyObject *tensor) {
-    PyObject *r = PyObject_CallMethodNoArgs(tensor, str_data_ptr);
+    PyObject *r = tensor_attribute(tensor, A_DATA_PTR);
     if (!r) return 0;
     unsigned long long a = PyLong_AsUnsignedLongLong(r);
     Py_DECREF(r);
@@ -97,9 +153,9 @@ static PyObject *local_of(PyObject *tensor, int local) {
     return local ? PyObject_GetAttr(tensor, str_local_tensor) : Py_NewRef(tensor);
 }
 
-/* Whether attribute `name` of `obj` is `expected` (identity); -1 with an exception on failure. */
-static int attribute_is(PyObject *obj, PyObject *name, PyObject *expected, int call) {
-    PyObject *v = call ? PyObject_CallMethodNoArgs(obj, name) : PyObject_GetAttr(obj, name);
+/* Whether attribute `a` of `obj` is `expected` (identity); -1 with an exception on failure. */
+static int attribute_is(PyObject *obj, int a, PyObject *expected) {
+    PyObject *v = tensor_attribute(obj, a);
     if (!v) return -1;
     int same = v == expected;
     Py_DECREF(v);
@@ -111,21 +167,23 @@ static int attribute_is(PyObject *obj, PyObject *name, PyObject *expected, int c
  * say so), and with the dtype known, nbytes gives the element count. 0, or -1 with an exception naming the
  * parameter. torch checks much of this when .grad is assigned, but `g.data = ...` can still change any of it. */
 static int check_grad(OptimizerObject *self, Py_ssize_t k, PyObject *g) {
-    int ok = attribute_is(g, str_dtype, self->torch.dtypes[k], 0);
+    int ok = attribute_is(g, A_DTYPE, self->torch.dtypes[k]);
     if (ok <= 0) {
         if (ok == 0) PyErr_Format(PyExc_TypeError, "parameter %zd: its gradient's dtype differs from the parameter's", k);
         return -1;
     }
-    ok = attribute_is(g, str_is_cpu, Py_True, 0);
+    ok = attribute_is(g, A_IS_CPU, Py_True);
     if (ok <= 0) {
         if (ok == 0) PyErr_Format(PyExc_ValueError, "parameter %zd: its gradient is not on the CPU", k);
         return -1;
     }
-    ok = attribute_is(g, str_is_contiguous, Py_True, 1);
+    ok = attribute_is(g, A_IS_CONTIGUOUS, Py_True);
     if (ok <= 0) {  /* say why: sparse (not strided), or strided but not contiguous */
         PyObject *type, *value, *traceback;
         PyErr_Fetch(&type, &value, &traceback);
-        int strided = attribute_is(g, str_layout, torch_strided, 0);
+        PyObject *layout = PyObject_GetAttr(g, str_layout);
+        int strided = layout ? layout == torch_strided : -1;
+        Py_XDECREF(layout);
         if (strided > 0 && type) {
             PyErr_Restore(type, value, traceback);  /* is_contiguous() itself failed */
             return -1;
@@ -139,7 +197,7 @@ static int check_grad(OptimizerObject *self, Py_ssize_t k, PyObject *g) {
             PyErr_Format(PyExc_ValueError, "parameter %zd: its gradient is not contiguous", k);
         return -1;
     }
-    PyObject *n = PyObject_GetAttr(g, str_nbytes);
+    PyObject *n = tensor_attribute(g, A_NBYTES);
     if (!n) return -1;
     Py_ssize_t bytes = PyLong_AsSsize_t(n);
     Py_DECREF(n);
@@ -212,7 +270,7 @@ PyObject *Optimizer_torch_step(OptimizerObject *self, PyObject *const *args, Py_
         Py_DECREF(p);
         if (!address) goto done;
         if (address != (uintptr_t)self->param_views[k].buf && append_index(&moved, k) != 0) goto done;
-        PyObject *grad = PyObject_GetAttr(self->torch.params[k], str_grad);
+        PyObject *grad = tensor_attribute(self->torch.params[k], A_GRAD);
         if (!grad) goto done;
         if (grad == Py_None) { Py_DECREF(grad); continue; }
         PyObject *g = local_of(grad, local);
