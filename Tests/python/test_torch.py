@@ -172,3 +172,27 @@ def test_a_state_dict_that_does_not_fit_is_refused_and_the_optimizer_keeps_worki
     for p, q in zip(model.parameters(), twin.parameters()):
         assert torch.equal(p, q)
     assert a.state_dict()["state"][0]["step"] == 4
+
+
+def test_torch_adafix_deepcopy_and_state_dict_continue_exactly():
+    model, x, y = _model_and_data(4)
+    opt = act.AdaFix(model.parameters(), lr=1e-2, next_gradient=True)
+
+    def train(m, o, steps):
+        for _ in range(steps):
+            o.zero_grad()
+            torch.nn.functional.mse_loss(m(x), y).backward()
+            o.step()
+
+    train(model, opt, 20)
+    assert opt._inner.lipschitz > 0
+    twin_model, twin = copy.deepcopy((model, opt))
+    assert twin._inner.lipschitz == opt._inner.lipschitz
+    train(model, opt, 10)
+    train(twin_model, twin, 10)
+    for p, q in zip(model.parameters(), twin_model.parameters()):
+        assert torch.equal(p, q)
+    assert float(twin.state[next(twin_model.parameters())]["step"]) == 30
+    fresh = act.AdaFix(copy.deepcopy(model).parameters(), lr=1e-2, next_gradient=True)
+    fresh.load_state_dict(opt.state_dict())
+    assert float(fresh.state[fresh.param_groups[0]["params"][0]]["step"]) == 30

@@ -240,7 +240,10 @@ class _AdamCoreOptimizer:
         # torch's Adagrad fills new state with the constructor's initial_accumulator_value, whatever the group says
         # (its state at construction was made by torch itself and is adopted below).
         fill = float(self.defaults.get("initial_accumulator_value", 0.0)) if config.algorithm == _core.ADAGRAD else 0.0
-        slots = {name: torch.full_like(alias, fill if name == "sum" else 0.0, memory_format=torch.contiguous_format)
+        # State memory from numpy's allocator, which asks Linux for transparent huge pages on large buffers
+        # (torch's does not by default): the step streams it faster out of cache.
+        dtype = np.float32 if alias.dtype == torch.float32 else np.float64
+        slots = {name: torch.from_numpy(np.full(tuple(alias.shape), fill if name == "sum" else 0.0, dtype))
                  for name in config.state_names}
         i = len(ac.records)
         ac.core.add_tensor(group, alias.numpy(), [s.numpy() for s in slots.values()])
@@ -498,25 +501,55 @@ class Adagrad(_AdamCoreOptimizer, torch.optim.Adagrad):
 class AdaFix(torch.optim.Optimizer):
     """AdaFix (seed 001) for torch parameters: Adam whose second moment is held fixed once max|g| < L*lr.
 
-    Every parameter must have a gradient at each step (the gate is one decision over all of them).
+    Every parameter must have a gradient at each step (the gate is one decision over all of them). Its state (m, v,
+    and the step) is in ``state[p]`` as torch's Adam keeps it; L and the gate travel with deepcopy and pickling.
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *, maximize=False,
                  next_gradient=False):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize,
                                       next_gradient=next_gradient))
+        self._build()
+
+    def _build(self) -> None:
         groups = []
         for group in self.param_groups:
             for p in group["params"]:
                 if p.device.type != "cpu" or p.dtype not in _SUPPORTED or not p.is_contiguous():
                     raise TypeError("adamcore.torch.AdaFix needs contiguous CPU float32/float64 parameters, got "
                                     f"{p.dtype} on {p.device}")
-            groups.append({**{k: v for k, v in group.items() if k != "params"},
+            groups.append({**{k: _scalar(v) for k, v in group.items() if k != "params"},
                            "params": [p.detach().numpy() for p in group["params"]]})
+        saved = dict(self.state)
         self._inner = _optim.AdaFix(groups)
         self._flat = [p for group in self.param_groups for p in group["params"]]
+        self._steps = torch.zeros(len(self._flat), dtype=torch.float32)  # one buffer: no tensor per step
         for index, p in enumerate(self._flat):
-            self.state[p] = {name: torch.from_numpy(array) for name, array in self._inner.state[index].items()}
+            entry = {"step": self._steps[index]}
+            entry.update({name: torch.from_numpy(array) for name, array in self._inner.state[index].items()})
+            for name, value in (saved.get(p) or {}).items():
+                if name != "step":
+                    entry[name].copy_(value)
+            self.state[p] = entry
+        steps = {int(float(e["step"])) for e in saved.values() if "step" in e}
+        if len(steps) > 1:
+            raise ValueError("AdaFix: every parameter must have the same step count")
+        if steps:
+            self._inner._core.step_count = steps.pop()
+        self._steps.fill_(float(self._inner.step_count))
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = super().__getstate__()
+        state["adafix"] = {"lipschitz": self._inner.lipschitz, "step_norm_sq": self._inner._core.adafix_step_norm_sq}
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        scalars = state.pop("adafix", None)
+        super().__setstate__(state)
+        self._build()
+        if scalars is not None:
+            self._inner._core.lipschitz = scalars["lipschitz"]
+            self._inner._core.adafix_step_norm_sq = scalars["step_norm_sq"]
 
     def _gradients(self):
         grads = []
@@ -538,8 +571,7 @@ class AdaFix(torch.optim.Optimizer):
                 loss = closure()
         for mine, theirs in zip(self.param_groups, inner.param_groups):
             for key in ("lr", "betas", "eps", "weight_decay"):
-                if _scalar(mine[key]) != theirs[key]:
-                    theirs[key] = _scalar(mine[key])
+                theirs[key] = _scalar(mine[key])
         grads = [g.copy() for g in self._gradients()]  # the closure below overwrites p.grad
 
         def new_gradients():
@@ -548,6 +580,5 @@ class AdaFix(torch.optim.Optimizer):
             return self._gradients()
 
         inner.step(grads, grad_fn=None if inner.next_gradient else new_gradients)
-        for p in self._flat:
-            self.state[p]["step"] = torch.tensor(float(inner.step_count))
+        self._steps.fill_(float(inner.step_count))
         return loss
