@@ -26,8 +26,8 @@ SWIFT_LIB_FLAGS := -c release --product adamcore --scratch-path $(SWIFT_LIB_SCRA
 .PHONY: all deps lib python demo demo-c seeds test test-swift test-abi test-c test-swift-example test-python test-pip test-bench bench \
 	fuzz test-fuzz test-asan asan-lib install uninstall clean
 
-all: lib python examples/c/logreg
-	@echo "built: $(LIB), the Python package in $(BUILD)/python (PYTHONPATH=$(BUILD)/python), examples/c/logreg"
+all: lib python $(BUILD)/logreg
+	@echo "built: $(LIB), the Python package in $(BUILD)/python (PYTHONPATH=$(BUILD)/python), $(BUILD)/logreg"
 
 # ---------------------------------------------------------------------------------------------------------------
 # Set-up: the Debian packages the build and tests need (installed when run as root, else named), and the Python
@@ -88,7 +88,7 @@ $(PY_OUT)/%: $(PY_SRC)/%
 # Examples and demo
 export PKG_CONFIG_PATH := $(BUILD)/lib/pkgconfig$(if $(PKG_CONFIG_PATH),:$(PKG_CONFIG_PATH))
 
-examples/c/logreg: examples/c/logreg.c $(LIB)
+$(BUILD)/logreg: examples/c/logreg.c $(LIB)
 	$(CC) $(CFLAGS) $< -o $@ $$(pkg-config --cflags --libs adamcore) -lm
 
 # The main demo: the AdaFix paper's optimizer comparison in miniature (Python); the C example is `make demo-c`.
@@ -96,7 +96,7 @@ demo: all
 	PYTHONPATH=$(BUILD)/python $(PYTHON) examples/python/digits_demo.py --out $(BUILD)/demo
 
 demo-c: all
-	./examples/c/logreg
+	$(BUILD)/logreg
 
 # The research seeds' claims, measured (docs/SEEDS.md).
 seeds: all
@@ -180,12 +180,14 @@ $(BUILD)/fuzz_abi: Tests/fuzz/fuzz_abi.c include/adamcore.h $(ASAN_LIB)
 fuzz: $(BUILD)/fuzz_abi
 	mkdir -p $(BUILD)/fuzz-corpus
 	ADAMCORE_FUZZ_SEEDS=$(BUILD)/fuzz-corpus $(BUILD)/fuzz_abi -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+		-artifact_prefix=$(BUILD)/fuzz- \
 		-print_final_stats=1 -fork=2 $(BUILD)/fuzz-corpus 2>&1 | tee $(BUILD)/fuzz.log | grep -E "stat::|DONE|ERROR|INFO: fuzzed"
 
 # The short run inside `make test`: 30 seconds from a fresh corpus.
 test-fuzz: $(BUILD)/fuzz_abi
 	rm -rf $(BUILD)/fuzz-corpus-quick && mkdir -p $(BUILD)/fuzz-corpus-quick
 	ADAMCORE_FUZZ_SEEDS=$(BUILD)/fuzz-corpus-quick $(BUILD)/fuzz_abi -max_total_time=30 -max_len=4096 \
+		-artifact_prefix=$(BUILD)/fuzz- \
 		-print_final_stats=1 $(BUILD)/fuzz-corpus-quick 2>&1 | tee $(BUILD)/fuzz-quick.log | grep -E "stat::number_of_executed_units|ERROR" 
 
 # The C tests and the Swift tests under AddressSanitizer (the C test's 16 PiB allocation must fail softly).
@@ -234,4 +236,4 @@ uninstall:
 		$(DESTDIR)$(PREFIX)/lib/pkgconfig/adamcore.pc
 
 clean:
-	rm -rf $(BUILD) .build examples/c/logreg
+	rm -rf $(BUILD) .build

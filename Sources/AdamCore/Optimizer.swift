@@ -24,8 +24,9 @@ public final class Optimizer {
     private var written = DisjointRanges()
     /// During a step, per tensor: its gradient (nil: not stepped this time) and its entry in `coefficients`.
     /// Sized at registration, so a step allocates nothing.
-    private var stepGrads = UnsafeMutablePointer<UnsafeRawPointer?>.allocate(capacity: 1)
-    private var coefficientIndex = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+    /// Allocated in init after validation: a throwing init frees no raw memory.
+    private var stepGrads: UnsafeMutablePointer<UnsafeRawPointer?>
+    private var coefficientIndex: UnsafeMutablePointer<Int>
     private var perTensorCapacity = 1
 
     /// Step calls applied (each stepping all tensors or a subset); `setStepCount` sets it and every tensor's.
@@ -70,7 +71,9 @@ public final class Optimizer {
         groups = [c]
         statsConfigs = [c.raw]
         job = StepJob(kernels: kernels)
+        stepGrads = .allocate(capacity: 1)
         stepGrads.initialize(to: nil)
+        coefficientIndex = .allocate(capacity: 1)
         reserveCoefficients()
     }
 
