@@ -119,13 +119,16 @@ test-abi: $(LIB)
 	Tests/abi/check_linkage.sh $(LIB) libadamcore.so.$(SOMAJOR)
 
 # The C test program, compiled against an installed copy (make install into build/) through pkg-config, run on
-# both kernel sets.
+# both kernel sets; and a 0.1.0 caller, compiled against 0.1.0's header, run against this library.
 test-c: $(LIB)
 	$(MAKE) --no-print-directory install PREFIX=$(BUILD)/test-install
 	$(CC) $(CFLAGS) -pthread Tests/c/test_abi.c -o $(BUILD)/test_abi \
 		$$(PKG_CONFIG_PATH=$(BUILD)/test-install/lib/pkgconfig pkg-config --cflags --libs adamcore) -lm
 	$(BUILD)/test_abi
 	ADAMCORE_ISA=baseline $(BUILD)/test_abi
+	$(CC) $(CFLAGS) Tests/c/test_v010_caller.c -o $(BUILD)/test_v010_caller -ITests/fixtures/v0.1.0 \
+		-L$(BUILD)/test-install/lib -ladamcore -Wl,-rpath,$(BUILD)/test-install/lib
+	$(BUILD)/test_v010_caller
 
 # Python: pytest over the in-place build (run from Tests/python so the source tree is not imported instead).
 # The torch drop-in tests run twice: against adamcore.torch, and with torch.optim in its place, which proves that

@@ -35,11 +35,11 @@ extern "C" {
  * ------------------------------------------------------------------------------------------------------------- */
 
 #define ADAMCORE_VERSION_MAJOR 0
-#define ADAMCORE_VERSION_MINOR 1
+#define ADAMCORE_VERSION_MINOR 2
 #define ADAMCORE_VERSION_PATCH 0
 /** MAJOR * 10000 + MINOR * 100 + PATCH, comparable with adamcore_version_number(). */
 #define ADAMCORE_VERSION_NUMBER (ADAMCORE_VERSION_MAJOR * 10000 + ADAMCORE_VERSION_MINOR * 100 + ADAMCORE_VERSION_PATCH)
-#define ADAMCORE_VERSION_STRING "0.1.0"
+#define ADAMCORE_VERSION_STRING "0.2.0"
 
 /** The version of the library loaded at run time, as ADAMCORE_VERSION_NUMBER. */
 uint32_t adamcore_version_number(void);
@@ -59,7 +59,8 @@ typedef enum adamcore_status {
     ADAMCORE_E_OVERLAP = -3,             /* two buffers of one call overlap */
     ADAMCORE_E_MISALIGNED = -4,          /* a buffer is not aligned to its element size */
     ADAMCORE_E_STEP = -5,                /* step < 1, or the step count would overflow */
-    ADAMCORE_E_CONFIG_SIZE = -6,         /* a struct's struct_size is not its sizeof (adamcore_config, _step_options) */
+    ADAMCORE_E_STRUCT_SIZE = -6,         /* a struct's struct_size is below its first release's size, above 4096, or
+                                            larger than this library's with a nonzero byte it does not know */
     ADAMCORE_E_ALGORITHM = -7,           /* unknown algorithm, or a call made for another algorithm */
     ADAMCORE_E_FLAGS = -8,               /* unknown flag, or a flag the algorithm does not take */
     ADAMCORE_E_LR = -9,                  /* lr is not finite and >= 0 */
@@ -91,6 +92,9 @@ typedef enum adamcore_status {
     ADAMCORE_E_MISMATCH = -35            /* the checkpoint is well formed but does not fit the optimizer */
 } adamcore_status;
 
+/** 0.1.0's name for ADAMCORE_E_STRUCT_SIZE, kept so that its callers compile. */
+#define ADAMCORE_E_CONFIG_SIZE ADAMCORE_E_STRUCT_SIZE
+
 /** The enumerator's name, e.g. "ADAMCORE_E_BETA1"; "ADAMCORE_E_UNKNOWN" for a value not listed. Never NULL. */
 const char *adamcore_status_name(int status);
 /** A one-line English description, e.g. "beta1 must be finite and in [0, 1)". Never NULL. */
@@ -120,8 +124,14 @@ typedef enum adamcore_flag {
 } adamcore_flag;
 
 /*
- * Hyperparameters of one algorithm. Initialise with adamcore_config_init(), which sets struct_size and torch's
- * defaults, then change fields. Fields the algorithm does not use must stay 0: a value there is rejected with the
+ * Structs that cross the boundary (adamcore_config, adamcore_step_options, adamcore_step_stats) begin with
+ * struct_size, which the caller sets to its sizeof: the library reads and writes nothing past it. A struct from an
+ * older header is smaller and its missing fields take the values that release meant; one from a newer header is
+ * larger and is accepted when every byte this library does not know is zero. So a binary built against any release's
+ * header keeps working with later libraries. ADAMCORE_CONFIG_INIT and ADAMCORE_STEP_OPTIONS_INIT pass the size.
+ *
+ * Hyperparameters of one algorithm. Initialise with ADAMCORE_CONFIG_INIT(&config, algorithm), which sets
+ * struct_size and torch's defaults, then change fields. Fields the algorithm does not use must stay 0: a value there is rejected with the
  * field's status rather than silently ignored.
  *
  *   field                      used by                      default
@@ -154,7 +164,12 @@ typedef struct adamcore_config {
     double initial_accumulator_value;
 } adamcore_config;
 
-/** Fill *config with torch's defaults for the algorithm. ADAMCORE_E_ALGORITHM for an unknown one. */
+/** Fill the `size` bytes of *config (its sizeof: ADAMCORE_CONFIG_INIT passes it) with torch's defaults for the
+ *  algorithm; struct_size = size, bytes past this library's layout zero. ADAMCORE_E_ALGORITHM for an unknown one. */
+int adamcore_config_init_sized(adamcore_config *config, size_t size, int algorithm);
+#define ADAMCORE_CONFIG_INIT(config, algorithm) adamcore_config_init_sized((config), sizeof *(config), (algorithm))
+/** The same for the first release's layout (104 bytes), which is all a caller of this size-less form is known to
+ *  have: 0.1.0's callers. Newer code uses ADAMCORE_CONFIG_INIT. */
 int adamcore_config_init(adamcore_config *config, int algorithm);
 /** Check every field of *config; ADAMCORE_OK if a step with it would be accepted. */
 int adamcore_config_validate(const adamcore_config *config);
@@ -284,7 +299,10 @@ typedef struct adamcore_step_options {
                              Divided out exactly for powers of two (as AMP's scalers use); not for AdaFix. */
 } adamcore_step_options;
 
-/** Set struct_size, found_inf = 0 and grad_scale = 1. */
+/** Set struct_size = size (its sizeof: ADAMCORE_STEP_OPTIONS_INIT passes it), found_inf = 0, grad_scale = 1. */
+int adamcore_step_options_init_sized(adamcore_step_options *options, size_t size);
+#define ADAMCORE_STEP_OPTIONS_INIT(options) adamcore_step_options_init_sized((options), sizeof *(options))
+/** The same for the first release's layout (16 bytes). */
 int adamcore_step_options_init(adamcore_step_options *options);
 /** adamcore_optimizer_step with options (NULL: the defaults). ADAMCORE_STEP_SKIPPED if found_inf is set or the
  *  guard found a non-finite gradient value; then nothing was written and the step count is unchanged. */

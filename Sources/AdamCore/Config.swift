@@ -162,7 +162,7 @@ public struct ValidConfig: Sendable {
     public let flags: Flags
 
     public init(_ c: adamcore_config) throws(AdamCoreError) {
-        guard c.struct_size == UInt32(MemoryLayout<adamcore_config>.size) else { throw fail(ADAMCORE_E_CONFIG_SIZE) }
+        guard c.struct_size == UInt32(MemoryLayout<adamcore_config>.size) else { throw fail(ADAMCORE_E_STRUCT_SIZE) }
         guard let algorithm = Algorithm(rawValue: c.algorithm) else { throw fail(ADAMCORE_E_ALGORITHM) }
         guard c.reserved == 0 else { throw fail(ADAMCORE_E_RESERVED) }
         let flags = Flags(rawValue: c.flags)

@@ -25,8 +25,9 @@ public struct AdamCoreError: Error, Equatable, Hashable, CustomStringConvertible
         case ADAMCORE_E_MISALIGNED.rawValue:
             return ("ADAMCORE_E_MISALIGNED", "a buffer is not aligned to its element size")
         case ADAMCORE_E_STEP.rawValue: return ("ADAMCORE_E_STEP", "step must be >= 1 and the step count must not overflow")
-        case ADAMCORE_E_CONFIG_SIZE.rawValue:
-            return ("ADAMCORE_E_CONFIG_SIZE", "config struct_size is not sizeof(adamcore_config): use adamcore_config_init")
+        case ADAMCORE_E_STRUCT_SIZE.rawValue:
+            return ("ADAMCORE_E_STRUCT_SIZE",
+                    "a struct_size below the struct's first release's, above 4096, or larger with nonzero unknown bytes")
         case ADAMCORE_E_ALGORITHM.rawValue:
             return ("ADAMCORE_E_ALGORITHM", "unknown algorithm, or a call made for another algorithm")
         case ADAMCORE_E_FLAGS.rawValue: return ("ADAMCORE_E_FLAGS", "unknown flag, or a flag the algorithm does not take")

@@ -6,5 +6,5 @@ public enum AdamCoreVersion {
     public static let minor = Int(ADAMCORE_VERSION_MINOR)
     public static let patch = Int(ADAMCORE_VERSION_PATCH)
     /// "MAJOR.MINOR.PATCH", static so that the C API can return its address.
-    public static let string: StaticString = "0.1.0"
+    public static let string: StaticString = "0.2.0"
 }

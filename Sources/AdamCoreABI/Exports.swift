@@ -37,10 +37,59 @@ func cString(_ s: StaticString) -> UnsafePointer<CChar> {
     UnsafeRawPointer(s.utf8Start).assumingMemoryBound(to: CChar.self)
 }
 
+// MARK: - Structs of any release's size
+
+/// Every struct that crosses the boundary starts with `uint32_t struct_size`, set by the caller. A struct from an
+/// older header is smaller (its missing fields take the values that release meant), one from a newer header larger
+/// (accepted when every byte this library does not know is zero). Nothing past struct_size is read or written.
+/// Sizes above this are not a struct but garbage (an uninitialised struct_size): refused before reading any of it.
+let largestStructSize = 4096
+
+/// The first release's size of each struct (0.1.0): smaller is not a struct this library ever defined.
+let oldestConfigSize = 104, oldestStepOptionsSize = 16, oldestStepStatsSize = 104
+
+/// The caller's struct at `p`, read by its struct_size; `defaults` supplies what an older layout lacks. The result
+/// carries this library's struct_size.
+@inline(__always)
+func readSized<T>(_ p: UnsafePointer<T>?, oldest: Int, defaults: T) throws(AdamCoreError) -> T {
+    guard let p else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
+    let raw = UnsafeRawPointer(p)
+    let size = Int(raw.loadUnaligned(as: UInt32.self))
+    let known = MemoryLayout<T>.size
+    guard size >= oldest, size <= largestStructSize else { throw AdamCoreError(ADAMCORE_E_STRUCT_SIZE) }
+    if size > known {
+        for k in known..<size where raw.load(fromByteOffset: k, as: UInt8.self) != 0 {
+            throw AdamCoreError(ADAMCORE_E_STRUCT_SIZE)
+        }
+    }
+    var value = defaults
+    withUnsafeMutableBytes(of: &value) { $0.copyMemory(from: UnsafeRawBufferPointer(start: raw, count: Swift.min(size, known))) }
+    withUnsafeMutableBytes(of: &value) { $0.storeBytes(of: UInt32(known), as: UInt32.self) }
+    return value
+}
+
+/// Writes `value` into the caller's struct at `p` by its struct_size (kept as the caller set it): the fields an
+/// older layout has, and zeros in a newer layout's bytes this library does not know.
+@inline(__always)
+func writeSized<T>(_ value: T, to p: UnsafeMutablePointer<T>?, oldest: Int) throws(AdamCoreError) {
+    guard let p else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
+    try writeSized(value, to: UnsafeMutableRawPointer(p), size: Int(UnsafeRawPointer(p).loadUnaligned(as: UInt32.self)),
+                   oldest: oldest)
+}
+
+@inline(__always)
+func writeSized<T>(_ value: T, to raw: UnsafeMutableRawPointer, size: Int, oldest: Int) throws(AdamCoreError) {
+    let known = MemoryLayout<T>.size
+    guard size >= oldest, size <= largestStructSize else { throw AdamCoreError(ADAMCORE_E_STRUCT_SIZE) }
+    var v = value
+    withUnsafeMutableBytes(of: &v) { $0.storeBytes(of: UInt32(size), as: UInt32.self) }
+    withUnsafeBytes(of: &v) { raw.copyMemory(from: $0.baseAddress!, byteCount: Swift.min(size, known)) }
+    if size > known { (raw + known).initializeMemory(as: UInt8.self, repeating: 0, count: size - known) }
+}
+
 @inline(__always)
 func config(_ p: UnsafePointer<adamcore_config>?) throws(AdamCoreError) -> adamcore_config {
-    guard let p else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
-    return p.pointee
+    try readSized(p, oldest: oldestConfigSize, defaults: adamcore_config())
 }
 
 /// The handles adamcore_optimizer_create returned and adamcore_optimizer_destroy has not yet freed. Every call
@@ -93,7 +142,19 @@ public func adamcore_config_init_(_ out: UnsafeMutablePointer<adamcore_config>?,
     status { () throws(AdamCoreError) in
         guard let out else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
         guard let a = Algorithm(rawValue: algorithm) else { throw AdamCoreError(ADAMCORE_E_ALGORITHM) }
-        out.pointee = Config(a).raw
+        // No size is passed: write the first release's layout, which every caller's struct has.
+        try writeSized(Config(a).raw, to: UnsafeMutableRawPointer(out), size: oldestConfigSize, oldest: oldestConfigSize)
+    }
+}
+
+@_cdecl("adamcore_config_init_sized")
+public func adamcore_config_init_sized_(_ out: UnsafeMutablePointer<adamcore_config>?, _ size: UInt,
+                                        _ algorithm: Int32) -> Int32 {
+    status { () throws(AdamCoreError) in
+        guard let out else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
+        guard let a = Algorithm(rawValue: algorithm) else { throw AdamCoreError(ADAMCORE_E_ALGORITHM) }
+        try writeSized(Config(a).raw, to: UnsafeMutableRawPointer(out), size: size <= UInt(largestStructSize) ? Int(size) : Int.max,
+                       oldest: oldestConfigSize)
     }
 }
 
@@ -302,11 +363,8 @@ public func adamcore_optimizer_get_config_(_ handle: OpaquePointer?, _ group: UI
                                            _ out: UnsafeMutablePointer<adamcore_config>?) -> Int32 {
     status { () throws(AdamCoreError) in
         let opt = try optimizer(handle)
-        guard let out else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
-        guard out.pointee.struct_size == UInt32(MemoryLayout<adamcore_config>.size) else {
-            throw AdamCoreError(ADAMCORE_E_CONFIG_SIZE)
-        }
-        out.pointee = try opt.config(ofGroup: position(group)).raw
+        guard out != nil else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
+        try writeSized(try opt.config(ofGroup: position(group)).raw, to: out, oldest: oldestConfigSize)
     }
 }
 
@@ -379,10 +437,23 @@ public func adamcore_optimizer_step_(_ handle: OpaquePointer?, _ grads: UnsafePo
 
 @_cdecl("adamcore_step_options_init")
 public func adamcore_step_options_init_(_ options: UnsafeMutablePointer<adamcore_step_options>?) -> Int32 {
-    guard let options else { return ADAMCORE_E_NULL_POINTER.rawValue }
-    options.pointee = adamcore_step_options(struct_size: UInt32(MemoryLayout<adamcore_step_options>.size),
-                                            found_inf: 0, grad_scale: 1)
-    return ADAMCORE_OK.rawValue
+    status { () throws(AdamCoreError) in
+        guard let options else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
+        try writeSized(defaultStepOptions, to: UnsafeMutableRawPointer(options), size: oldestStepOptionsSize,
+                       oldest: oldestStepOptionsSize)
+    }
+}
+
+let defaultStepOptions = adamcore_step_options(struct_size: 0, found_inf: 0, grad_scale: 1)
+
+@_cdecl("adamcore_step_options_init_sized")
+public func adamcore_step_options_init_sized_(_ options: UnsafeMutablePointer<adamcore_step_options>?,
+                                              _ size: UInt) -> Int32 {
+    status { () throws(AdamCoreError) in
+        guard let options else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
+        try writeSized(defaultStepOptions, to: UnsafeMutableRawPointer(options),
+                       size: size <= UInt(largestStructSize) ? Int(size) : Int.max, oldest: oldestStepOptionsSize)
+    }
 }
 
 @_cdecl("adamcore_optimizer_step_with_options")
@@ -396,11 +467,9 @@ public func adamcore_optimizer_step_with_options_(_ handle: OpaquePointer?, _ gr
 
 /// Step options from the caller's struct (NULL: the defaults).
 func stepOptions(_ options: UnsafePointer<adamcore_step_options>?) throws(AdamCoreError) -> StepOptions {
-    guard let options else { return StepOptions() }
-    guard options.pointee.struct_size == UInt32(MemoryLayout<adamcore_step_options>.size) else {
-        throw AdamCoreError(ADAMCORE_E_CONFIG_SIZE)
-    }
-    return StepOptions(gradScale: options.pointee.grad_scale, foundInf: options.pointee.found_inf != 0)
+    guard options != nil else { return StepOptions() }
+    let o = try readSized(options, oldest: oldestStepOptionsSize, defaults: defaultStepOptions)
+    return StepOptions(gradScale: o.grad_scale, foundInf: o.found_inf != 0)
 }
 
 @_cdecl("adamcore_optimizer_step_tensors")
@@ -528,16 +597,13 @@ public func adamcore_optimizer_set_adafix_step_norm_sq_(_ handle: OpaquePointer?
 // MARK: - Statistics and advice
 
 func publicStats(_ st: StepStats, into out: UnsafeMutablePointer<adamcore_step_stats>?) throws(AdamCoreError) {
-    guard let out else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
-    guard out.pointee.struct_size == UInt32(MemoryLayout<adamcore_step_stats>.size) else {
-        throw AdamCoreError(ADAMCORE_E_CONFIG_SIZE)
-    }
-    out.pointee = adamcore_step_stats(
-        struct_size: out.pointee.struct_size, adafix_v_frozen: st.adafixVFrozen ? 1 : 0, step: st.step,
+    guard out != nil else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
+    try writeSized(adamcore_step_stats(
+        struct_size: 0, adafix_v_frozen: st.adafixVFrozen ? 1 : 0, step: st.step,
         count: UInt64(st.count), nonfinite_grads: UInt64(st.nonFiniteGradients), max_step_over_lr: st.maxStepOverLR,
         step_bound: st.stepBound, min_effective_lr: st.minEffectiveLR, max_effective_lr: st.maxEffectiveLR,
         mean_effective_lr: st.meanEffectiveLR, m_norm: st.mNorm, v_norm: st.vNorm, step_norm: st.stepNorm,
-        lipschitz: st.lipschitz)
+        lipschitz: st.lipschitz), to: out, oldest: oldestStepStatsSize)
 }
 
 @_cdecl("adamcore_optimizer_set_stats")

@@ -14,7 +14,7 @@ final class ValidationTests: XCTestCase {
     func testEveryConfigFieldIsValidated() {
         typealias Edit = (inout adamcore_config) -> Void
         let cases: [(String, Algorithm, Edit, adamcore_status)] = [
-            ("struct_size", .adam, { $0.struct_size = 8 }, ADAMCORE_E_CONFIG_SIZE),
+            ("struct_size", .adam, { $0.struct_size = 8 }, ADAMCORE_E_STRUCT_SIZE),
             ("algorithm", .adam, { $0.algorithm = 99 }, ADAMCORE_E_ALGORITHM),
             ("reserved", .adam, { $0.reserved = 1 }, ADAMCORE_E_RESERVED),
             ("unknown flag", .adam, { $0.flags = 1 << 20 }, ADAMCORE_E_FLAGS),

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -164,7 +165,7 @@ static void test_config(void) {
     EXPECT_STATUS(ADAMCORE_E_RESERVED, adamcore_config_validate(&arena.config));
     arena.config = config_of(ADAMCORE_ADAM);
     arena.config.struct_size = 16;
-    EXPECT_STATUS(ADAMCORE_E_CONFIG_SIZE, adamcore_config_validate(&arena.config));
+    EXPECT_STATUS(ADAMCORE_E_STRUCT_SIZE, adamcore_config_validate(&arena.config));
     arena.config = config_of(ADAMCORE_ADAM);
     arena.config.algorithm = 42;
     EXPECT_STATUS(ADAMCORE_E_ALGORITHM, adamcore_config_validate(&arena.config));
@@ -360,7 +361,7 @@ static void test_optimizer_errors(void) {
     EXPECT_STATUS(ADAMCORE_E_STATE, adamcore_optimizer_set_config(opt, 0, &arena.config));
     EXPECT_STATUS(ADAMCORE_E_INDEX, adamcore_optimizer_set_config(opt, 3, &adam));
     arena.config.struct_size = 4;
-    EXPECT_STATUS(ADAMCORE_E_CONFIG_SIZE, adamcore_optimizer_get_config(opt, 0, &arena.config));
+    EXPECT_STATUS(ADAMCORE_E_STRUCT_SIZE, adamcore_optimizer_get_config(opt, 0, &arena.config));
     EXPECT_STATUS(ADAMCORE_E_INDEX, adamcore_optimizer_state_buffer(opt, 0, 2, (void **)&arena.size_out));
     EXPECT_STATUS(ADAMCORE_E_INDEX, adamcore_optimizer_tensor_info(opt, 2, &arena.size_out, NULL));
     EXPECT_STATUS(ADAMCORE_E_ALGORITHM, adamcore_optimizer_get_lipschitz(opt, &arena.double_out));
@@ -463,7 +464,7 @@ static void test_nonfinite_guard(void) {
     }
     options.grad_scale = 1;
     options.struct_size = 8;
-    EXPECT_STATUS(ADAMCORE_E_CONFIG_SIZE, adamcore_optimizer_step_with_options(opt, NULL, 2, &options));
+    EXPECT_STATUS(ADAMCORE_E_STRUCT_SIZE, adamcore_optimizer_step_with_options(opt, NULL, 2, &options));
     EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_step_options_init(NULL));
     EXPECT_STATUS(ADAMCORE_E_HANDLE, adamcore_optimizer_set_nonfinite_guard(NULL, 1));
     EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_optimizer_get_nonfinite_guard(opt, NULL));
@@ -911,7 +912,7 @@ static void test_stats_and_advice(void) {
     adamcore_step_stats one = st;
     CHECK(adamcore_optimizer_get_tensor_stats(measured, 0, &one) == ADAMCORE_OK && one.m_norm == st.m_norm, "tensor 0");
     st.struct_size = 3;
-    EXPECT_STATUS(ADAMCORE_E_CONFIG_SIZE, adamcore_optimizer_get_stats(measured, &st));
+    EXPECT_STATUS(ADAMCORE_E_STRUCT_SIZE, adamcore_optimizer_get_stats(measured, &st));
     EXPECT_STATUS(ADAMCORE_E_INDEX, adamcore_optimizer_get_tensor_stats(measured, 1, &one));
     EXPECT_STATUS(ADAMCORE_E_INDEX, adamcore_optimizer_set_stats(measured, -1));
     adamcore_optimizer_destroy(plain);
@@ -1477,7 +1478,7 @@ static void test_subset_errors(void) {
     adamcore_step_options options;
     adamcore_step_options_init(&options);
     options.struct_size = 4;
-    EXPECT_STATUS(ADAMCORE_E_CONFIG_SIZE, adamcore_optimizer_step_tensors(opt, arena.list, NULL, 1, &options));
+    EXPECT_STATUS(ADAMCORE_E_STRUCT_SIZE, adamcore_optimizer_step_tensors(opt, arena.list, NULL, 1, &options));
     adamcore_step_options_init(&options);
     options.grad_scale = 0;
     EXPECT_STATUS(ADAMCORE_E_GRAD_SCALE, adamcore_optimizer_step_tensors(opt, arena.list, NULL, 1, &options));
@@ -1627,6 +1628,71 @@ static void test_tensor_subsets(const char *dir) {
     test_subset_errors();
 }
 
+/* Structs are read and written by their struct_size: older (smaller) and newer (larger, zero-tailed) layouts work,
+ * and nothing past struct_size is touched. A struct placed right before an inaccessible page proves no over-read. */
+static void test_struct_sizes(void) {
+    long page = sysconf(_SC_PAGESIZE);
+    unsigned char *map = mmap(NULL, 2 * (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(map != MAP_FAILED && mprotect(map + page, (size_t)page, PROT_NONE) == 0, "guard page");
+    if (map == MAP_FAILED) return;
+    /* A 0.1.0 caller: a 104-byte config ending at the guard page. */
+    adamcore_config *old = (adamcore_config *)(map + page - 104);
+    CHECK(adamcore_config_init(old, ADAMCORE_ADAM) == ADAMCORE_OK && old->struct_size == 104, "0.1.0 init");
+    CHECK(adamcore_config_validate(old) == ADAMCORE_OK, "0.1.0 config validates");
+    float p[8] = {1, 2, 3, 4, 5, 6, 7, 8}, g[8] = {1, 1, 1, 1, -1, -1, -1, -1}, m[8] = {0}, v[8] = {0};
+    CHECK(adamcore_adam_step_f32(old, 1, 8, p, g, m, v, NULL) == ADAMCORE_OK && p[0] < 1, "0.1.0 config steps");
+    adamcore_optimizer *opt = NULL;
+    CHECK(adamcore_optimizer_create(old, &opt) == ADAMCORE_OK, "0.1.0 config creates");
+    CHECK(adamcore_optimizer_add_tensor(opt, 0, ADAMCORE_FLOAT32, p, g, 8, NULL, 0, NULL) == ADAMCORE_OK, "add");
+    CHECK(adamcore_optimizer_get_config(opt, 0, old) == ADAMCORE_OK && old->lr == 1e-3, "0.1.0 get_config");
+    /* step options and statistics of the first release's size, at the guard page too */
+    adamcore_step_options *options = (adamcore_step_options *)(map + page - 16);
+    CHECK(adamcore_step_options_init(options) == ADAMCORE_OK && options->grad_scale == 1, "0.1.0 options init");
+    CHECK(adamcore_optimizer_step_with_options(opt, NULL, 1, options) == ADAMCORE_OK, "0.1.0 options step");
+    CHECK(adamcore_optimizer_set_stats(opt, 1) == ADAMCORE_OK && adamcore_optimizer_step(opt, NULL, 1) == ADAMCORE_OK, "stats");
+    adamcore_step_stats *stats = (adamcore_step_stats *)(map + page - 104);
+    memset(stats, 0, 104);
+    stats->struct_size = 104;
+    CHECK(adamcore_optimizer_get_stats(opt, stats) == ADAMCORE_OK && stats->step == 2 && stats->count == 8, "0.1.0 stats");
+
+    /* A newer header's larger struct: accepted with a zero tail, refused with anything in it. */
+    struct { adamcore_config c; unsigned char tail[24]; unsigned char canary[8]; } newer;
+    memset(&newer, 0xAB, sizeof newer);
+    CHECK(adamcore_config_init_sized(&newer.c, sizeof newer.c + sizeof newer.tail, ADAMCORE_SGD) == ADAMCORE_OK,
+          "sized init");
+    unsigned char zeros[24] = {0}, canary[8];
+    memset(canary, 0xAB, sizeof canary);
+    CHECK(newer.c.struct_size == sizeof newer.c + 24 && memcmp(newer.tail, zeros, 24) == 0 &&
+          memcmp(newer.canary, canary, 8) == 0, "sized init zeroes the unknown tail and nothing past struct_size");
+    CHECK(adamcore_config_validate(&newer.c) == ADAMCORE_OK, "a larger config with a zero tail is accepted");
+    newer.tail[23] = 1;
+    EXPECT_STATUS(ADAMCORE_E_STRUCT_SIZE, adamcore_config_validate(&newer.c));
+    newer.tail[23] = 0;
+    memset(newer.tail, 0x55, 24);
+    CHECK(adamcore_optimizer_get_config(opt, 0, &newer.c) == ADAMCORE_OK && memcmp(newer.tail, zeros, 24) == 0 &&
+          memcmp(newer.canary, canary, 8) == 0 && newer.c.struct_size == sizeof newer.c + 24, "larger get_config");
+    /* ADAMCORE_CONFIG_INIT is the sized form with this header's size. */
+    adamcore_config mine;
+    CHECK(ADAMCORE_CONFIG_INIT(&mine, ADAMCORE_ADAM) == ADAMCORE_OK && mine.struct_size == sizeof mine, "macro init");
+    adamcore_step_options o2;
+    CHECK(ADAMCORE_STEP_OPTIONS_INIT(&o2) == ADAMCORE_OK && o2.struct_size == sizeof o2 && o2.grad_scale == 1, "macro");
+
+    /* Refused: below the first release, above 4096 (garbage), sizes whose bytes would reach the guard page. */
+    adamcore_config *at_end = (adamcore_config *)(map + page - 104);
+    adamcore_config_init(at_end, ADAMCORE_ADAM);
+    at_end->struct_size = 100;
+    CHECK(adamcore_config_validate(at_end) == ADAMCORE_E_STRUCT_SIZE, "smaller than 0.1.0");
+    at_end->struct_size = 1u << 20;  /* would read into the guard page: refused before reading */
+    CHECK(adamcore_config_validate(at_end) == ADAMCORE_E_STRUCT_SIZE, "garbage size");
+    CHECK(adamcore_config_init_sized(&mine, 100, ADAMCORE_ADAM) == ADAMCORE_E_STRUCT_SIZE, "sized init too small");
+    CHECK(adamcore_config_init_sized(&mine, SIZE_MAX, ADAMCORE_ADAM) == ADAMCORE_E_STRUCT_SIZE, "sized init SIZE_MAX");
+    CHECK(adamcore_step_options_init_sized(&o2, 8) == ADAMCORE_E_STRUCT_SIZE, "options init too small");
+    CHECK(adamcore_step_options_init_sized(NULL, 16) == ADAMCORE_E_NULL_POINTER, "options init NULL");
+    CHECK(adamcore_config_init_sized(NULL, 104, ADAMCORE_ADAM) == ADAMCORE_E_NULL_POINTER, "config init NULL");
+    adamcore_optimizer_destroy(opt);
+    munmap(map, 2 * (size_t)page);
+}
+
 int main(void) {
     fill_arena();
     test_version_and_statuses();
@@ -1647,6 +1713,7 @@ int main(void) {
     test_checkpoint_crash(dir);
     for (int round = 0; round < 3; round++) test_thread_stress();
     test_stats_and_advice();
+    test_struct_sizes();
     char command[600];
     snprintf(command, sizeof command, "rm -rf '%s'", dir);
     CHECK(system(command) == 0, "clean up");

@@ -69,7 +69,7 @@ static double loss_and_grad(const float *w, const float *b, int first, int rows,
 static void train(const char *name, int algorithm, unsigned flags) {
     float w[FEATURES] = {0}, b[1] = {0}, gw[FEATURES], gb[1], gw_new[FEATURES], gb_new[1];
     adamcore_config config;
-    CHECK(adamcore_config_init(&config, algorithm));
+    CHECK(ADAMCORE_CONFIG_INIT(&config, algorithm));
     config.lr = 0.05;
     config.flags |= flags;
 
