@@ -171,6 +171,8 @@ public final class Optimizer {
                             s0: given[0], s1: given[1], s2: given[2], ownsState: owns,
                             ownRanges: (paramRange, range(given[0]), range(given[1]), range(given[2])),
                             gradRange: gradRange ?? ByteRange.empty)
+        // A measured step's figures still wait in segments laid out for the old split: publish them first.
+        publishStats()
         reservePerTensor(tensors.count + 1)
         tensors.append(tensor)
         tensorSteps.append(0)
@@ -178,7 +180,6 @@ public final class Optimizer {
         for r in [tensor.ownRanges.0, tensor.ownRanges.1, tensor.ownRanges.2, tensor.ownRanges.3] { written.insert(r) }
         reserveCoefficients()
         items = WorkItem.split(tensors)
-        publishStats()   // before the segments are laid out anew
         job.reserve(items: items.count, groups: groups.count)
         job.layOutSegments(items)
         kernelStats.append(KernelStats())

@@ -1628,6 +1628,27 @@ static void test_tensor_subsets(const char *dir) {
     test_subset_errors();
 }
 
+/* Found by the fuzzer: a tensor added after a measured step, before its figures were read, crashed (the figures
+ * waited in segments laid out for the old split). They must survive the registration, and the new tensor has none. */
+static void test_stats_survive_a_later_tensor(void) {
+    adamcore_config c = config_of(ADAMCORE_ADAM);
+    adamcore_optimizer *opt = NULL;
+    float p[40] = {0}, g[40], q[3] = {0}, h[3] = {1, 1, 1};
+    for (int i = 0; i < 40; i++) g[i] = 0.1f * (float)(i % 5) - 0.2f;
+    CHECK(adamcore_optimizer_create(&c, &opt) == ADAMCORE_OK, "create");
+    CHECK(adamcore_optimizer_add_tensor(opt, 0, ADAMCORE_FLOAT32, p, g, 40, NULL, 0, NULL) == ADAMCORE_OK, "add");
+    CHECK(adamcore_optimizer_set_stats(opt, 1) == ADAMCORE_OK && adamcore_optimizer_step(opt, NULL, 1) == ADAMCORE_OK,
+          "measured step");
+    CHECK(adamcore_optimizer_add_tensor(opt, 0, ADAMCORE_FLOAT32, q, h, 3, NULL, 0, NULL) == ADAMCORE_OK, "add later");
+    adamcore_step_stats st, late;
+    memset(&st, 0, sizeof st);
+    st.struct_size = sizeof st;
+    late = st;
+    CHECK(adamcore_optimizer_get_stats(opt, &st) == ADAMCORE_OK && st.step == 1 && st.count == 40, "figures kept");
+    CHECK(adamcore_optimizer_get_tensor_stats(opt, 1, &late) == ADAMCORE_OK && late.count == 0, "new tensor has none");
+    adamcore_optimizer_destroy(opt);
+}
+
 /* Structs are read and written by their struct_size: older (smaller) and newer (larger, zero-tailed) layouts work,
  * and nothing past struct_size is touched. A struct placed right before an inaccessible page proves no over-read. */
 static void test_struct_sizes(void) {
@@ -1714,6 +1735,7 @@ int main(void) {
     for (int round = 0; round < 3; round++) test_thread_stress();
     test_stats_and_advice();
     test_struct_sizes();
+    test_stats_survive_a_later_tensor();
     char command[600];
     snprintf(command, sizeof command, "rm -rf '%s'", dir);
     CHECK(system(command) == 0, "clean up");
