@@ -538,6 +538,17 @@ static void release_grads(OptimizerObject *self, Py_ssize_t offset, int held) {
 }
 
 /* A step's result: True if applied, False if skipped (found_inf or the guard), else the exception. */
+/* Step options from a step call's grad_scale and found_inf arguments; -1 with an exception on failure. */
+int step_options_of(PyObject *grad_scale, PyObject *found_inf, adamcore_step_options *options) {
+    ADAMCORE_STEP_OPTIONS_INIT(options);
+    options->grad_scale = PyFloat_AsDouble(grad_scale);
+    if (options->grad_scale == -1.0 && PyErr_Occurred()) return -1;
+    int found = PyObject_IsTrue(found_inf);
+    if (found < 0) return -1;
+    options->found_inf = (uint32_t)found;
+    return 0;
+}
+
 /* The per-tensor step counts change inside the library (set_step, load): ask it again when needed. */
 static void forget_steps(OptimizerObject *self) {
     for (Py_ssize_t i = 0; i < self->tensors; i++) self->core_steps[i] = -1;
@@ -566,12 +577,7 @@ static PyObject *Optimizer_step_with_options(OptimizerObject *self, PyObject *co
     if (check_ready(self)) return NULL;
     if (nargs != 3) { PyErr_SetString(PyExc_TypeError, "step_with_options(grads, grad_scale, found_inf)"); return NULL; }
     adamcore_step_options options;
-    adamcore_step_options_init(&options);
-    options.grad_scale = PyFloat_AsDouble(args[1]);
-    if (options.grad_scale == -1.0 && PyErr_Occurred()) return NULL;
-    int found_inf = PyObject_IsTrue(args[2]);
-    if (found_inf < 0) return NULL;
-    options.found_inf = (uint32_t)found_inf;
+    if (step_options_of(args[1], args[2], &options) != 0) return NULL;
     int held = 0, status;
     if (collect_grads(self, args[0], 0, "grads", &held) != 0) { release_grads(self, 0, held); return NULL; }
     self->busy = 1;
@@ -598,12 +604,7 @@ static PyObject *Optimizer_step_tensors(OptimizerObject *self, PyObject *const *
     if (check_ready(self)) return NULL;
     if (nargs != 4) { PyErr_SetString(PyExc_TypeError, "step_tensors(indices, grads, grad_scale, found_inf)"); return NULL; }
     adamcore_step_options options;
-    adamcore_step_options_init(&options);
-    options.grad_scale = PyFloat_AsDouble(args[2]);
-    if (options.grad_scale == -1.0 && PyErr_Occurred()) return NULL;
-    int found_inf = PyObject_IsTrue(args[3]);
-    if (found_inf < 0) return NULL;
-    options.found_inf = (uint32_t)found_inf;
+    if (step_options_of(args[2], args[3], &options) != 0) return NULL;
     PyObject *indices = PySequence_Fast(args[0], "indices must be a list or tuple of ints");
     if (!indices) return NULL;
     PyObject *grads = PySequence_Fast(args[1], "grads must be a list or tuple of arrays");

@@ -53,6 +53,7 @@ int dtype_of(const Py_buffer *view);
 int get_buffer(PyObject *obj, Py_buffer *view, int writable, const char *what, Py_ssize_t index);
 int check_ready(OptimizerObject *self);
 PyObject *step_result(int status);
+int step_options_of(PyObject *grad_scale, PyObject *found_inf, adamcore_step_options *options);
 
 /* _torch.c: Optimizer methods */
 PyObject *Optimizer_torch_bind(OptimizerObject *self, PyObject *const *args, Py_ssize_t nargs);

@@ -235,12 +235,7 @@ PyObject *Optimizer_torch_step(OptimizerObject *self, PyObject *const *args, Py_
     if (nargs != 4) { PyErr_SetString(PyExc_TypeError, "torch_step(group_params, steps, grad_scale, found_inf)"); return NULL; }
     if (intern_names() != 0) return NULL;
     adamcore_step_options options;
-    adamcore_step_options_init(&options);
-    options.grad_scale = PyFloat_AsDouble(args[2]);
-    if (options.grad_scale == -1.0 && PyErr_Occurred()) return NULL;
-    int found_inf = PyObject_IsTrue(args[3]);
-    if (found_inf < 0) return NULL;
-    options.found_inf = (uint32_t)found_inf;
+    if (step_options_of(args[2], args[3], &options) != 0) return NULL;
 
     /* The parameters are the registered ones, in order. */
     PyObject *groups = args[0];
