@@ -196,3 +196,30 @@ def test_torch_adafix_deepcopy_and_state_dict_continue_exactly():
     fresh = act.AdaFix(copy.deepcopy(model).parameters(), lr=1e-2, next_gradient=True)
     fresh.load_state_dict(opt.state_dict())
     assert float(fresh.state[fresh.param_groups[0]["params"][0]]["step"]) == 30
+
+
+def test_a_model_cast_to_float64_after_steps_continues_with_its_state_cast():
+    """torch.optim raises at the next step after model.double() (its float32 state meets float64 gradients); adamcore
+    follows the new storage with its state cast, which is what torch gives when the state_dict is loaded into an
+    optimizer over the cast model (load_state_dict casts state to each parameter's dtype): the oracle here."""
+    model, x, y = _model_and_data(5)
+    twin = copy.deepcopy(model)
+    a, b = act.Adam(model.parameters(), lr=1e-2), torch.optim.Adam(twin.parameters(), lr=1e-2)
+    for m, o in ((model, a), (twin, b)):
+        for _ in range(5):
+            o.zero_grad()
+            torch.nn.functional.mse_loss(m(x), y).backward()
+            o.step()
+    model.double()
+    twin.double()
+    reloaded = torch.optim.Adam(twin.parameters(), lr=1e-2)
+    reloaded.load_state_dict(b.state_dict())
+    for m, o in ((model, a), (twin, reloaded)):
+        for _ in range(5):
+            o.zero_grad()
+            torch.nn.functional.mse_loss(m(x.double()), y.double()).backward()
+            o.step()
+    for p, q in zip(model.parameters(), twin.parameters()):
+        assert p.dtype == torch.float64 and a.state[p]["exp_avg"].dtype == torch.float64
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
+    assert float(a.state[next(model.parameters())]["step"]) == 10

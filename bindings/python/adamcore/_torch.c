@@ -264,7 +264,10 @@ PyObject *Optimizer_torch_step(OptimizerObject *self, PyObject *const *args, Py_
         uintptr_t address = self->counts[k] ? data_address(p) : (uintptr_t)self->param_views[k].buf;
         Py_DECREF(p);
         if (!address) goto done;
-        if (address != (uintptr_t)self->param_views[k].buf && append_index(&moved, k) != 0) goto done;
+        if (address != (uintptr_t)self->param_views[k].buf) {  /* moved: Python registers it anew, then retries */
+            if (append_index(&moved, k) != 0) goto done;
+            continue;
+        }
         PyObject *grad = tensor_attribute(self->torch.params[k], A_GRAD);
         if (!grad) goto done;
         if (grad == Py_None) { Py_DECREF(grad); continue; }
