@@ -373,16 +373,17 @@ public final class Optimizer {
         return try stepSelected(count: count, options: options)
     }
 
-    /// Validates tensor `i`'s gradient for this step and marks the tensor as stepped.
+    /// Validates tensor `i`'s gradient for this step and marks the tensor as stepped (`forStep` false: only read,
+    /// as AdaFix's observe reads gradients, so its step count does not matter).
     @inline(__always)
-    private func select(_ i: Int, _ grad: UnsafeRawPointer?) throws(AdamCoreError) {
+    private func select(_ i: Int, _ grad: UnsafeRawPointer?, forStep: Bool = true) throws(AdamCoreError) {
         let tensor = tensors[i]
         guard let grad else { throw fail(ADAMCORE_E_NULL_POINTER) }
         let range = try tensor.dtype.range(grad, tensor.count)
         // A gradient is only read, but reading memory that this step writes (any tensor's parameter or state)
         // would make the result depend on the order of the work.
         if written.overlaps(range) { throw fail(ADAMCORE_E_OVERLAP) }
-        guard tensorSteps[i] < Int64.max else { throw fail(ADAMCORE_E_STEP) }
+        guard !forStep || tensorSteps[i] < Int64.max else { throw fail(ADAMCORE_E_STEP) }
         stepGrads[i] = grad
     }
 
@@ -485,9 +486,9 @@ public final class Optimizer {
         guard let newGrads else { throw fail(ADAMCORE_E_NULL_POINTER) }
         guard count == tensors.count else { throw fail(ADAMCORE_E_COUNT) }
         defer { clearSelection() }
-        for i in tensors.indices { try select(i, newGrads[i]) }  // validates g'
+        for i in tensors.indices { try select(i, newGrads[i], forStep: false) }  // validates g'
         for i in tensors.indices { stepGrads[i] = nil }
-        for i in tensors.indices { try select(i, grads.map { $0[i] } ?? tensors[i].grad) }
+        for i in tensors.indices { try select(i, grads.map { $0[i] } ?? tensors[i].grad, forStep: false) }
         job.others = newGrads
         defer { job.others = nil }
         let diff = runJob(.difference)
