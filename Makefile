@@ -23,7 +23,7 @@ SWIFT_LIB_FLAGS := -c release --product adamcore --scratch-path $(SWIFT_LIB_SCRA
 	-Xlinker --version-script=$(CURDIR)/Sources/AdamCoreABI/exports.map \
 	-Xlinker -soname=libadamcore.so.$(SOMAJOR)
 
-.PHONY: all deps lib python demo demo-c seeds test test-swift test-abi test-c test-swift-example test-python test-pip test-bench bench \
+.PHONY: all deps lib python demo demo-c seeds test test-swift test-abi test-c test-swift-example test-python test-stubs test-pip test-bench bench \
 	fuzz test-fuzz test-asan asan-lib install uninstall clean
 
 all: lib python $(BUILD)/logreg
@@ -34,7 +34,7 @@ all: lib python $(BUILD)/logreg
 # packages (pip, into the interpreter that runs the tests and the demo; module:package where the names differ).
 PYTHON ?= python3
 DEBIAN_TOOLS := pkg-config:pkg-config objdump:binutils nm:binutils
-PYTHON_PACKAGES := numpy pytest hypothesis wheel sklearn:scikit-learn matplotlib tqdm safetensors torch
+PYTHON_PACKAGES := numpy pytest hypothesis wheel sklearn:scikit-learn matplotlib tqdm safetensors torch mypy
 deps:
 	@missing=""; for pair in $(DEBIAN_TOOLS); do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; done; \
@@ -104,7 +104,7 @@ seeds: all
 
 # ---------------------------------------------------------------------------------------------------------------
 # Tests
-test: test-swift test-abi test-swift-example test-python test-pip test-bench test-c test-fuzz
+test: test-swift test-abi test-swift-example test-python test-stubs test-pip test-bench test-c test-fuzz
 	@echo "make test: all suites passed"
 
 # Swift unit tests (release: the kernels are SIMD code that is meaningless to test unoptimised).
@@ -137,6 +137,10 @@ test-python: python
 	cd Tests/python && PYTHONPATH=$(BUILD)/python $(PYTHON) -m pytest -q -p no:cacheprovider
 	cd Tests/python && ADAMCORE_TORCH_SELFTEST=1 PYTHONPATH=$(BUILD)/python $(PYTHON) -m pytest -q -p no:cacheprovider \
 		-W ignore test_torch_dropin.py test_torch_distributed.py
+
+# The type stubs of the C extension say what the module is (mypy's stubtest against the built module).
+test-stubs: python
+	PYTHONPATH=$(BUILD)/python $(PYTHON) -m mypy.stubtest adamcore._core
 
 # `pip install` as a user would, offline (no build isolation), into a throwaway virtual environment.
 test-pip: $(LIB)
