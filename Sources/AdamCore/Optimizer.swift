@@ -687,7 +687,7 @@ struct Tensor {
     let s0, s1, s2: UnsafeMutableRawPointer?
     let ownsState: Bool
     /// Byte ranges of param and the state slots (empty when absent), and of the registered gradient, computed once
-    /// at registration: each step's overlap check reuses them.
+    /// at registration, for the overlap checks of later registrations, parameter moves and checkpoint buffers.
     let ownRanges: (ByteRange, ByteRange, ByteRange, ByteRange)
     let gradRange: ByteRange
 
@@ -698,11 +698,11 @@ struct Tensor {
                ownsState: ownsState, ownRanges: (range, ownRanges.1, ownRanges.2, ownRanges.3), gradRange: gradRange)
     }
 
-    func overlapsOwnBuffers(_ r: ByteRange) -> Bool {
+    /// Whether `r` overlaps any buffer registered for this tensor (param, state, registered gradient).
+    func overlaps(_ r: ByteRange) -> Bool {
         ownRanges.0.overlaps(r) || ownRanges.1.overlaps(r) || ownRanges.2.overlaps(r) || ownRanges.3.overlaps(r)
+            || gradRange.overlaps(r)
     }
-
-    func overlaps(_ r: ByteRange) -> Bool { overlapsOwnBuffers(r) || gradRange.overlaps(r) }
 
     @inline(__always)
     private func streams<T: KernelScalar>(_ grad: UnsafeRawPointer, _: T.Type, from start: Int) -> Streams<T> {

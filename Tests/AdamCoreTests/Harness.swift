@@ -99,8 +99,8 @@ func runKernel<T: Steppable>(_ config: Config, _ problem: Problem, steps: Int, a
     return RunResult(param: p.values, state: (0..<slots).map { state[$0].values })
 }
 
-/// The float64 reference run of the same config and problem, with gradients rounded as T's run sees them.
-func runReference<T: BinaryFloatingPoint>(_ config: Config, _ problem: Problem, steps: Int, as _: T.Type) -> RunResult {
+/// The reference's options for a config.
+func referenceOptions(_ config: Config) -> RefOptions {
     let c = config.raw, f = config.flags
     var o = RefOptions()
     o.lr = c.lr; o.beta1 = c.beta1; o.beta2 = c.beta2; o.eps = c.eps; o.epsRoot = c.eps_root
@@ -109,6 +109,27 @@ func runReference<T: BinaryFloatingPoint>(_ config: Config, _ problem: Problem, 
     o.biasCorrection = !f.contains(.noBiasCorrection); o.momentum = c.momentum; o.dampening = c.dampening
     o.nesterov = f.contains(.nesterov); o.alpha = c.alpha; o.centered = f.contains(.centered)
     o.lrDecay = c.lr_decay; o.initialAccumulator = c.initial_accumulator_value
+    return o
+}
+
+/// Every state buffer of every tensor of `opt`, as bit patterns (for bitwise comparisons of two runs).
+func stateBits(_ opt: Optimizer, _ config: Config) throws -> [[UInt64]] {
+    var bits: [[UInt64]] = []
+    for i in 0..<opt.tensorCount {
+        let (n, dtype) = try opt.tensorInfo(i)
+        for slot in 0..<(try config.stateSlots().count) {
+            let raw = try opt.stateBuffer(tensor: i, slot: slot)
+            bits.append(dtype == ADAMCORE_FLOAT32
+                ? (0..<n).map { UInt64(raw.assumingMemoryBound(to: Float.self)[$0].bitPattern) }
+                : (0..<n).map { raw.assumingMemoryBound(to: Double.self)[$0].bitPattern })
+        }
+    }
+    return bits
+}
+
+/// The float64 reference run of the same config and problem, with gradients rounded as T's run sees them.
+func runReference<T: BinaryFloatingPoint>(_ config: Config, _ problem: Problem, steps: Int, as _: T.Type) -> RunResult {
+    let o = referenceOptions(config)
     let n = problem.count
     var p = problem.start(as: T.self)
     switch config.algorithm! {

@@ -10,18 +10,6 @@ final class SubsetTests: XCTestCase {
 
     // MARK: Helpers
 
-    /// The reference's options for a config (the mapping runReference uses).
-    private func referenceOptions(_ config: Config) -> RefOptions {
-        let c = config.raw, f = config.flags
-        var o = RefOptions()
-        o.lr = c.lr; o.beta1 = c.beta1; o.beta2 = c.beta2; o.eps = c.eps; o.epsRoot = c.eps_root
-        o.weightDecay = c.weight_decay; o.decoupled = f.contains(.decoupledWeightDecay); o.amsgrad = f.contains(.amsgrad)
-        o.optaxOrder = f.contains(.amsgradOptaxOrder); o.maximize = f.contains(.maximize)
-        o.biasCorrection = !f.contains(.noBiasCorrection); o.momentum = c.momentum; o.dampening = c.dampening
-        o.nesterov = f.contains(.nesterov); o.alpha = c.alpha; o.centered = f.contains(.centered)
-        o.lrDecay = c.lr_decay; o.initialAccumulator = c.initial_accumulator_value
-        return o
-    }
 
     private func pointer<T>(_ b: OwnedBuffer<T>) -> UnsafeRawPointer? { UnsafeRawPointer(b.buffer.baseAddress) }
 
@@ -214,15 +202,7 @@ final class SubsetTests: XCTestCase {
         }
         var bits = params32.map { $0.values.map { Float($0).bitPattern }.map(UInt64.init) }
             + params64.map { $0.values.map { $0.bitPattern } }
-        for i in 0..<opt.tensorCount {
-            let (n, dtype) = try opt.tensorInfo(i)
-            for slot in 0..<(try config.stateSlots().count) {
-                let raw = try opt.stateBuffer(tensor: i, slot: slot)
-                bits.append(dtype == ADAMCORE_FLOAT32
-                    ? (0..<n).map { UInt64(raw.assumingMemoryBound(to: Float.self)[$0].bitPattern) }
-                    : (0..<n).map { raw.assumingMemoryBound(to: Double.self)[$0].bitPattern })
-            }
-        }
+        bits += try stateBits(opt, config)
         bits.append(opt.tensorSteps.map { UInt64($0) } + [UInt64(opt.stepCount)])
         return withExtendedLifetime((params32, params64)) { bits }
     }

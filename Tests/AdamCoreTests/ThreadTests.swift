@@ -38,15 +38,7 @@ final class ThreadTests: XCTestCase {
             }
         }
         var bits = params32.map { $0.values.map { $0.bitPattern } } + params64.map { $0.values.map { $0.bitPattern } }
-        for i in 0..<opt.tensorCount {
-            let (n, dtype) = try opt.tensorInfo(i)
-            for slot in 0..<(try config.stateSlots().count) {
-                let raw = try opt.stateBuffer(tensor: i, slot: slot)
-                bits.append(dtype == ADAMCORE_FLOAT32
-                    ? (0..<n).map { UInt64(raw.assumingMemoryBound(to: Float.self)[$0].bitPattern) }
-                    : (0..<n).map { raw.assumingMemoryBound(to: Double.self)[$0].bitPattern })
-            }
-        }
+        bits += try stateBits(opt, config)
         bits.append([opt.lipschitz.bitPattern, UInt64(opt.stepCount), opt.vUpdated ? 1 : 0])
         return withExtendedLifetime((params32, params64)) { bits }
     }

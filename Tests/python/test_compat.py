@@ -5,6 +5,7 @@ K steps from a fixed start, the checkpoint (<tag>.safetensors) and the parameter
 more steps and the parameters and state at K + M (param_end.<i>, state_end.<i>.<slot>, in <tag>.npz). Loading
 the checkpoint here and continuing M steps must reproduce 0.1.0's uninterrupted run bit for bit.
 """
+import importlib.util
 import json
 import struct
 from pathlib import Path
@@ -17,28 +18,23 @@ import adamcore
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "v0.1.0"
 
-# As in make_v010_fixtures.py.
-K, M = 7, 5
-SIZES = [37, 1000]
-CASES = {
-    "adam": lambda p: adamcore.Adam(p, lr=1e-2, weight_decay=0.01),
-    "amsgrad_w": lambda p: adamcore.AdamW(p, lr=1e-2, amsgrad=True),
-    "sgd_nesterov": lambda p: adamcore.SGD(p, lr=1e-2, momentum=0.9, nesterov=True),
-    "rmsprop_centered": lambda p: adamcore.RMSprop(p, lr=1e-3, centered=True, momentum=0.5),
-    "adagrad": lambda p: adamcore.Adagrad(p, lr=1e-2, lr_decay=0.01, initial_accumulator_value=0.1),
-    "adafix_next": lambda p: adamcore.AdaFix(p, lr=1e-2, next_gradient=True),
-}
+
+def _fixture_script():
+    """make_v010_fixtures.py itself: its constructions, sizes, step counts and gradients are the ones to repeat."""
+    spec = importlib.util.spec_from_file_location("make_v010_fixtures", FIXTURES.parent / "make_v010_fixtures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_script = _fixture_script()
+K, M, SIZES, CASES, grads = _script.K, _script.M, _script.SIZES, _script.CASES, _script.grads
 DTYPES = (np.float32, np.float64)
 FIXTURE_CASES = [pytest.param(name, dtype, id=f"{name}_{np.dtype(dtype).name}") for name in CASES for dtype in DTYPES]
 # The cases that can step a proper subset (AdaFix's gate is global: it must list all its tensors).
 SUBSET_CASES = [p for p in FIXTURE_CASES if not p.values[0].startswith("adafix")]
 # The cases whose update depends on the step count (bias correction, lr_decay), where a wrong count shows.
 COUNTED = {"adam", "amsgrad_w", "adagrad"}
-
-
-def grads(t, dtype):
-    rng = np.random.default_rng(100 + t)
-    return [rng.standard_normal(n).astype(dtype) for n in SIZES]
 
 
 def tag(name, dtype):
