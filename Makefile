@@ -111,20 +111,23 @@ test: test-swift test-abi test-swift-example test-python test-stubs test-pip tes
 test-swift: | deps
 	swift test -c release --disable-swift-testing --scratch-path $(SWIFT_TEST_SCRATCH)
 
-# The library's promises: exports = header = Swift's view with the same types; AVX2 code only behind the check;
-# no Swift runtime dependency; a SONAME.
+# The library's promises: exports = header = Swift's view with the same types; the statuses' docs = their list;
+# each tier's code only behind its cpuid check; no Swift runtime dependency; a SONAME.
 test-abi: $(LIB)
 	Tests/abi/check_header.sh $(LIB) $(SWIFT_LIB_SCRATCH)/release/Modules
+	Tests/abi/check_errors.sh
 	Tests/abi/check_isa.sh $(LIB)
 	Tests/abi/check_linkage.sh $(LIB) libadamcore.so.$(SOMAJOR)
 
 # The C test program, compiled against an installed copy (make install into build/) through pkg-config, run on
-# both kernel sets; and a 0.1.0 caller, compiled against 0.1.0's header, run against this library.
+# every kernel tier (the best this CPU has, then capped to AVX2 and to the baseline; it also compares the tiers);
+# and a 0.1.0 caller, compiled against 0.1.0's header, run against this library.
 test-c: $(LIB)
 	$(MAKE) --no-print-directory install PREFIX=$(BUILD)/test-install
 	$(CC) $(CFLAGS) -pthread Tests/c/test_abi.c -o $(BUILD)/test_abi \
 		$$(PKG_CONFIG_PATH=$(BUILD)/test-install/lib/pkgconfig pkg-config --cflags --libs adamcore) -lm
 	$(BUILD)/test_abi
+	ADAMCORE_ISA=avx2_fma $(BUILD)/test_abi
 	ADAMCORE_ISA=baseline $(BUILD)/test_abi
 	$(CC) $(CFLAGS) Tests/c/test_v010_caller.c -o $(BUILD)/test_v010_caller -ITests/fixtures/v0.1.0 \
 		-L$(BUILD)/test-install/lib -ladamcore -Wl,-rpath,$(BUILD)/test-install/lib

@@ -1,12 +1,14 @@
 // swift-tools-version:5.9
 import PackageDescription
 
-// AVX2+FMA kernels for the C library only. `unsafeFlags` keeps a product from being used by version, so the
-// AdamCore product (what Swift packages depend on) must not contain this target.
+// The AVX2+FMA and AVX-512 kernel tiers, for the C library only. `unsafeFlags` keeps a product from being used by
+// version, so the AdamCore product (what Swift packages depend on) must not contain these targets.
 #if arch(x86_64)
 let avx2Flags: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-march=x86-64-v3"])]
+let avx512Flags: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-march=x86-64-v4", "-Xcc", "-mprefer-vector-width=512"])]
 #else
 let avx2Flags: [SwiftSetting] = []
+let avx512Flags: [SwiftSetting] = []
 #endif
 
 let package = Package(
@@ -22,9 +24,10 @@ let package = Package(
         .systemLibrary(name: "CAdamCore", path: "Sources/CAdamCore"),
         .target(name: "AdamCore", dependencies: ["CAdamCore"]),
         .target(name: "AdamCoreAVX2", dependencies: ["AdamCore", "CAdamCore"], swiftSettings: avx2Flags),
-        .target(name: "AdamCoreABI", dependencies: ["AdamCore", "AdamCoreAVX2", "CAdamCore"],
+        .target(name: "AdamCoreAVX512", dependencies: ["AdamCore", "CAdamCore"], swiftSettings: avx512Flags),
+        .target(name: "AdamCoreABI", dependencies: ["AdamCore", "AdamCoreAVX2", "AdamCoreAVX512", "CAdamCore"],
                 exclude: ["exports.map", "adamcore.pc.in"]),
-        .testTarget(name: "AdamCoreTests", dependencies: ["AdamCore", "AdamCoreAVX2", "CAdamCore"],
+        .testTarget(name: "AdamCoreTests", dependencies: ["AdamCore", "AdamCoreAVX2", "AdamCoreAVX512", "CAdamCore"],
                     linkerSettings: [.linkedLibrary("m")]),
     ]
 )

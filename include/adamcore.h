@@ -26,6 +26,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* ADAMCORE_API marks every function of the interface: exported by the shared library and, on Windows, imported by
+ * its callers (define ADAMCORE_STATIC when linking a static build there). */
+#if defined(_WIN32) && !defined(ADAMCORE_STATIC)
+#if defined(ADAMCORE_BUILDING)
+#define ADAMCORE_API __declspec(dllexport)
+#else
+#define ADAMCORE_API __declspec(dllimport)
+#endif
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#define ADAMCORE_API __attribute__((visibility("default")))
+#else
+#define ADAMCORE_API
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -42,63 +56,70 @@ extern "C" {
 #define ADAMCORE_VERSION_STRING "0.2.0"
 
 /** The version of the library loaded at run time, as ADAMCORE_VERSION_NUMBER. */
-uint32_t adamcore_version_number(void);
+ADAMCORE_API uint32_t adamcore_version_number(void);
 /** The version of the library loaded at run time, as "MAJOR.MINOR.PATCH". Static storage; never NULL. */
-const char *adamcore_version_string(void);
+ADAMCORE_API const char *adamcore_version_string(void);
 
 /* ---------------------------------------------------------------------------------------------------------------
  * Status codes
  * ------------------------------------------------------------------------------------------------------------- */
 
+/* Every status, once: XX(name without the ADAMCORE_ prefix, value, message). It generates the enum below and the
+ * library's adamcore_status_name and adamcore_strerror (as libuv's UV_ERRNO_MAP does); a test checks that
+ * docs/ERRORS.md describes each one. New statuses are appended; values are never reused. */
+#define ADAMCORE_STATUS_MAP(XX) \
+    XX(OK, 0, "success") \
+    XX(STEP_SKIPPED, 1, "the step was skipped (found_inf, or the guard found NaN or Inf in a gradient)") \
+    XX(E_NULL_POINTER, -1, "a required pointer is NULL") \
+    XX(E_LENGTH, -2, "buffers of different lengths, or an element count too large for the address space") \
+    XX(E_OVERLAP, -3, "two buffers of the call overlap") \
+    XX(E_MISALIGNED, -4, "a buffer is not aligned to its element size") \
+    XX(E_STEP, -5, "step must be >= 1 and the step count must not overflow") \
+    XX(E_STRUCT_SIZE, -6, "a struct_size below the struct's first release's, above 4096, or larger with nonzero unknown bytes") \
+    XX(E_ALGORITHM, -7, "unknown algorithm, or a call made for another algorithm") \
+    XX(E_FLAGS, -8, "unknown flag, or a flag the algorithm does not take") \
+    XX(E_LR, -9, "lr must be finite and >= 0") \
+    XX(E_BETA1, -10, "beta1 must be finite and in [0, 1) (0 for algorithms without it)") \
+    XX(E_BETA2, -11, "beta2 must be finite and in [0, 1) (0 for algorithms without it)") \
+    XX(E_EPS, -12, "eps must be finite and >= 0 (0 for SGD)") \
+    XX(E_EPS_ROOT, -13, "eps_root must be finite and >= 0 (0 for algorithms without it)") \
+    XX(E_WEIGHT_DECAY, -14, "weight_decay must be finite and >= 0") \
+    XX(E_MOMENTUM, -15, "momentum must be finite and in [0, 1] (0 for algorithms without it)") \
+    XX(E_DAMPENING, -16, "dampening must be in [0, 1] for SGD, 0 with Nesterov and for other algorithms") \
+    XX(E_NESTEROV, -17, "Nesterov momentum requires momentum > 0") \
+    XX(E_ALPHA, -18, "alpha must be finite and in [0, 1] for RMSprop (0 for other algorithms)") \
+    XX(E_LR_DECAY, -19, "lr_decay must be finite and >= 0 for AdaGrad (0 for other algorithms)") \
+    XX(E_INITIAL_ACCUMULATOR, -20, "initial_accumulator_value must be finite and >= 0 for AdaGrad (0 for other algorithms)") \
+    XX(E_RESERVED, -21, "a reserved field is not 0") \
+    XX(E_STATE, -22, "state buffers do not match the algorithm's options (missing, extra or changed)") \
+    XX(E_DTYPE, -23, "unknown dtype, or buffers of different dtypes") \
+    XX(E_HANDLE, -24, "the optimizer handle is NULL, already destroyed, or not an optimizer handle") \
+    XX(E_INDEX, -25, "a group, tensor or state slot index is out of range") \
+    XX(E_COUNT, -26, "a list does not have one entry per registered tensor") \
+    XX(E_NO_MEMORY, -27, "out of memory") \
+    XX(E_SEQUENCE, -28, "the call is not valid in the optimizer's current state") \
+    XX(E_NONFINITE, -29, "a value that must be finite is NaN or infinite") \
+    XX(E_LIPSCHITZ, -30, "the AdaFix Lipschitz estimate must be finite and >= 0") \
+    XX(E_THREADS, -31, "a thread count must be 0 (automatic) or 1..256") \
+    XX(E_GRAD_SCALE, -32, "grad_scale must be finite and > 0") \
+    XX(E_IO, -33, "a checkpoint file could not be read, written or renamed") \
+    XX(E_FORMAT, -34, "the bytes are not an adamcore checkpoint in the safetensors format") \
+    XX(E_MISMATCH, -35, "the checkpoint does not match the optimizer (algorithm, groups, tensors, dtypes or shapes)") \
+    XX(E_ISA, -36, "the instruction set is unknown, or this CPU or this build cannot run it")
+
 typedef enum adamcore_status {
-    ADAMCORE_OK = 0,
-    ADAMCORE_STEP_SKIPPED = 1,           /* not an error: found_inf was set, or the non-finite guard found NaN or Inf
-                                            in a gradient; the step wrote nothing and the step count stayed */
-    ADAMCORE_E_NULL_POINTER = -1,        /* a required pointer is NULL */
-    ADAMCORE_E_LENGTH = -2,              /* buffers of different lengths, or a count reaching past the address space */
-    ADAMCORE_E_OVERLAP = -3,             /* two buffers of one call overlap */
-    ADAMCORE_E_MISALIGNED = -4,          /* a buffer is not aligned to its element size */
-    ADAMCORE_E_STEP = -5,                /* step < 1, or the step count would overflow */
-    ADAMCORE_E_STRUCT_SIZE = -6,         /* a struct's struct_size is below its first release's size, above 4096, or
-                                            larger than this library's with a nonzero byte it does not know */
-    ADAMCORE_E_ALGORITHM = -7,           /* unknown algorithm, or a call made for another algorithm */
-    ADAMCORE_E_FLAGS = -8,               /* unknown flag, or a flag the algorithm does not take */
-    ADAMCORE_E_LR = -9,                  /* lr is not finite and >= 0 */
-    ADAMCORE_E_BETA1 = -10,              /* beta1 is not in [0, 1) (or not 0 where unused) */
-    ADAMCORE_E_BETA2 = -11,              /* beta2 is not in [0, 1) (or not 0 where unused) */
-    ADAMCORE_E_EPS = -12,                /* eps is not finite and >= 0 (or not 0 where unused) */
-    ADAMCORE_E_EPS_ROOT = -13,           /* eps_root is not finite and >= 0 (or not 0 where unused) */
-    ADAMCORE_E_WEIGHT_DECAY = -14,       /* weight_decay is not finite and >= 0 */
-    ADAMCORE_E_MOMENTUM = -15,           /* momentum is not in [0, 1] (or not 0 where unused) */
-    ADAMCORE_E_DAMPENING = -16,          /* dampening is not in [0, 1], or Nesterov with dampening != 0 */
-    ADAMCORE_E_NESTEROV = -17,           /* Nesterov momentum requires momentum > 0 */
-    ADAMCORE_E_ALPHA = -18,              /* alpha is not in [0, 1] (or not 0 where unused) */
-    ADAMCORE_E_LR_DECAY = -19,           /* lr_decay is not finite and >= 0 (or not 0 where unused) */
-    ADAMCORE_E_INITIAL_ACCUMULATOR = -20,/* initial_accumulator_value is not finite and >= 0 (or not 0 where unused) */
-    ADAMCORE_E_RESERVED = -21,           /* a reserved field is not 0 */
-    ADAMCORE_E_STATE = -22,              /* missing, extra or wrongly sized state buffers for the options */
-    ADAMCORE_E_DTYPE = -23,              /* unknown dtype, or a buffer of another dtype than the tensor's */
-    ADAMCORE_E_HANDLE = -24,             /* the optimizer handle is NULL, already destroyed, or not one */
-    ADAMCORE_E_INDEX = -25,              /* a group, tensor or state slot index is out of range */
-    ADAMCORE_E_COUNT = -26,              /* a list does not have one entry per registered tensor */
-    ADAMCORE_E_NO_MEMORY = -27,          /* the library could not allocate memory */
-    ADAMCORE_E_SEQUENCE = -28,           /* the call is not valid in the optimizer's current state */
-    ADAMCORE_E_NONFINITE = -29,          /* a value that must be finite is NaN or infinite */
-    ADAMCORE_E_LIPSCHITZ = -30,          /* an AdaFix Lipschitz estimate is not finite and >= 0 */
-    ADAMCORE_E_THREADS = -31,            /* a thread count is not 0 (automatic) or 1..256 */
-    ADAMCORE_E_GRAD_SCALE = -32,         /* grad_scale is not finite and > 0 (or not 1 for AdaFix: ADAMCORE_E_ALGORITHM) */
-    ADAMCORE_E_IO = -33,                 /* a checkpoint file could not be opened, read, written, synced or renamed */
-    ADAMCORE_E_FORMAT = -34,             /* the bytes are not an adamcore checkpoint in the safetensors format */
-    ADAMCORE_E_MISMATCH = -35            /* the checkpoint is well formed but does not fit the optimizer */
+#define ADAMCORE_STATUS_ENUMERATOR_(name, value, message) ADAMCORE_##name = value,
+    ADAMCORE_STATUS_MAP(ADAMCORE_STATUS_ENUMERATOR_)
+#undef ADAMCORE_STATUS_ENUMERATOR_
 } adamcore_status;
 
 /** 0.1.0's name for ADAMCORE_E_STRUCT_SIZE, kept so that its callers compile. */
 #define ADAMCORE_E_CONFIG_SIZE ADAMCORE_E_STRUCT_SIZE
 
 /** The enumerator's name, e.g. "ADAMCORE_E_BETA1"; "ADAMCORE_E_UNKNOWN" for a value not listed. Never NULL. */
-const char *adamcore_status_name(int status);
+ADAMCORE_API const char *adamcore_status_name(int status);
 /** A one-line English description, e.g. "beta1 must be finite and in [0, 1)". Never NULL. */
-const char *adamcore_strerror(int status);
+ADAMCORE_API const char *adamcore_strerror(int status);
 
 /* ---------------------------------------------------------------------------------------------------------------
  * Configuration
@@ -166,18 +187,18 @@ typedef struct adamcore_config {
 
 /** Fill the `size` bytes of *config (its sizeof: ADAMCORE_CONFIG_INIT passes it) with torch's defaults for the
  *  algorithm; struct_size = size, bytes past this library's layout zero. ADAMCORE_E_ALGORITHM for an unknown one. */
-int adamcore_config_init_sized(adamcore_config *config, size_t size, int algorithm);
+ADAMCORE_API int adamcore_config_init_sized(adamcore_config *config, size_t size, int algorithm);
 #define ADAMCORE_CONFIG_INIT(config, algorithm) adamcore_config_init_sized((config), sizeof *(config), (algorithm))
 /** The same for the first release's layout (104 bytes), which is all a caller of this size-less form is known to
  *  have: 0.1.0's callers. Newer code uses ADAMCORE_CONFIG_INIT. */
-int adamcore_config_init(adamcore_config *config, int algorithm);
+ADAMCORE_API int adamcore_config_init(adamcore_config *config, int algorithm);
 /** Check every field of *config; ADAMCORE_OK if a step with it would be accepted. */
-int adamcore_config_validate(const adamcore_config *config);
+ADAMCORE_API int adamcore_config_validate(const adamcore_config *config);
 /** Number of state buffers per tensor for this config (e.g. 2 for Adam, 3 for AMSGrad, 0 for plain SGD). */
-int adamcore_config_state_count(const adamcore_config *config, size_t *count);
+ADAMCORE_API int adamcore_config_state_count(const adamcore_config *config, size_t *count);
 /** torch's name of state slot `slot` ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer", "square_avg",
  *  "grad_avg", "sum", "prev_grad"); static storage. */
-int adamcore_config_state_name(const adamcore_config *config, size_t slot, const char **name);
+ADAMCORE_API int adamcore_config_state_name(const adamcore_config *config, size_t slot, const char **name);
 
 /* ---------------------------------------------------------------------------------------------------------------
  * Stateless steps: one in-place update of one buffer set.
@@ -185,9 +206,9 @@ int adamcore_config_state_name(const adamcore_config *config, size_t slot, const
  * ------------------------------------------------------------------------------------------------------------- */
 
 /** Adam / AdamW / AMSGrad. max_exp_avg_sq is required with ADAMCORE_FLAG_AMSGRAD and must be NULL without it. */
-int adamcore_adam_step_f32(const adamcore_config *config, int64_t step, size_t count, float *param,
+ADAMCORE_API int adamcore_adam_step_f32(const adamcore_config *config, int64_t step, size_t count, float *param,
                            const float *grad, float *exp_avg, float *exp_avg_sq, float *max_exp_avg_sq);
-int adamcore_adam_step_f64(const adamcore_config *config, int64_t step, size_t count, double *param,
+ADAMCORE_API int adamcore_adam_step_f64(const adamcore_config *config, int64_t step, size_t count, double *param,
                            const double *grad, double *exp_avg, double *exp_avg_sq, double *max_exp_avg_sq);
 
 /* What an AdaFix step decided and measured. */
@@ -200,37 +221,37 @@ typedef struct adamcore_adafix_result {
 
 /** AdaFix on one buffer set that is the whole model: v is updated only if max|grad| >= lipschitz*lr.
  *  `lipschitz` is the current estimate L (0 before any); result may be NULL. */
-int adamcore_adafix_step_f32(const adamcore_config *config, int64_t step, size_t count, float *param,
+ADAMCORE_API int adamcore_adafix_step_f32(const adamcore_config *config, int64_t step, size_t count, float *param,
                              const float *grad, float *exp_avg, float *exp_avg_sq, double lipschitz,
                              adamcore_adafix_result *result);
-int adamcore_adafix_step_f64(const adamcore_config *config, int64_t step, size_t count, double *param,
+ADAMCORE_API int adamcore_adafix_step_f64(const adamcore_config *config, int64_t step, size_t count, double *param,
                              const double *grad, double *exp_avg, double *exp_avg_sq, double lipschitz,
                              adamcore_adafix_result *result);
 /** The AdaFix estimate update: *lipschitz = max(*lipschitz, ||new_grad - grad|| / sqrt(step_norm_sq)), where
  *  new_grad is the same minibatch's gradient at the new point. Unchanged when step_norm_sq is 0.
  *  ADAMCORE_E_NONFINITE (and *lipschitz unchanged) if the ratio is not finite. */
-int adamcore_adafix_lipschitz_f32(size_t count, const float *grad, const float *new_grad, double step_norm_sq,
+ADAMCORE_API int adamcore_adafix_lipschitz_f32(size_t count, const float *grad, const float *new_grad, double step_norm_sq,
                                   double *lipschitz);
-int adamcore_adafix_lipschitz_f64(size_t count, const double *grad, const double *new_grad, double step_norm_sq,
+ADAMCORE_API int adamcore_adafix_lipschitz_f64(size_t count, const double *grad, const double *new_grad, double step_norm_sq,
                                   double *lipschitz);
 
 /** SGD. momentum_buffer is required when momentum > 0 and must be NULL otherwise; at step 1 it is overwritten
  *  with the gradient (torch's first-step rule), so its prior contents do not matter then. */
-int adamcore_sgd_step_f32(const adamcore_config *config, int64_t step, size_t count, float *param,
+ADAMCORE_API int adamcore_sgd_step_f32(const adamcore_config *config, int64_t step, size_t count, float *param,
                           const float *grad, float *momentum_buffer);
-int adamcore_sgd_step_f64(const adamcore_config *config, int64_t step, size_t count, double *param,
+ADAMCORE_API int adamcore_sgd_step_f64(const adamcore_config *config, int64_t step, size_t count, double *param,
                           const double *grad, double *momentum_buffer);
 
 /** RMSprop. grad_avg is required exactly with ADAMCORE_FLAG_CENTERED, momentum_buffer exactly when momentum > 0. */
-int adamcore_rmsprop_step_f32(const adamcore_config *config, int64_t step, size_t count, float *param,
+ADAMCORE_API int adamcore_rmsprop_step_f32(const adamcore_config *config, int64_t step, size_t count, float *param,
                               const float *grad, float *square_avg, float *grad_avg, float *momentum_buffer);
-int adamcore_rmsprop_step_f64(const adamcore_config *config, int64_t step, size_t count, double *param,
+ADAMCORE_API int adamcore_rmsprop_step_f64(const adamcore_config *config, int64_t step, size_t count, double *param,
                               const double *grad, double *square_avg, double *grad_avg, double *momentum_buffer);
 
 /** AdaGrad. state_sum starts at initial_accumulator_value (the caller fills it). */
-int adamcore_adagrad_step_f32(const adamcore_config *config, int64_t step, size_t count, float *param,
+ADAMCORE_API int adamcore_adagrad_step_f32(const adamcore_config *config, int64_t step, size_t count, float *param,
                               const float *grad, float *state_sum);
-int adamcore_adagrad_step_f64(const adamcore_config *config, int64_t step, size_t count, double *param,
+ADAMCORE_API int adamcore_adagrad_step_f64(const adamcore_config *config, int64_t step, size_t count, double *param,
                               const double *grad, double *state_sum);
 
 /* ---------------------------------------------------------------------------------------------------------------
@@ -248,21 +269,21 @@ typedef enum adamcore_dtype {
 typedef struct adamcore_optimizer adamcore_optimizer;
 
 /** Create an optimizer whose group 0 has *config. Free it with adamcore_optimizer_destroy. */
-int adamcore_optimizer_create(const adamcore_config *config, adamcore_optimizer **out);
+ADAMCORE_API int adamcore_optimizer_create(const adamcore_config *config, adamcore_optimizer **out);
 /** Free the optimizer and the state it allocated. NULL is accepted and does nothing. Every call checks its handle
  *  against the live ones first: a destroyed handle used again, a second destroy, or a pointer that is not a handle
  *  returns ADAMCORE_E_HANDLE and touches nothing. */
-int adamcore_optimizer_destroy(adamcore_optimizer *optimizer);
+ADAMCORE_API int adamcore_optimizer_destroy(adamcore_optimizer *optimizer);
 
 /** Add a hyperparameter group (torch's param_groups) with the optimizer's algorithm; its index in *group. */
-int adamcore_optimizer_add_group(adamcore_optimizer *optimizer, const adamcore_config *config, size_t *group);
+ADAMCORE_API int adamcore_optimizer_add_group(adamcore_optimizer *optimizer, const adamcore_config *config, size_t *group);
 /** Number of groups. */
-int adamcore_optimizer_group_count(adamcore_optimizer *optimizer, size_t *count);
+ADAMCORE_API int adamcore_optimizer_group_count(adamcore_optimizer *optimizer, size_t *count);
 /** Copy group `group`'s config into *config (whose struct_size the caller sets, e.g. by adamcore_config_init). */
-int adamcore_optimizer_get_config(adamcore_optimizer *optimizer, size_t group, adamcore_config *config);
+ADAMCORE_API int adamcore_optimizer_get_config(adamcore_optimizer *optimizer, size_t group, adamcore_config *config);
 /** Replace group `group`'s hyperparameters between steps (schedulers). The algorithm and the state layout
  *  (AMSGrad, momentum > 0, centered) must stay as they were: ADAMCORE_E_STATE otherwise. */
-int adamcore_optimizer_set_config(adamcore_optimizer *optimizer, size_t group, const adamcore_config *config);
+ADAMCORE_API int adamcore_optimizer_set_config(adamcore_optimizer *optimizer, size_t group, const adamcore_config *config);
 
 /**
  * Register a parameter tensor of `count` elements in group `group`.
@@ -274,22 +295,22 @@ int adamcore_optimizer_set_config(adamcore_optimizer *optimizer, size_t group, c
  * No buffer may overlap another buffer of the optimizer. The caller keeps param (and grad, state) alive and
  * unmoved while the optimizer can step them.
  */
-int adamcore_optimizer_add_tensor(adamcore_optimizer *optimizer, size_t group, int dtype, void *param,
+ADAMCORE_API int adamcore_optimizer_add_tensor(adamcore_optimizer *optimizer, size_t group, int dtype, void *param,
                                   const void *grad, size_t count, void *const *state, size_t state_count,
                                   size_t *index);
 /** Number of registered tensors. */
-int adamcore_optimizer_tensor_count(adamcore_optimizer *optimizer, size_t *count);
+ADAMCORE_API int adamcore_optimizer_tensor_count(adamcore_optimizer *optimizer, size_t *count);
 /** Element count and dtype of a tensor (either out pointer may be NULL). */
-int adamcore_optimizer_tensor_info(adamcore_optimizer *optimizer, size_t tensor, size_t *count, int *dtype);
+ADAMCORE_API int adamcore_optimizer_tensor_info(adamcore_optimizer *optimizer, size_t tensor, size_t *count, int *dtype);
 /** The state buffer in slot `slot` of tensor `tensor` (owned by the library or the caller), e.g. to checkpoint it. */
-int adamcore_optimizer_state_buffer(adamcore_optimizer *optimizer, size_t tensor, size_t slot, void **buffer);
+ADAMCORE_API int adamcore_optimizer_state_buffer(adamcore_optimizer *optimizer, size_t tensor, size_t slot, void **buffer);
 
 /**
  * One step of every registered tensor. grads: NULL to use the registered gradient buffers, or an array of
  * `count` gradient pointers, one per tensor in registration order (count must equal the tensor count).
  * For AdaFix the gate is one decision over all tensors.
  */
-int adamcore_optimizer_step(adamcore_optimizer *optimizer, const void *const *grads, size_t count);
+ADAMCORE_API int adamcore_optimizer_step(adamcore_optimizer *optimizer, const void *const *grads, size_t count);
 
 /* Per-call options of adamcore_optimizer_step_with_options. Initialise with adamcore_step_options_init. */
 typedef struct adamcore_step_options {
@@ -300,13 +321,13 @@ typedef struct adamcore_step_options {
 } adamcore_step_options;
 
 /** Set struct_size = size (its sizeof: ADAMCORE_STEP_OPTIONS_INIT passes it), found_inf = 0, grad_scale = 1. */
-int adamcore_step_options_init_sized(adamcore_step_options *options, size_t size);
+ADAMCORE_API int adamcore_step_options_init_sized(adamcore_step_options *options, size_t size);
 #define ADAMCORE_STEP_OPTIONS_INIT(options) adamcore_step_options_init_sized((options), sizeof *(options))
 /** The same for the first release's layout (16 bytes). */
-int adamcore_step_options_init(adamcore_step_options *options);
+ADAMCORE_API int adamcore_step_options_init(adamcore_step_options *options);
 /** adamcore_optimizer_step with options (NULL: the defaults). ADAMCORE_STEP_SKIPPED if found_inf is set or the
  *  guard found a non-finite gradient value; then nothing was written and the step count is unchanged. */
-int adamcore_optimizer_step_with_options(adamcore_optimizer *optimizer, const void *const *grads, size_t count,
+ADAMCORE_API int adamcore_optimizer_step_with_options(adamcore_optimizer *optimizer, const void *const *grads, size_t count,
                                          const adamcore_step_options *options);
 
 /**
@@ -319,15 +340,15 @@ int adamcore_optimizer_step_with_options(adamcore_optimizer *optimizer, const vo
  * AdaFix's gate and Lipschitz estimate are global, so an AdaFix optimizer must list all of its tensors
  * (ADAMCORE_E_ALGORITHM otherwise). A listed index out of range or listed twice is ADAMCORE_E_INDEX.
  */
-int adamcore_optimizer_step_tensors(adamcore_optimizer *optimizer, const size_t *tensors, const void *const *grads,
+ADAMCORE_API int adamcore_optimizer_step_tensors(adamcore_optimizer *optimizer, const size_t *tensors, const void *const *grads,
                                     size_t count, const adamcore_step_options *options);
 /** A tensor's own step count: the steps it took part in (0 for a tensor added after others have stepped). */
-int adamcore_optimizer_get_tensor_step(adamcore_optimizer *optimizer, size_t tensor, int64_t *step);
+ADAMCORE_API int adamcore_optimizer_get_tensor_step(adamcore_optimizer *optimizer, size_t tensor, int64_t *step);
 /** Set a tensor's step count (>= 0); 0 with zeroed state restarts it, as torch.optim does after `del state[p]`. */
-int adamcore_optimizer_set_tensor_step(adamcore_optimizer *optimizer, size_t tensor, int64_t step);
+ADAMCORE_API int adamcore_optimizer_set_tensor_step(adamcore_optimizer *optimizer, size_t tensor, int64_t step);
 /** Point a tensor at new parameter memory of the same dtype and element count (torch's `p.data = ...`). It must
  *  be aligned and overlap no other buffer of the optimizer; state and step count are kept. */
-int adamcore_optimizer_set_tensor_param(adamcore_optimizer *optimizer, size_t tensor, void *param);
+ADAMCORE_API int adamcore_optimizer_set_tensor_param(adamcore_optimizer *optimizer, size_t tensor, void *param);
 
 /**
  * The non-finite guard (off by default). When on, every step first counts NaN and +-Inf values in all of its
@@ -336,11 +357,11 @@ int adamcore_optimizer_set_tensor_param(adamcore_optimizer *optimizer, size_t te
  * With the guard off a non-finite gradient value is used as given: NaN or Inf reaches that element's parameter and
  * state (and, for AdaFix, the step norm and hence L), while every other element updates normally.
  */
-int adamcore_optimizer_set_nonfinite_guard(adamcore_optimizer *optimizer, int enabled);
-int adamcore_optimizer_get_nonfinite_guard(adamcore_optimizer *optimizer, int *enabled);
+ADAMCORE_API int adamcore_optimizer_set_nonfinite_guard(adamcore_optimizer *optimizer, int enabled);
+ADAMCORE_API int adamcore_optimizer_get_nonfinite_guard(adamcore_optimizer *optimizer, int *enabled);
 /** Steps skipped so far (by found_inf or the guard), and the non-finite values the guard counted in the last
  *  step's gradients (0 when the guard is off). Either pointer may be NULL. */
-int adamcore_optimizer_get_skipped_steps(adamcore_optimizer *optimizer, int64_t *skipped,
+ADAMCORE_API int adamcore_optimizer_get_skipped_steps(adamcore_optimizer *optimizer, int64_t *skipped,
                                          uint64_t *last_nonfinite_count);
 
 /* One step's figures, for a tensor or the whole optimizer (Adam, AMSGrad and AdaFix only). Measured inside the
@@ -367,11 +388,11 @@ typedef struct adamcore_step_stats {
  *  spreads their cost: a measured step takes up to ~2x as long in cache and +10-40% from DRAM
  *  (docs/PERFORMANCE.md). The update writes the same bits either way. ADAMCORE_E_ALGORITHM for SGD, RMSprop and
  *  AdaGrad; ADAMCORE_E_INDEX for a negative value. */
-int adamcore_optimizer_set_stats(adamcore_optimizer *optimizer, int every);
+ADAMCORE_API int adamcore_optimizer_set_stats(adamcore_optimizer *optimizer, int every);
 /** The whole optimizer's figures of the last measured step (its number is stats->step). */
-int adamcore_optimizer_get_stats(adamcore_optimizer *optimizer, adamcore_step_stats *stats);
+ADAMCORE_API int adamcore_optimizer_get_stats(adamcore_optimizer *optimizer, adamcore_step_stats *stats);
 /** The same for one tensor. */
-int adamcore_optimizer_get_tensor_stats(adamcore_optimizer *optimizer, size_t tensor, adamcore_step_stats *stats);
+ADAMCORE_API int adamcore_optimizer_get_tensor_stats(adamcore_optimizer *optimizer, size_t tensor, adamcore_step_stats *stats);
 
 /**
  * AdaFix only, after a step and unless ADAMCORE_FLAG_ADAFIX_NEXT_GRADIENT: supply g' (the same minibatch's
@@ -379,25 +400,25 @@ int adamcore_optimizer_get_tensor_stats(adamcore_optimizer *optimizer, size_t te
  * grads are the gradients of that step (NULL: the registered ones), new_grads the gradients at the new point;
  * both lists have one entry per tensor. ADAMCORE_E_SEQUENCE if no step awaits it.
  */
-int adamcore_optimizer_adafix_observe(adamcore_optimizer *optimizer, const void *const *grads,
+ADAMCORE_API int adamcore_optimizer_adafix_observe(adamcore_optimizer *optimizer, const void *const *grads,
                                       const void *const *new_grads, size_t count);
 
 /** The number of steps applied (torch's state['step'] when every tensor took part in each); 0 before the first. */
-int adamcore_optimizer_get_step(adamcore_optimizer *optimizer, int64_t *step);
+ADAMCORE_API int adamcore_optimizer_get_step(adamcore_optimizer *optimizer, int64_t *step);
 /** Set the step count and every tensor's step count, e.g. when restoring a checkpoint (>= 0). */
-int adamcore_optimizer_set_step(adamcore_optimizer *optimizer, int64_t step);
+ADAMCORE_API int adamcore_optimizer_set_step(adamcore_optimizer *optimizer, int64_t step);
 /** AdaFix's Lipschitz estimate L (0 before any estimate). ADAMCORE_E_ALGORITHM for other algorithms. */
-int adamcore_optimizer_get_lipschitz(adamcore_optimizer *optimizer, double *lipschitz);
+ADAMCORE_API int adamcore_optimizer_get_lipschitz(adamcore_optimizer *optimizer, double *lipschitz);
 /** Set L, e.g. when restoring a checkpoint (finite and >= 0). */
-int adamcore_optimizer_set_lipschitz(adamcore_optimizer *optimizer, double lipschitz);
+ADAMCORE_API int adamcore_optimizer_set_lipschitz(adamcore_optimizer *optimizer, double lipschitz);
 /** Whether the last AdaFix step updated v (1) or held it fixed (0); 1 before any step. */
-int adamcore_optimizer_adafix_v_updated(adamcore_optimizer *optimizer, int *v_updated);
+ADAMCORE_API int adamcore_optimizer_adafix_v_updated(adamcore_optimizer *optimizer, int *v_updated);
 /** AdaFix: ||x_{t+1} - x_t||^2 of the last step while an estimate may still use it (the next observe, or in
  *  ADAFIX_NEXT_GRADIENT mode the next step), else -1. With get/set_step and get/set_lipschitz this is all of an
  *  AdaFix optimizer's scalar state, so a restored optimizer continues bit for bit. */
-int adamcore_optimizer_get_adafix_step_norm_sq(adamcore_optimizer *optimizer, double *step_norm_sq);
+ADAMCORE_API int adamcore_optimizer_get_adafix_step_norm_sq(adamcore_optimizer *optimizer, double *step_norm_sq);
 /** Restore it (finite and >= 0, or -1 for none). Call after adamcore_optimizer_set_step, which clears it. */
-int adamcore_optimizer_set_adafix_step_norm_sq(adamcore_optimizer *optimizer, double step_norm_sq);
+ADAMCORE_API int adamcore_optimizer_set_adafix_step_norm_sq(adamcore_optimizer *optimizer, double step_norm_sq);
 
 /* ---------------------------------------------------------------------------------------------------------------
  * Hyperparameter advice (the research seeds' analyses, before the first step)
@@ -430,7 +451,7 @@ typedef struct adamcore_advice {
 /** Advice for a valid *config whose state is kept in `dtype` (an adamcore_dtype, FLOAT16 and BFLOAT16 included).
  *  Up to `capacity` entries go to `advice` (which may be NULL when capacity is 0); *count receives how many there
  *  are in all, so a call with capacity 0 sizes the array. Thread-safe. */
-int adamcore_advise(const adamcore_config *config, int dtype, adamcore_advice *advice, size_t capacity, size_t *count);
+ADAMCORE_API int adamcore_advise(const adamcore_config *config, int dtype, adamcore_advice *advice, size_t capacity, size_t *count);
 
 /* ---------------------------------------------------------------------------------------------------------------
  * Checkpoints
@@ -449,16 +470,16 @@ int adamcore_advise(const adamcore_config *config, int dtype, adamcore_advice *a
 
 /** Write to `path` through a temporary file in the same directory that is fsynced and renamed over `path`: a crash
  *  at any point leaves the previous file or the new one, never a torn one. ADAMCORE_E_IO if any of that fails. */
-int adamcore_optimizer_save(adamcore_optimizer *optimizer, const char *path);
+ADAMCORE_API int adamcore_optimizer_save(adamcore_optimizer *optimizer, const char *path);
 /** Read and restore the checkpoint at `path`. ADAMCORE_E_IO if it cannot be opened or read. */
-int adamcore_optimizer_load(adamcore_optimizer *optimizer, const char *path);
+ADAMCORE_API int adamcore_optimizer_load(adamcore_optimizer *optimizer, const char *path);
 /** The byte size adamcore_optimizer_save_to_memory needs now. */
-int adamcore_optimizer_checkpoint_size(adamcore_optimizer *optimizer, size_t *size);
+ADAMCORE_API int adamcore_optimizer_checkpoint_size(adamcore_optimizer *optimizer, size_t *size);
 /** The checkpoint into `buffer` (capacity bytes; ADAMCORE_E_LENGTH if too small; it must not overlap a registered
  *  buffer); the byte count to *written, which may be NULL. */
-int adamcore_optimizer_save_to_memory(adamcore_optimizer *optimizer, void *buffer, size_t capacity, size_t *written);
+ADAMCORE_API int adamcore_optimizer_save_to_memory(adamcore_optimizer *optimizer, void *buffer, size_t capacity, size_t *written);
 /** Restore from `size` bytes (which must not overlap a registered buffer). */
-int adamcore_optimizer_load_from_memory(adamcore_optimizer *optimizer, const void *bytes, size_t size);
+ADAMCORE_API int adamcore_optimizer_load_from_memory(adamcore_optimizer *optimizer, const void *bytes, size_t size);
 
 /* ---------------------------------------------------------------------------------------------------------------
  * Threads
@@ -472,9 +493,9 @@ int adamcore_optimizer_load_from_memory(adamcore_optimizer *optimizer, const voi
 
 /** Use up to `threads` threads (the caller included) per step; 0 restores the default: ADAMCORE_NUM_THREADS from
  *  the environment, else the CPUs this process may run on. Process-wide; thread-safe. */
-int adamcore_set_num_threads(int threads);
+ADAMCORE_API int adamcore_set_num_threads(int threads);
 /** The thread count in force (>= 1). */
-int adamcore_get_num_threads(int *threads);
+ADAMCORE_API int adamcore_get_num_threads(int *threads);
 
 /* ---------------------------------------------------------------------------------------------------------------
  * Instruction sets
@@ -482,12 +503,19 @@ int adamcore_get_num_threads(int *threads);
 
 typedef enum adamcore_isa {
     ADAMCORE_ISA_BASELINE = 0, /* portable SIMD for the architecture's baseline (SSE2 on x86-64) */
-    ADAMCORE_ISA_AVX2_FMA = 1  /* x86-64 with AVX2 and FMA: 256-bit vectors and fused multiply-add */
+    ADAMCORE_ISA_AVX2_FMA = 1, /* x86-64 with AVX2 and FMA (x86-64-v3): 256-bit vectors, fused multiply-add */
+    ADAMCORE_ISA_AVX512 = 2    /* x86-64 with AVX-512 F/CD/BW/DQ/VL (x86-64-v4): 512-bit vectors, 32 registers */
 } adamcore_isa;
 
-/** The kernel set in use: chosen once from the CPU, or ADAMCORE_ISA=baseline in the environment forces the
- *  baseline. The two give results within a few float ulps of each other per step (README: "Instruction sets"). */
-int adamcore_active_isa(void);
+/** The kernel set in use: the best this CPU runs, chosen at first use by cpuid. ADAMCORE_ISA in the environment
+ *  (baseline, avx2_fma or avx512) caps the choice, and adamcore_select_isa changes it. The AVX2 and AVX-512 sets
+ *  give bitwise the same updates; the baseline differs from them by a few float ulps per step (README:
+ *  "Instruction sets"). */
+ADAMCORE_API int adamcore_active_isa(void);
+/** Makes `isa` the kernel set of the stateless steps and of optimizers created afterwards (an optimizer keeps the
+ *  set it was created with). ADAMCORE_E_ISA, and nothing changed, if `isa` is unknown or this CPU (or build) cannot
+ *  run it. Process-wide; thread-safe. For tests and benchmarks that compare the tiers. */
+ADAMCORE_API int adamcore_select_isa(int isa);
 
 #ifdef __cplusplus
 }

@@ -5,6 +5,7 @@ import CAdamCore
 import Synchronization
 #if arch(x86_64)
 import AdamCoreAVX2
+import AdamCoreAVX512
 #endif
 #if canImport(Glibc)
 import Glibc
@@ -12,15 +13,31 @@ import Glibc
 
 // MARK: - Kernel choice
 
-/// Chosen once, on first use (Swift's thread-safe lazy global initialisation).
-let activeKernels: KernelSet = {
-    if let isa = getenv("ADAMCORE_ISA"), String(cString: isa) == "baseline" { return .baseline }
+/// Every kernel set this CPU can run, best last; each is built only after its cpuid check, made here in baseline
+/// code. ADAMCORE_ISA (baseline, avx2_fma, avx512) in the environment caps the first choice.
+let runnableKernels: [KernelSet] = {
+    var sets: [KernelSet] = [.baseline]
     #if arch(x86_64)
-    // The check runs here, in baseline code; only then is AVX2-compiled code entered.
-    if adamcore_shim_cpu_has_avx2_fma() != 0 { return makeAVX2Kernels() }
+    if adamcore_shim_cpu_has_avx2_fma() != 0 { sets.append(makeAVX2Kernels()) }
+    if adamcore_shim_cpu_has_avx512() != 0 { sets.append(makeAVX512Kernels()) }
     #endif
-    return .baseline
+    return sets
 }()
+
+/// Index into runnableKernels of the set in use (adamcore_select_isa changes it).
+let selectedKernels = Atomic<Int>(initialKernelIndex())
+
+func initialKernelIndex() -> Int {
+    let best = runnableKernels.count - 1
+    guard let raw = getenv("ADAMCORE_ISA") else { return best }
+    let names: [String: adamcore_isa] = ["baseline": ADAMCORE_ISA_BASELINE, "avx2_fma": ADAMCORE_ISA_AVX2_FMA,
+                                         "avx2": ADAMCORE_ISA_AVX2_FMA, "avx512": ADAMCORE_ISA_AVX512]
+    guard let cap = names[String(cString: raw)] else { return best }
+    return runnableKernels.lastIndex { $0.isa.rawValue <= cap.rawValue } ?? 0
+}
+
+/// The kernel set of a stateless call or a new optimizer.
+var activeKernels: KernelSet { runnableKernels[selectedKernels.load(ordering: .relaxed)] }
 
 @inline(__always)
 func status(_ body: () throws(AdamCoreError) -> Void) -> Int32 {
@@ -127,13 +144,23 @@ public func adamcore_version_number_() -> UInt32 {
 public func adamcore_version_string_() -> UnsafePointer<CChar> { cString(AdamCoreVersion.string) }
 
 @_cdecl("adamcore_status_name")
-public func adamcore_status_name_(_ code: Int32) -> UnsafePointer<CChar> { cString(AdamCoreError.describe(code).name) }
+public func adamcore_status_name_(_ code: Int32) -> UnsafePointer<CChar> { adamcore_shim_status_name(code) }
 
 @_cdecl("adamcore_strerror")
-public func adamcore_strerror_(_ code: Int32) -> UnsafePointer<CChar> { cString(AdamCoreError.describe(code).message) }
+public func adamcore_strerror_(_ code: Int32) -> UnsafePointer<CChar> { adamcore_shim_status_message(code) }
 
 @_cdecl("adamcore_active_isa")
 public func adamcore_active_isa_() -> Int32 { Int32(activeKernels.isa.rawValue) }
+
+@_cdecl("adamcore_select_isa")
+public func adamcore_select_isa_(_ isa: Int32) -> Int32 {
+    status { () throws(AdamCoreError) in
+        guard let index = runnableKernels.firstIndex(where: { Int32($0.isa.rawValue) == isa }) else {
+            throw AdamCoreError(ADAMCORE_E_ISA)
+        }
+        selectedKernels.store(index, ordering: .relaxed)
+    }
+}
 
 // MARK: - Config
 

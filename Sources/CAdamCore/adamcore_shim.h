@@ -2,7 +2,37 @@
 #ifndef ADAMCORE_SHIM_H
 #define ADAMCORE_SHIM_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include "../../include/adamcore.h"
+
+/* adamcore_status_name and adamcore_strerror, generated from the header's ADAMCORE_STATUS_MAP; "ADAMCORE_E_UNKNOWN"
+ * for a value it does not list. Static strings. */
+static inline const char *_Nonnull adamcore_shim_status_name(int status) {
+    switch (status) {
+#define ADAMCORE_SHIM_NAME_(name, value, message) case value: return "ADAMCORE_" #name;
+    ADAMCORE_STATUS_MAP(ADAMCORE_SHIM_NAME_)
+#undef ADAMCORE_SHIM_NAME_
+    default: return "ADAMCORE_E_UNKNOWN";
+    }
+}
+static inline const char *_Nonnull adamcore_shim_status_message(int status) {
+    switch (status) {
+#define ADAMCORE_SHIM_MESSAGE_(name, value, message) case value: return message;
+    ADAMCORE_STATUS_MAP(ADAMCORE_SHIM_MESSAGE_)
+#undef ADAMCORE_SHIM_MESSAGE_
+    default: return "unknown status code";
+    }
+}
+/* The index-th status of the list (in its order), or 0 with index past the end (*code untouched). */
+static inline int adamcore_shim_status_at(int index, int *_Nonnull code) {
+#define ADAMCORE_SHIM_CODE_(name, value, message) value,
+    static const int codes[] = {ADAMCORE_STATUS_MAP(ADAMCORE_SHIM_CODE_)};
+#undef ADAMCORE_SHIM_CODE_
+    if (index < 0 || index >= (int)(sizeof codes / sizeof codes[0])) return 0;
+    *code = codes[index];
+    return 1;
+}
 
 /* Swift imports these as SIMD16<Float> and SIMD8<Double>. Swift's own squareRoot() lowers to per-lane sqrtss
  * plus a libm errno fallback on Linux; the clang builtin gives one sqrtps/vsqrtps per register. */
@@ -57,7 +87,9 @@ typedef double adamcore_shim_f64x4 __attribute__((ext_vector_type(4)));
  * rcp(0) = inf and rcp(inf) = 0 exactly), which runs beside the update instead of queueing behind its square root
  * and division on the divider; the estimate's low bits differ between CPU vendors. double: exact. */
 static inline adamcore_shim_f32x16 adamcore_shim_reciprocal_estimate_f32x16(adamcore_shim_f32x16 x) {
-#if defined(__AVX__)
+#if defined(__AVX512F__)
+    return __builtin_ia32_rcp14ps512_mask(x, x, 0xffff); /* relative error at most 2^-14 */
+#elif defined(__AVX__)
     adamcore_shim_f32x8 lo = __builtin_ia32_rcpps256(x.lo), hi = __builtin_ia32_rcpps256(x.hi);
     return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 #elif defined(__SSE__)
@@ -72,17 +104,38 @@ static inline adamcore_shim_f32x16 adamcore_shim_reciprocal_estimate_f32x16(adam
 }
 static inline adamcore_shim_f64x8 adamcore_shim_reciprocal_estimate_f64x8(adamcore_shim_f64x8 x) { return 1.0 / x; }
 
+/* Max and min that ignore NaN in v: a comparison with NaN is false, so each select keeps the accumulator, which
+ * starts finite or infinite and so never takes a NaN. Written as selects (one maxps/minps each) rather
+ * than fmax's NaN rules, which cost a compare and a blend more per fold. */
+#define ADAMCORE_SHIM_KEEP_MAX_(a, b) ((a) > (b) ? (a) : (b))
+#define ADAMCORE_SHIM_KEEP_MIN_(a, b) ((a) < (b) ? (a) : (b))
+static inline adamcore_shim_f32x16 adamcore_shim_keep_max_f32x16(adamcore_shim_f32x16 acc, adamcore_shim_f32x16 v) {
+    return ADAMCORE_SHIM_KEEP_MAX_(v, acc);
+}
+static inline adamcore_shim_f64x8 adamcore_shim_keep_max_f64x8(adamcore_shim_f64x8 acc, adamcore_shim_f64x8 v) {
+    return ADAMCORE_SHIM_KEEP_MAX_(v, acc);
+}
+static inline adamcore_shim_f32x16 adamcore_shim_keep_min_f32x16(adamcore_shim_f32x16 acc, adamcore_shim_f32x16 v) {
+    return ADAMCORE_SHIM_KEEP_MIN_(v, acc);
+}
+static inline adamcore_shim_f64x8 adamcore_shim_keep_min_f64x8(adamcore_shim_f64x8 acc, adamcore_shim_f64x8 v) {
+    return ADAMCORE_SHIM_KEEP_MIN_(v, acc);
+}
 static inline adamcore_shim_f32x8 adamcore_shim_fold_max_f32x16(adamcore_shim_f32x8 acc, adamcore_shim_f32x16 v) {
-    return __builtin_elementwise_max(acc, __builtin_elementwise_max(v.lo, v.hi));
+    adamcore_shim_f32x8 lo = v.lo, hi = v.hi, kept = ADAMCORE_SHIM_KEEP_MAX_(lo, acc);
+    return ADAMCORE_SHIM_KEEP_MAX_(hi, kept);
 }
 static inline adamcore_shim_f64x4 adamcore_shim_fold_max_f64x8(adamcore_shim_f64x4 acc, adamcore_shim_f64x8 v) {
-    return __builtin_elementwise_max(acc, __builtin_elementwise_max(v.lo, v.hi));
+    adamcore_shim_f64x4 lo = v.lo, hi = v.hi, kept = ADAMCORE_SHIM_KEEP_MAX_(lo, acc);
+    return ADAMCORE_SHIM_KEEP_MAX_(hi, kept);
 }
 static inline adamcore_shim_f32x8 adamcore_shim_fold_min_f32x16(adamcore_shim_f32x8 acc, adamcore_shim_f32x16 v) {
-    return __builtin_elementwise_min(acc, __builtin_elementwise_min(v.lo, v.hi));
+    adamcore_shim_f32x8 lo = v.lo, hi = v.hi, kept = ADAMCORE_SHIM_KEEP_MIN_(lo, acc);
+    return ADAMCORE_SHIM_KEEP_MIN_(hi, kept);
 }
 static inline adamcore_shim_f64x4 adamcore_shim_fold_min_f64x8(adamcore_shim_f64x4 acc, adamcore_shim_f64x8 v) {
-    return __builtin_elementwise_min(acc, __builtin_elementwise_min(v.lo, v.hi));
+    adamcore_shim_f64x4 lo = v.lo, hi = v.hi, kept = ADAMCORE_SHIM_KEEP_MIN_(lo, acc);
+    return ADAMCORE_SHIM_KEEP_MIN_(hi, kept);
 }
 static inline adamcore_shim_f32x8 adamcore_shim_fold_add_f32x16(adamcore_shim_f32x8 acc, adamcore_shim_f32x16 v) {
     return acc + (v.lo + v.hi);
@@ -120,14 +173,37 @@ static inline int adamcore_shim_cpu_has_avx2_fma(void) {
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
     return (b & (1u << 5)) != 0; /* AVX2 */
 }
+/* 1 if the CPU has what x86-64-v4 code uses (AVX-512 F, CD, BW, DQ, VL, on top of AVX2 and FMA) and the OS saves
+ * the opmask and ZMM registers, else 0. */
+static inline int adamcore_shim_cpu_has_avx512(void) {
+    if (!adamcore_shim_cpu_has_avx2_fma()) return 0;
+    unsigned lo, hi, a, b, c, d;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 0xe6u) != 0xe6u) return 0; /* XMM, YMM, opmask, ZMM0-15 upper halves, ZMM16-31 */
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    const unsigned f = 1u << 16, dq = 1u << 17, cd = 1u << 28, bw = 1u << 30, vl = 1u << 31;
+    return (b & (f | dq | cd | bw | vl)) == (f | dq | cd | bw | vl);
+}
 #else
 static inline int adamcore_shim_cpu_has_avx2_fma(void) { return 0; }
+static inline int adamcore_shim_cpu_has_avx512(void) { return 0; }
 #endif
 
 #include <unistd.h>
 #if defined(__linux__)
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #endif
+
+/* Asks Linux for transparent huge pages over [p, p + bytes) (2 MiB aligned). Advice only: a kernel without THP,
+ * or with THP "never", refuses it and the memory works as before. */
+static inline void adamcore_shim_advise_huge_pages(void *_Nonnull p, size_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    (void)madvise(p, bytes, MADV_HUGEPAGE);
+#else
+    (void)p; (void)bytes;
+#endif
+}
 /* CPUs this process may run on (its affinity mask; containers and taskset narrow it), at least 1. The raw
  * syscall needs no _GNU_SOURCE, which a module header cannot set reliably. */
 static inline int adamcore_shim_available_cpus(void) {

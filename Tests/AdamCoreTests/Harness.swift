@@ -1,17 +1,25 @@
 import AdamCore
 import AdamCoreAVX2
+import AdamCoreAVX512
 import CAdamCore
 import XCTest
 
-/// The kernel sets this machine can run: baseline always, AVX2+FMA when the CPU has it.
+/// The kernel sets this machine can run, lowest tier first: baseline always, AVX2+FMA and AVX-512 when the CPU
+/// has them (each built only after its cpuid check, as the C library does).
 let availableKernelSets: [KernelSet] = {
+    var sets: [KernelSet] = [.baseline]
     #if arch(x86_64)
-    if adamcore_shim_cpu_has_avx2_fma() != 0 { return [.baseline, makeAVX2Kernels()] }
+    if adamcore_shim_cpu_has_avx2_fma() != 0 { sets.append(makeAVX2Kernels()) }
+    if adamcore_shim_cpu_has_avx512() != 0 { sets.append(makeAVX512Kernels()) }
     #endif
-    return [.baseline]
+    return sets
 }()
 
-func isaName(_ k: KernelSet) -> String { k.isa == ADAMCORE_ISA_AVX2_FMA ? "avx2" : "baseline" }
+func kernelSet(_ isa: adamcore_isa) -> KernelSet? { availableKernelSets.first { $0.isa == isa } }
+
+func isaName(_ k: KernelSet) -> String {
+    k.isa == ADAMCORE_ISA_AVX512 ? "avx512" : k.isa == ADAMCORE_ISA_AVX2_FMA ? "avx2" : "baseline"
+}
 
 /// Test problem: parameters and per-step gradients, identical for kernel and reference. Gradient scales span
 /// 1e-4...1 across elements so that eps, eps_root and small second moments all matter.

@@ -65,13 +65,13 @@ final class KernelTests: XCTestCase {
     /// one rounding per fused operation: within 4 ulps of each value's scale (README: "Instruction sets").
     /// Over many steps both stay within the reference tolerance (tested above).
     func testAVX2AndBaselineDifferByAtMostAFewUlpsPerStep() throws {
-        guard availableKernelSets.count == 2 else { throw XCTSkip("this CPU has no AVX2+FMA") }
+        guard let avx2 = kernelSet(ADAMCORE_ISA_AVX2_FMA) else { throw XCTSkip("this CPU has no AVX2+FMA") }
         let problem = Problem(count: 67, seed: 5)
         var differed = false
         for (name, config) in configurations {
             for steps in [1, 2, 10] {
-                let a = try runKernel(config, problem, steps: steps, as: Float.self, kernels: availableKernelSets[0])
-                let b = try runKernel(config, problem, steps: steps, as: Float.self, kernels: availableKernelSets[1])
+                let a = try runKernel(config, problem, steps: steps, as: Float.self, kernels: .baseline)
+                let b = try runKernel(config, problem, steps: steps, as: Float.self, kernels: avx2)
                 differed = differed || a != b
                 for (x, y) in zip([a.param] + a.state, [b.param] + b.state) {
                     let scale = Float(x.map(abs).max() ?? 0)
@@ -83,6 +83,29 @@ final class KernelTests: XCTestCase {
             }
         }
         XCTAssertTrue(differed, "the AVX2 set must really be the fused one")
+    }
+
+    /// AVX-512 against AVX2+FMA: the same operations with the same roundings (fused multiply-adds in both,
+    /// correctly rounded square roots and divisions, no reassociation), so every update is bitwise the same: every
+    /// configuration, both dtypes, 300 steps, sizes around the vector widths (tails included), compared as bit
+    /// patterns. (The statistics' mean effective lr uses the CPU's reciprocal estimate, which differs by tier.)
+    func testAVX512AndAVX2GiveBitwiseTheSameUpdates() throws {
+        guard let avx2 = kernelSet(ADAMCORE_ISA_AVX2_FMA), let avx512 = kernelSet(ADAMCORE_ISA_AVX512) else {
+            throw XCTSkip("this CPU has no AVX-512")
+        }
+        for (name, config) in configurations {
+            for n in [0, 1, 7, 15, 16, 17, 31, 33, 40, 67, 1000] {
+                let problem = Problem(count: n, seed: UInt64(n) &+ 3)
+                let steps = n == 67 ? 300 : 5
+                func bits(_ r: RunResult) -> [[UInt64]] { ([r.param] + r.state).map { $0.map(\.bitPattern) } }
+                XCTAssertEqual(bits(try runKernel(config, problem, steps: steps, as: Float.self, kernels: avx512)),
+                               bits(try runKernel(config, problem, steps: steps, as: Float.self, kernels: avx2)),
+                               "\(name) f32 n=\(n)")
+                XCTAssertEqual(bits(try runKernel(config, problem, steps: steps, as: Double.self, kernels: avx512)),
+                               bits(try runKernel(config, problem, steps: steps, as: Double.self, kernels: avx2)),
+                               "\(name) f64 n=\(n)")
+            }
+        }
     }
 
     /// The two entry levels run the same kernels: the optimizer object equals per-tensor stateless steps bit for

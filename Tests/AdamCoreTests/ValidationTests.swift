@@ -153,14 +153,20 @@ final class ValidationTests: XCTestCase {
         XCTAssertNotEqual(snapshot(), before)
     }
 
-    /// Names and messages exist for every status, are distinct, and unknown codes are named as such.
+    /// Names and messages exist for every status, are distinct, match the enumerators, the list is the contiguous
+    /// run OK, STEP_SKIPPED, -1, -2, ... with nothing left out, and unknown codes are named as such.
     func testEveryStatusHasANameAndMessage() {
-        let names = AdamCoreError.allCodes.map { AdamCoreError.describe($0).name.description }
+        let codes = AdamCoreError.allCodes
+        XCTAssertEqual(codes, [0, 1] + (1...Int32(codes.count - 2)).map { -$0 })
+        XCTAssertEqual(codes.last, ADAMCORE_E_ISA.rawValue)
+        let names = codes.map { AdamCoreError.describe($0).name }
         XCTAssertEqual(Set(names).count, names.count)
         XCTAssertFalse(names.contains("ADAMCORE_E_UNKNOWN"))
-        XCTAssertEqual(AdamCoreError.describe(-AdamCoreError.lastErrorNumber - 1).name.description, "ADAMCORE_E_UNKNOWN")
-        XCTAssertEqual(AdamCoreError.describe(2).name.description, "ADAMCORE_E_UNKNOWN")
-        XCTAssertEqual(AdamCoreError.describe(ADAMCORE_E_MISMATCH.rawValue).name.description, "ADAMCORE_E_MISMATCH")
+        XCTAssertTrue(codes.allSatisfy { AdamCoreError.describe($0).message.count > 5 })
+        XCTAssertEqual(AdamCoreError.describe(codes.min()! - 1).name, "ADAMCORE_E_UNKNOWN")
+        XCTAssertEqual(AdamCoreError.describe(2).name, "ADAMCORE_E_UNKNOWN")
+        XCTAssertEqual(AdamCoreError.describe(ADAMCORE_E_MISMATCH.rawValue).name, "ADAMCORE_E_MISMATCH")
+        XCTAssertEqual(AdamCoreError.describe(ADAMCORE_E_BETA1.rawValue).name, "ADAMCORE_E_BETA1")
         XCTAssertEqual(AdamCoreError(ADAMCORE_E_BETA1).description, "ADAMCORE_E_BETA1: " + AdamCoreError(ADAMCORE_E_BETA1).message)
     }
 

@@ -15,7 +15,7 @@ swiftc -typecheck -module-name AdamCoreABI -I "$modules" -I "$top/Sources/CAdamC
   "$top/Sources/AdamCoreABI/Exports.swift" -emit-clang-header-path "$work/generated.h"
 grep '^SWIFT_EXTERN' "$work/generated.h" > "$work/swift_decls.h"
 
-grep -oE '^[a-z_0-9 ]+[ *]adamcore_[a-z0-9_]+\(' "$top/include/adamcore.h" | grep -oE 'adamcore_[a-z0-9_]+' | sort > "$work/header.txt"
+grep -oE '^ADAMCORE_API [a-z_0-9 ]+[ *]adamcore_[a-z0-9_]+\(' "$top/include/adamcore.h" | grep -oE 'adamcore_[a-z0-9_]+' | sort > "$work/header.txt"
 grep -oE ' adamcore_[a-z0-9_]+\(' "$work/swift_decls.h" | tr -d ' (' | sort > "$work/swift.txt"
 nm -D --defined-only "$so" | awk '$2 ~ /^[A-Z]$/ {print $3}' | sort > "$work/exported.txt"
 
