@@ -185,8 +185,8 @@ public struct AdamVariant: Equatable, Sendable {
 func adamLoop<T: KernelScalar, P: ArithmeticPolicy, A: StatsSink>(
     _: P.Type, _ s: Streams<T>, _ n: Int, _ c: AdamCoefficients<T>,
     hasL2: Bool, decoupled: Bool, amsgrad: Bool, updateV: Bool, trackStep: Bool, saveGradient: Bool,
-    stats: inout A
-) -> Double where A.Scalar == T {
+    stats _: A.Type
+) -> (Double, KernelStats) where A.Scalar == T {
     let collect = A.collects
     typealias V = T.Vector
     let signedL2 = V(repeating: c.signedL2), decay = V(repeating: c.decay), beta1 = V(repeating: c.beta1)
@@ -195,6 +195,10 @@ func adamLoop<T: KernelScalar, P: ArithmeticPolicy, A: StatsSink>(
     let denomScale = V(repeating: c.denomScale), epsRoot = V(repeating: c.epsRoot), eps = V(repeating: c.eps)
     let negStepSize = V(repeating: c.negStepSize)
     let states = amsgrad || saveGradient ? 3 : 2
+    // The accumulator is this function's own local, never the caller's memory: stores to the data buffers might
+    // alias that, and every vector would then reload and store the accumulators (measured: statistics tripled the
+    // cost of an in-cache AVX-512 step); a local the compiler sees whole stays in registers.
+    var sink = A()
     let result = forEachVector(P.self, s, count: n, states: states, accumulate: trackStep) { s, i, valid in
         let g: V = load(s.grad, i)
         let old: V = load(s.param, i)
@@ -218,7 +222,7 @@ func adamLoop<T: KernelScalar, P: ArithmeticPolicy, A: StatsSink>(
         store(s.param, i, p)
         if saveGradient { store(s.s2, i, g) }
         if collect {
-            stats.add(P.self, direction: direction, denom: denom, m: m, v: v, step: p - old, grad: g, valid: valid)
+            sink.add(P.self, direction: direction, denom: denom, m: m, v: v, step: p - old, grad: g, valid: valid)
         }
         if trackStep {
             let d = p - old
@@ -226,7 +230,7 @@ func adamLoop<T: KernelScalar, P: ArithmeticPolicy, A: StatsSink>(
         }
         return V()
     }
-    return result
+    return (result, sink.finish(count: n))
 }
 
 /// What a stats-collecting kernel measured over its elements, in Double; items merge in a fixed order.
@@ -260,6 +264,9 @@ public struct KernelStats: Sendable {
 public protocol StatsSink {
     associatedtype Scalar: KernelScalar
     static var collects: Bool { get }
+    init()
+    /// The figures of the `count` elements seen.
+    mutating func finish(count: Int) -> KernelStats
     mutating func add<P: ArithmeticPolicy>(_: P.Type, direction: Scalar.Vector, denom: Scalar.Vector, m: Scalar.Vector,
                                            v: Scalar.Vector, step: Scalar.Vector, grad: Scalar.Vector, valid: Int)
 }
@@ -268,17 +275,64 @@ public struct NoStats<Scalar: KernelScalar>: StatsSink {
     @inlinable public static var collects: Bool { false }
     @inlinable public init() {}
     @inlinable @inline(__always)
+    public mutating func finish(count: Int) -> KernelStats { KernelStats() }
+    @inlinable @inline(__always)
     public mutating func add<P: ArithmeticPolicy>(_: P.Type, direction: Scalar.Vector, denom: Scalar.Vector, m: Scalar.Vector,
                                                   v: Scalar.Vector, step: Scalar.Vector, grad: Scalar.Vector, valid: Int) {}
 }
 
+/// How the statistics fold each vector into their running per-lane values: into half-width accumulators
+/// (`HalfLanes`: seven registers, for ISAs with 16 vector registers, where each 512-bit value is two registers
+/// anyway) or full-width ones (`FullLanes`: no extracts and no split of the update's vectors, for AVX-512's 32
+/// registers). Max and min ignore NaN lanes of the vector; sums are added in a fixed order.
+public protocol StatsLanes {
+    associatedtype Scalar: KernelScalar
+    associatedtype Lanes: SIMD where Lanes.Scalar == Scalar
+    static func max(_ acc: Lanes, _ x: Scalar.Vector) -> Lanes
+    static func min(_ acc: Lanes, _ x: Scalar.Vector) -> Lanes
+    static func add(_ acc: Lanes, _ x: Scalar.Vector) -> Lanes
+    static func addSquares(_ acc: Lanes, _ x: Scalar.Vector) -> Lanes
+    static func sum(_ acc: Lanes) -> Double
+    static func reduceMax(_ acc: Lanes) -> Double
+    static func reduceMin(_ acc: Lanes) -> Double
+}
+
+public enum HalfLanes<Scalar: KernelScalar>: StatsLanes {
+    public typealias Lanes = Scalar.Half
+    @inlinable @inline(__always) public static func max(_ a: Lanes, _ x: Scalar.Vector) -> Lanes { Scalar.foldMax(a, x) }
+    @inlinable @inline(__always) public static func min(_ a: Lanes, _ x: Scalar.Vector) -> Lanes { Scalar.foldMin(a, x) }
+    @inlinable @inline(__always) public static func add(_ a: Lanes, _ x: Scalar.Vector) -> Lanes { Scalar.foldAdd(a, x) }
+    @inlinable @inline(__always)
+    public static func addSquares(_ a: Lanes, _ x: Scalar.Vector) -> Lanes { Scalar.foldSquares(a, x) }
+    @inlinable @inline(__always) public static func sum(_ a: Lanes) -> Double { Scalar.halfSum(a) }
+    @inlinable @inline(__always) public static func reduceMax(_ a: Lanes) -> Double { Scalar.halfMax(a) }
+    @inlinable @inline(__always) public static func reduceMin(_ a: Lanes) -> Double { Scalar.halfMin(a) }
+}
+
+public enum FullLanes<Scalar: KernelScalar>: StatsLanes {
+    public typealias Lanes = Scalar.Vector
+    @inlinable @inline(__always) public static func max(_ a: Lanes, _ x: Lanes) -> Lanes { Scalar.keepMax(a, x) }
+    @inlinable @inline(__always) public static func min(_ a: Lanes, _ x: Lanes) -> Lanes { Scalar.keepMin(a, x) }
+    @inlinable @inline(__always) public static func add(_ a: Lanes, _ x: Lanes) -> Lanes { a + x }
+    @inlinable @inline(__always) public static func addSquares(_ a: Lanes, _ x: Lanes) -> Lanes { a + x * x }
+    @inlinable @inline(__always)
+    public static func sum(_ a: Lanes) -> Double { Scalar.halfSum(Scalar.foldAdd(Scalar.Half(), a)) }
+    @inlinable @inline(__always)
+    public static func reduceMax(_ a: Lanes) -> Double { Scalar.halfMax(Scalar.foldMax(Scalar.Half(repeating: -.infinity), a)) }
+    @inlinable @inline(__always)
+    public static func reduceMin(_ a: Lanes) -> Double { Scalar.halfMin(Scalar.foldMin(Scalar.Half(repeating: .infinity), a)) }
+}
+
 /// Vector-lane running statistics of one kernel call: extremes per lane, sums per lane flushed to Double every 64
-/// vectors (as the reductions are blocked), the tail's real lanes added one by one.
-public struct StatsAccumulator<T: KernelScalar>: StatsSink {
-    public typealias Scalar = T
+/// vectors (as the reductions are blocked), the tail's real lanes added one by one. Every method is inlined: a
+/// call that takes `self`'s address would keep the accumulator in memory, loaded and stored around every vector
+/// (measured: statistics tripled the cost of an in-cache AVX-512 step).
+public struct StatsAccumulator<L: StatsLanes>: StatsSink {
+    public typealias Scalar = L.Scalar
+    public typealias T = L.Scalar
     @inlinable public static var collects: Bool { true }
     @usableFromInline typealias V = T.Vector
-    @usableFromInline typealias H = T.Half
+    @usableFromInline typealias H = L.Lanes
     @usableFromInline var maxDirection: H, minDenom: H, maxDenom: H
     /// Sums. A NaN or +-Inf gradient value makes m, hence the sum of m^2, non-finite: that (rare) case is flagged
     /// and the exact count is taken afterwards by a pass over that gradient only.
@@ -300,18 +354,18 @@ public struct StatsAccumulator<T: KernelScalar>: StatsSink {
     public mutating func add<P: ArithmeticPolicy>(_: P.Type, direction: T.Vector, denom: T.Vector, m: T.Vector, v: T.Vector,
                                                   step: T.Vector, grad: T.Vector, valid: Int) {
         guard valid == V.scalarCount else { return addLanes(direction: direction, denom: denom, m: m, v: v, step: step, grad: grad, valid: valid) }
-        maxDirection = T.foldMax(maxDirection, T.vectorAbs(direction))
-        minDenom = T.foldMin(minDenom, denom)
-        maxDenom = T.foldMax(maxDenom, denom)
-        inverse = T.foldAdd(inverse, T.vectorReciprocalEstimate(denom))
-        mSquared = T.foldSquares(mSquared, m)
-        vSquared = T.foldSquares(vSquared, v)
-        stepSquared = T.foldSquares(stepSquared, step)
+        maxDirection = L.max(maxDirection, T.vectorAbs(direction))
+        minDenom = L.min(minDenom, denom)
+        maxDenom = L.max(maxDenom, denom)
+        inverse = L.add(inverse, T.vectorReciprocalEstimate(denom))
+        mSquared = L.addSquares(mSquared, m)
+        vSquared = L.addSquares(vSquared, v)
+        stepSquared = L.addSquares(stepSquared, step)
         vectors &+= 1
         if vectors == 64 { flush() }
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     mutating func addLanes(direction: V, denom: V, m: V, v: V, step: V, grad: V, valid: Int) {
         for lane in 0..<valid {
             let d = Double(denom[lane]), u = Double(direction[lane])
@@ -328,24 +382,24 @@ public struct StatsAccumulator<T: KernelScalar>: StatsSink {
         }
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     mutating func flush() {
-        total.inverseDenomSum += T.halfSum(inverse)
-        let m2 = T.halfSum(mSquared)
+        total.inverseDenomSum += L.sum(inverse)
+        let m2 = L.sum(mSquared)
         if !m2.isFinite { total.nonFinite = .nan }
         total.mSquared += m2
-        total.vSquared += T.halfSum(vSquared)
-        total.stepSquared += T.halfSum(stepSquared)
+        total.vSquared += L.sum(vSquared)
+        total.stepSquared += L.sum(stepSquared)
         inverse = H(); mSquared = H(); vSquared = H(); stepSquared = H()
         vectors = 0
     }
 
-    @inlinable
-    mutating func finish(count: Int) -> KernelStats {
+    @inlinable @inline(__always)
+    public mutating func finish(count: Int) -> KernelStats {
         if vectors > 0 { flush() }
-        total.maxAbsDirection = Swift.max(total.maxAbsDirection, T.halfMax(maxDirection))
-        total.minDenom = Swift.min(total.minDenom, T.halfMin(minDenom))
-        total.maxDenom = Swift.max(total.maxDenom, T.halfMax(maxDenom))
+        total.maxAbsDirection = Swift.max(total.maxAbsDirection, L.reduceMax(maxDirection))
+        total.minDenom = Swift.min(total.minDenom, L.reduceMin(minDenom))
+        total.maxDenom = Swift.max(total.maxDenom, L.reduceMax(maxDenom))
         total.count = Double(count)
         return total
     }
@@ -357,9 +411,10 @@ public func adamStatsKernel<T: KernelScalar, P: ArithmeticPolicy>(
     _: P.Type, _ s: Streams<T>, _ n: Int, _ c: AdamCoefficients<T>, _ v: AdamVariant,
     _ out: UnsafeMutablePointer<KernelStats>
 ) -> Double {
-    var accumulator = StatsAccumulator<T>()
-    let result = adamDispatch(P.self, s, n, c, v, &accumulator)
-    out.pointee = accumulator.finish(count: n)
+    let (result, stats) = P.fullWidthStatistics
+        ? adamDispatch(P.self, s, n, c, v, StatsAccumulator<FullLanes<T>>.self)
+        : adamDispatch(P.self, s, n, c, v, StatsAccumulator<HalfLanes<T>>.self)
+    out.pointee = stats
     return result
 }
 
@@ -369,40 +424,40 @@ public func adamStatsKernel<T: KernelScalar, P: ArithmeticPolicy>(
 public func adamKernel<T: KernelScalar, P: ArithmeticPolicy>(
     _: P.Type, _ s: Streams<T>, _ n: Int, _ c: AdamCoefficients<T>, _ v: AdamVariant
 ) -> Double {
-    var none = NoStats<T>()
-    return adamDispatch(P.self, s, n, c, v, &none)
+    adamDispatch(P.self, s, n, c, v, NoStats<T>.self).0
 }
 
-/// The variant's specialization of adamLoop, sending figures to `stats` (NoStats: none, compiled away).
+/// The variant's specialization of adamLoop, measuring with a sink of type `stats` (NoStats: nothing, compiled away);
+/// returns the kernel result and the figures.
 @inlinable
 func adamDispatch<T: KernelScalar, P: ArithmeticPolicy, A: StatsSink>(
-    _: P.Type, _ s: Streams<T>, _ n: Int, _ c: AdamCoefficients<T>, _ v: AdamVariant, _ stats: inout A
-) -> Double where A.Scalar == T {
+    _: P.Type, _ s: Streams<T>, _ n: Int, _ c: AdamCoefficients<T>, _ v: AdamVariant, _ stats: A.Type
+) -> (Double, KernelStats) where A.Scalar == T {
     if !v.trackStep {
         // Adam / AdamW / AMSGrad
         switch (v.hasL2, v.decoupled, v.amsgrad) {
-        case (false, false, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: true, trackStep: false, saveGradient: false, stats: &stats)
-        case (false, false, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: true, updateV: true, trackStep: false, saveGradient: false, stats: &stats)
-        case (true, _, false): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: true, trackStep: false, saveGradient: false, stats: &stats)
-        case (true, _, true): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: true, updateV: true, trackStep: false, saveGradient: false, stats: &stats)
-        case (false, true, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: true, trackStep: false, saveGradient: false, stats: &stats)
-        case (false, true, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: true, updateV: true, trackStep: false, saveGradient: false, stats: &stats)
+        case (false, false, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: true, trackStep: false, saveGradient: false, stats: stats)
+        case (false, false, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: true, updateV: true, trackStep: false, saveGradient: false, stats: stats)
+        case (true, _, false): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: true, trackStep: false, saveGradient: false, stats: stats)
+        case (true, _, true): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: true, updateV: true, trackStep: false, saveGradient: false, stats: stats)
+        case (false, true, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: true, trackStep: false, saveGradient: false, stats: stats)
+        case (false, true, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: true, updateV: true, trackStep: false, saveGradient: false, stats: stats)
         }
     }
     // AdaFix: weight-decay form x gate decision x next-gradient mode
     switch (v.hasL2, v.decoupled, v.updateV, v.saveGradient) {
-    case (false, false, false, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: false, trackStep: true, saveGradient: false, stats: &stats)
-    case (false, false, true, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: true, trackStep: true, saveGradient: false, stats: &stats)
-    case (false, false, false, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: false, trackStep: true, saveGradient: true, stats: &stats)
-    case (false, false, true, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: true, trackStep: true, saveGradient: true, stats: &stats)
-    case (true, _, false, false): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: false, trackStep: true, saveGradient: false, stats: &stats)
-    case (true, _, true, false): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: true, trackStep: true, saveGradient: false, stats: &stats)
-    case (true, _, false, true): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: false, trackStep: true, saveGradient: true, stats: &stats)
-    case (true, _, true, true): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: true, trackStep: true, saveGradient: true, stats: &stats)
-    case (false, true, false, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: false, trackStep: true, saveGradient: false, stats: &stats)
-    case (false, true, true, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: true, trackStep: true, saveGradient: false, stats: &stats)
-    case (false, true, false, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: false, trackStep: true, saveGradient: true, stats: &stats)
-    case (false, true, true, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: true, trackStep: true, saveGradient: true, stats: &stats)
+    case (false, false, false, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: false, trackStep: true, saveGradient: false, stats: stats)
+    case (false, false, true, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: true, trackStep: true, saveGradient: false, stats: stats)
+    case (false, false, false, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: false, trackStep: true, saveGradient: true, stats: stats)
+    case (false, false, true, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: true, trackStep: true, saveGradient: true, stats: stats)
+    case (true, _, false, false): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: false, trackStep: true, saveGradient: false, stats: stats)
+    case (true, _, true, false): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: true, trackStep: true, saveGradient: false, stats: stats)
+    case (true, _, false, true): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: false, trackStep: true, saveGradient: true, stats: stats)
+    case (true, _, true, true): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: true, trackStep: true, saveGradient: true, stats: stats)
+    case (false, true, false, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: false, trackStep: true, saveGradient: false, stats: stats)
+    case (false, true, true, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: true, trackStep: true, saveGradient: false, stats: stats)
+    case (false, true, false, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: false, trackStep: true, saveGradient: true, stats: stats)
+    case (false, true, true, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: true, trackStep: true, saveGradient: true, stats: stats)
     }
 }
 

@@ -636,14 +636,13 @@ enum DType {
         self == .float32 ? try ByteRange(p, count: count, of: Float.self) : try ByteRange(p, count: count, of: Double.self)
     }
 
-    /// A 64-byte aligned buffer of `count` elements set to `value`, or nil when memory is short.
+    /// A library-owned buffer of `count` elements set to `value` (see allocateOwnedBuffer), or nil when memory is
+    /// short.
     func allocate(_ count: Int, filledWith value: Double) -> UnsafeMutableRawPointer? {
-        let stride = self == .float32 ? 4 : 8
-        var raw: UnsafeMutableRawPointer?
-        guard posix_memalign(&raw, 64, Swift.max(count * stride, 64)) == 0, let raw else { return nil }
+        guard let raw = allocateOwnedBuffer(bytes: count * (self == .float32 ? 4 : 8)) else { return nil }
         switch self {
-        case .float32: raw.bindMemory(to: Float.self, capacity: count).initialize(repeating: Float(value), count: count)
-        case .float64: raw.bindMemory(to: Double.self, capacity: count).initialize(repeating: value, count: count)
+        case .float32: fill(raw.bindMemory(to: Float.self, capacity: count), count: count, with: Float(value))
+        case .float64: fill(raw.bindMemory(to: Double.self, capacity: count), count: count, with: value)
         }
         return raw
     }

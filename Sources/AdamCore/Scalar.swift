@@ -21,6 +21,9 @@ public protocol KernelScalar: BinaryFloatingPoint & SIMDScalar & Codable where S
     static func foldMin(_ acc: Half, _ x: Vector) -> Half
     static func foldAdd(_ acc: Half, _ x: Vector) -> Half
     static func foldSquares(_ acc: Half, _ x: Vector) -> Half
+    /// Lane-wise max and min of acc and x that keep acc where x is NaN (one instruction each).
+    static func keepMax(_ acc: Vector, _ x: Vector) -> Vector
+    static func keepMin(_ acc: Vector, _ x: Vector) -> Vector
     /// A half's lane sum (fixed order), maximum and minimum.
     static func halfSum(_ x: Half) -> Double
     static func halfMax(_ x: Half) -> Double
@@ -50,6 +53,10 @@ extension Float: KernelScalar {
     public static func foldAdd(_ acc: Half, _ x: Vector) -> Half { adamcore_shim_fold_add_f32x16(acc, x) }
     @inlinable @inline(__always)
     public static func foldSquares(_ acc: Half, _ x: Vector) -> Half { adamcore_shim_fold_squares_f32x16(acc, x) }
+    @inlinable @inline(__always)
+    public static func keepMax(_ acc: Vector, _ x: Vector) -> Vector { adamcore_shim_keep_max_f32x16(acc, x) }
+    @inlinable @inline(__always)
+    public static func keepMin(_ acc: Vector, _ x: Vector) -> Vector { adamcore_shim_keep_min_f32x16(acc, x) }
     @inlinable @inline(__always)
     public static func halfSum(_ x: Half) -> Double { adamcore_shim_sum_f32x8(x) }
     @inlinable @inline(__always)
@@ -83,6 +90,10 @@ extension Double: KernelScalar {
     @inlinable @inline(__always)
     public static func foldSquares(_ acc: Half, _ x: Vector) -> Half { adamcore_shim_fold_squares_f64x8(acc, x) }
     @inlinable @inline(__always)
+    public static func keepMax(_ acc: Vector, _ x: Vector) -> Vector { adamcore_shim_keep_max_f64x8(acc, x) }
+    @inlinable @inline(__always)
+    public static func keepMin(_ acc: Vector, _ x: Vector) -> Vector { adamcore_shim_keep_min_f64x8(acc, x) }
+    @inlinable @inline(__always)
     public static func halfSum(_ x: Half) -> Double { adamcore_shim_sum_f64x4(x) }
     @inlinable @inline(__always)
     public static func halfMax(_ x: Half) -> Double { adamcore_shim_reduce_max_f64x4(x) }
@@ -98,6 +109,12 @@ extension Double: KernelScalar {
 /// baseline ones (the linker would merge identical names, and baseline code could end up running AVX2 code).
 public protocol ArithmeticPolicy {
     static func multiplyAdd<V: SIMD>(_ a: V, _ b: V, _ c: V) -> V where V.Scalar: FloatingPoint
+    /// Whether the statistics keep full-width accumulators (`FullLanes`: ISAs with 32 vector registers).
+    static var fullWidthStatistics: Bool { get }
+}
+
+extension ArithmeticPolicy {
+    @inlinable public static var fullWidthStatistics: Bool { false }
 }
 
 /// Separate multiply and add: two roundings, identical on every CPU, and cheap without FMA hardware
