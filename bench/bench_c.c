@@ -86,7 +86,7 @@ static float *buffer(size_t n, float value) {
         if (s_) { fprintf(stderr, "%s: %s\n", #call, adamcore_status_name(s_)); exit(1); }                           \
     } while (0)
 
-enum { CONTENDERS = 5, MAX_ROUNDS = 32 };
+enum { CONTENDERS = 6, MAX_ROUNDS = 32 };
 static int rounds = 11;
 
 static int compare_double(const void *a, const void *b) {
@@ -100,7 +100,14 @@ static double quantile(const double *x, int n, double q) {
     int i = (int)pos;
     return i + 1 < n ? x[i] + (pos - i) * (x[i + 1] - x[i]) : x[n - 1];
 }
-static const char *names[CONTENDERS] = {"adamcore", "adamcore_object", "roofline", "c_gcc", "adamcore_object_stats"};
+static const char *names[CONTENDERS] = {"adamcore", "adamcore_object", "roofline", "c_gcc", "adamcore_object_stats",
+                                        "adamcore_avx2"};
+/* The tier in use (the best this CPU runs), and whether the AVX2 tier is a second one to compare it with. */
+static int best_isa;
+
+static const char *isa_name(int isa) {
+    return isa == ADAMCORE_ISA_AVX512 ? "AVX-512" : isa == ADAMCORE_ISA_AVX2_FMA ? "AVX2+FMA" : "baseline";
+}
 
 /* One size: `tensors` tensors of `per` elements each (tensors > 1 only for the object, the layout case). */
 static void bench(const char *algorithm, size_t tensors, size_t per, int threads, double budget) {
@@ -148,6 +155,9 @@ static void bench(const char *algorithm, size_t tensors, size_t per, int threads
         for (int k = 0; k < CONTENDERS; k++) {
             /* The many-tensor layout is the object's case (and the roofline's, over the same bytes flat). */
             if (tensors > 1 && k != 1 && k != 4 && k != 2) continue;
+            /* The stateless step again on the AVX2 tier, when a higher one is in use: does that tier pay? */
+            if (k == 5 && (tensors > 1 || best_isa != ADAMCORE_ISA_AVX512)) continue;
+            if (k == 5) CHECK(adamcore_select_isa(ADAMCORE_ISA_AVX2_FMA));
             /* Let the previous contender's spinning threads (OpenMP's, the pool's) go to sleep first. */
             nanosleep(&(struct timespec){0, 5000000}, NULL);
             double t0 = now();
@@ -160,6 +170,10 @@ static void bench(const char *algorithm, size_t tensors, size_t per, int threads
                     break;
                 case 1: CHECK(adamcore_optimizer_step(opt, NULL, tensors)); break;
                 case 4: CHECK(adamcore_optimizer_step(measured, NULL, tensors)); break;
+                case 5:
+                    CHECK(ams ? adamcore_adam_step_f32(&c, step, n, p, g, m, v, vmax)
+                              : adamcore_adam_step_f32(&c, step, n, p, g, m, v, NULL));
+                    break;
                 case 2: roofline(n, rp, g, rm, rv); break;
                 case 3:
                     if (ams) c_amsgrad(n, p, g, m, v, vmax, 1e-3f / 0.1f, 1000.0f, 0.9f, 0.999f, 1e-8f);
@@ -168,6 +182,7 @@ static void bench(const char *algorithm, size_t tensors, size_t per, int threads
                 }
             }
             times[k][done[k]++] = (now() - t0) / reps;
+            if (k == 5) CHECK(adamcore_select_isa(best_isa));
         }
     }
     for (int k = 0; k < CONTENDERS; k++) {
@@ -200,8 +215,9 @@ int main(int argc, char **argv) {
     use_thp = !(thp && strcmp(thp, "0") == 0);
     size_t sizes[] = {4096, 65536, 1 << 20, 1 << 24, 1 << 26};
     int nsizes = quick ? 3 : 5;
-    printf("# adamcore %s, kernels %s, %d CPUs available\n", adamcore_version_string(),
-           adamcore_active_isa() == ADAMCORE_ISA_AVX2_FMA ? "AVX2+FMA" : "baseline", omp_get_num_procs());
+    best_isa = adamcore_active_isa();
+    printf("# adamcore %s, kernels %s, %d CPUs available\n", adamcore_version_string(), isa_name(best_isa),
+           omp_get_num_procs());
     printf("# C rounds: %d interleaved per figure, median reported (spread: min, quartiles, max); budget %g s per "
            "contender and size\n", rounds, budget);
     char mode[128] = "unknown";

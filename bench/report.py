@@ -96,7 +96,7 @@ def ratio_text(r):
     return f"{med:.2f}x" + (f" ({lo:.2f}–{hi:.2f})" if lo is not None else "")
 
 
-ORDER = ["adamcore", "adamcore_object", "adamcore_object_stats", "roofline", "c_gcc", "adamcore_py",
+ORDER = ["adamcore", "adamcore_avx2", "adamcore_object", "adamcore_object_stats", "roofline", "c_gcc", "adamcore_py",
          "adamcore_py_stateless", "adamcore_torch", "numpy", "torch_foreach", "torch_fused", "deepspeed"]
 BASE = {"c": "adamcore", "py": "adamcore_py"}
 

@@ -768,7 +768,29 @@ static PyObject *Optimizer_set_stats(OptimizerObject *self, PyObject *every) {
     Py_RETURN_NONE;
 }
 
-/* get_stats(tensor) -> tuple of the adamcore_step_stats fields (tensor -1: the whole optimizer) */
+/* get_stats' result: adamcore_step_stats by field name (a struct sequence, so nothing is unpacked by position). */
+static PyStructSequence_Field stats_fields[] = {
+    {"step", "the step these figures describe (0: none yet)"},
+    {"count", "elements measured"},
+    {"nonfinite_grads", "NaN and +-Inf gradient values"},
+    {"max_step_over_lr", "max |m_hat / (sqrt(v_hat) + eps)|"},
+    {"step_bound", "seed 000 Proposition 1's bound on max_step_over_lr"},
+    {"min_effective_lr", "smallest lr / (sqrt(v_hat) + eps)"},
+    {"max_effective_lr", "largest lr / (sqrt(v_hat) + eps)"},
+    {"mean_effective_lr", "mean lr / (sqrt(v_hat) + eps)"},
+    {"m_norm", "||m|| after the step"},
+    {"v_norm", "||v|| after the step"},
+    {"step_norm", "||p_new - p_old||"},
+    {"adafix_v_frozen", "AdaFix: whether this step held v fixed"},
+    {"lipschitz", "AdaFix: L after the step"},
+    {NULL, NULL},
+};
+static PyStructSequence_Desc stats_desc = {"adamcore._core.StepStatsFields",
+                                           "One step's statistics (adamcore_step_stats), by field name.", stats_fields,
+                                           13};
+static PyTypeObject *StatsType;
+
+/* get_stats(tensor) -> StepStatsFields (tensor -1: the whole optimizer) */
 static PyObject *Optimizer_get_stats(OptimizerObject *self, PyObject *tensor) {
     if (check_ready(self)) return NULL;
     Py_ssize_t t = PyLong_AsSsize_t(tensor);
@@ -779,10 +801,24 @@ static PyObject *Optimizer_get_stats(OptimizerObject *self, PyObject *tensor) {
     int status = t < 0 ? adamcore_optimizer_get_stats(self->handle, &st)
                        : adamcore_optimizer_get_tensor_stats(self->handle, (size_t)t, &st);
     if (status != ADAMCORE_OK) return raise_status(status);
-    return Py_BuildValue("(LKKddddddddOd)", (long long)st.step, (unsigned long long)st.count,
-                         (unsigned long long)st.nonfinite_grads, st.max_step_over_lr, st.step_bound,
-                         st.min_effective_lr, st.max_effective_lr, st.mean_effective_lr, st.m_norm, st.v_norm,
-                         st.step_norm, st.adafix_v_frozen ? Py_True : Py_False, st.lipschitz);
+    PyObject *values[13] = {
+        PyLong_FromLongLong(st.step), PyLong_FromUnsignedLongLong(st.count),
+        PyLong_FromUnsignedLongLong(st.nonfinite_grads), PyFloat_FromDouble(st.max_step_over_lr),
+        PyFloat_FromDouble(st.step_bound), PyFloat_FromDouble(st.min_effective_lr),
+        PyFloat_FromDouble(st.max_effective_lr), PyFloat_FromDouble(st.mean_effective_lr),
+        PyFloat_FromDouble(st.m_norm), PyFloat_FromDouble(st.v_norm), PyFloat_FromDouble(st.step_norm),
+        PyBool_FromLong(st.adafix_v_frozen), PyFloat_FromDouble(st.lipschitz),
+    };
+    PyObject *result = PyStructSequence_New(StatsType);
+    for (int i = 0; i < 13; i++) {
+        if (!values[i] || !result) {
+            for (int j = i; j < 13; j++) Py_XDECREF(values[j]);
+            Py_XDECREF(result);
+            return NULL;
+        }
+        PyStructSequence_SetItem(result, i, values[i]); /* steals the reference */
+    }
+    return result;
 }
 
 static PyObject *Optimizer_get_guard(OptimizerObject *self, void *c) {
@@ -907,7 +943,7 @@ static PyMethodDef Optimizer_methods[] = {
     {"load_bytes", (PyCFunction)Optimizer_load_bytes, METH_O, "load_bytes(data): restore from bytes"},
     {"get_config", (PyCFunction)Optimizer_get_config, METH_O, "get_config(group) -> Config"},
     {"set_stats", (PyCFunction)Optimizer_set_stats, METH_O, "set_stats(on): in-pass statistics (Adam family)"},
-    {"get_stats", (PyCFunction)Optimizer_get_stats, METH_O, "get_stats(tensor or -1) -> tuple"},
+    {"get_stats", (PyCFunction)Optimizer_get_stats, METH_O, "get_stats(tensor or -1) -> StepStatsFields"},
     {"adafix_observe", (PyCFunction)(void (*)(void))Optimizer_adafix_observe, METH_FASTCALL,
      "adafix_observe(grads, new_grads): AdaFix's Lipschitz estimate from g' at the new point"},
     {NULL, NULL, 0, NULL},
@@ -1022,6 +1058,7 @@ PyMODINIT_FUNC PyInit__core(void) {
     Config_getset[CONFIG_FIELD_COUNT + 1] = (PyGetSetDef){"flags", (getter)Config_flags, NULL, NULL, NULL};
     Config_getset[CONFIG_FIELD_COUNT + 2] = (PyGetSetDef){"state_names", (getter)Config_state_names, NULL, NULL, NULL};
     if (PyType_Ready(&ConfigType) < 0 || PyType_Ready(&OptimizerType) < 0) return NULL;
+    if (!StatsType && !(StatsType = PyStructSequence_NewType(&stats_desc))) return NULL;
     PyObject *m = PyModule_Create(&module_def);
     if (!m) return NULL;
     AdamCoreError = PyErr_NewExceptionWithDoc("adamcore.AdamCoreError",
@@ -1030,6 +1067,7 @@ PyMODINIT_FUNC PyInit__core(void) {
     if (!AdamCoreError || PyModule_AddObjectRef(m, "AdamCoreError", AdamCoreError) < 0 ||
         PyModule_AddObjectRef(m, "Config", (PyObject *)&ConfigType) < 0 ||
         PyModule_AddObjectRef(m, "Optimizer", (PyObject *)&OptimizerType) < 0 ||
+        PyModule_AddObjectRef(m, "StepStatsFields", (PyObject *)StatsType) < 0 ||
         PyModule_AddStringConstant(m, "library_version", adamcore_version_string()) < 0 ||
         PyModule_AddStringConstant(m, "header_version", ADAMCORE_VERSION_STRING) < 0 ||
         PyModule_AddIntConstant(m, "active_isa", adamcore_active_isa()) < 0) {

@@ -40,9 +40,16 @@ class StepStats:
         return self.max_step_over_lr / self.step_bound
 
 
+_STATS_FIELDS = tuple(f.name for f in dataclasses.fields(StepStats) if f.name != "tensors")
+
+
+def _from_core(fields: "_core.StepStatsFields", tensors: Tuple[StepStats, ...] = ()) -> StepStats:
+    return StepStats(**{name: getattr(fields, name) for name in _STATS_FIELDS}, tensors=tensors)
+
+
 def _stats(core: "_core.Optimizer") -> StepStats:
-    tensors = tuple(StepStats(*core.get_stats(i)) for i in range(core.tensor_count))
-    return StepStats(*core.get_stats(-1), tensors=tensors)
+    tensors = tuple(_from_core(core.get_stats(i)) for i in range(core.tensor_count))
+    return _from_core(core.get_stats(-1), tensors)
 
 
 SEVERITIES = {0: "info", 1: "notice", 2: "warning"}
