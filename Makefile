@@ -23,7 +23,7 @@ SWIFT_LIB_FLAGS := -c release --product adamcore --scratch-path $(SWIFT_LIB_SCRA
 	-Xlinker --version-script=$(CURDIR)/Sources/AdamCoreABI/exports.map \
 	-Xlinker -soname=libadamcore.so.$(SOMAJOR)
 
-.PHONY: all deps lib python demo demo-c seeds test test-swift test-abi test-c test-swift-example test-python test-stubs test-pip test-bench bench \
+.PHONY: all deps lib python demo demo-c seeds test test-swift test-tsan test-abi test-c test-swift-example test-python test-stubs test-pip test-bench bench \
 	fuzz test-fuzz test-asan asan-lib install uninstall clean
 
 all: lib python $(BUILD)/logreg
@@ -104,12 +104,17 @@ seeds: all
 
 # ---------------------------------------------------------------------------------------------------------------
 # Tests
-test: test-swift test-abi test-swift-example test-python test-stubs test-pip test-bench test-c test-fuzz
+test: test-swift test-tsan test-abi test-swift-example test-python test-stubs test-pip test-bench test-c test-fuzz
 	@echo "make test: all suites passed"
 
 # Swift unit tests (release: the kernels are SIMD code that is meaningless to test unoptimised).
 test-swift: | deps
 	swift test -c release --disable-swift-testing --scratch-path $(SWIFT_TEST_SCRATCH)
+
+# The hand-written lock-free worker pool under ThreadSanitizer: the tests that split steps across its threads.
+test-tsan: | deps
+	swift test -c release --sanitize=thread --disable-swift-testing --filter 'ThreadTests|SubsetTests' \
+		--scratch-path $(BUILD)/swift-tsan
 
 # The library's promises: exports = header = Swift's view with the same types; the statuses' docs = their list;
 # each tier's code only behind its cpuid check; no Swift runtime dependency; a SONAME.
