@@ -186,3 +186,19 @@ def test_statistics_every_kth_step_and_identical_bits_across_thread_counts():
             adamcore.set_num_threads(0)
         assert seen == [0, 0, 0, 0, 5, 5, 5, 5, 5, 10, 10, 10]
     assert runs[0] == runs[1], "the figures must not depend on the thread split"
+
+
+def test_the_core_returns_statistics_by_field_name():
+    """_core.get_stats gives a named struct sequence whose fields are StepStats' own, in its order."""
+    import dataclasses
+    p = np.linspace(-1, 1, 40, dtype=np.float32)
+    opt = adamcore.Adam([p], lr=1e-2)
+    opt.stats = True
+    opt.step([np.full(40, 0.5, dtype=np.float32)])
+    fields = opt._core.get_stats(-1)
+    assert type(fields) is adamcore._core.StepStatsFields
+    names = [f.name for f in dataclasses.fields(adamcore.StepStats) if f.name != "tensors"]
+    assert list(type(fields).__match_args__) == names
+    assert fields.step == 1 and fields.count == 40 and fields.nonfinite_grads == 0
+    assert fields.max_step_over_lr == pytest.approx(1, rel=1e-5)  # |m_hat / sqrt(v_hat)| = 1 on the first step
+    assert opt.last_stats.step_norm == fields.step_norm > 0
