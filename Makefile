@@ -23,7 +23,7 @@ SWIFT_LIB_FLAGS := -c release --product adamcore --scratch-path $(SWIFT_LIB_SCRA
 	-Xlinker --version-script=$(CURDIR)/Sources/AdamCoreABI/exports.map \
 	-Xlinker -soname=libadamcore.so.$(SOMAJOR)
 
-.PHONY: all deps lib python demo demo-c seeds test test-swift test-tsan test-abi test-c test-swift-example test-python test-stubs test-pip test-bench bench \
+.PHONY: all deps lib python python-hooks demo demo-c seeds test test-swift test-tsan test-abi test-c test-swift-example test-python test-stubs test-pip test-bench bench \
 	fuzz test-fuzz test-asan asan-lib install uninstall clean
 
 all: lib python $(BUILD)/logreg
@@ -84,6 +84,22 @@ $(PY_OUT)/%: $(PY_SRC)/%
 	mkdir -p $(PY_OUT)
 	cp $< $@
 
+# A second copy of the package for tests only, its extension built with ADAMCORE_TEST_HOOKS (the GIL probe), so the
+# production module carries no test hooks. Its RUNPATH reaches the same build/lib.
+PY_HOOKS_OUT := $(BUILD)/python-hooks/adamcore
+PY_HOOKS_EXT := $(PY_HOOKS_OUT)/$(notdir $(PY_EXT))
+
+python-hooks: $(PY_HOOKS_EXT) $(patsubst $(PY_SRC)/%,$(PY_HOOKS_OUT)/%,$(PY_FILES))
+
+$(PY_HOOKS_EXT): $(PY_C_SOURCES) $(PY_SRC)/_core.h include/adamcore.h $(LIB)
+	mkdir -p $(PY_HOOKS_OUT)
+	$(CC) -O2 -g -std=c11 -Wall -Wextra -Werror -Wno-missing-field-initializers -fPIC -shared -DADAMCORE_TEST_HOOKS \
+		-I$(PY_INCLUDE) -Iinclude $(PY_C_SOURCES) -o $@ -L$(BUILD)/lib -ladamcore -lm -Wl,-rpath,'$$ORIGIN/../../lib'
+
+$(PY_HOOKS_OUT)/%: $(PY_SRC)/%
+	mkdir -p $(PY_HOOKS_OUT)
+	cp $< $@
+
 # ---------------------------------------------------------------------------------------------------------------
 # Examples and demo
 export PKG_CONFIG_PATH := $(BUILD)/lib/pkgconfig$(if $(PKG_CONFIG_PATH),:$(PKG_CONFIG_PATH))
@@ -141,8 +157,9 @@ test-c: $(LIB)
 # Python: pytest over the in-place build (run from Tests/python so the source tree is not imported instead).
 # The torch drop-in tests run twice: against adamcore.torch, and with torch.optim in its place, which proves that
 # each of them states torch's own behaviour.
-test-python: python
-	cd Tests/python && PYTHONPATH=$(BUILD)/python $(PYTHON) -m pytest -q -p no:cacheprovider
+test-python: python python-hooks
+	cd Tests/python && PYTHONPATH=$(BUILD)/python $(PYTHON) -m pytest -q -p no:cacheprovider --ignore=test_gil.py
+	cd Tests/python && PYTHONPATH=$(BUILD)/python-hooks $(PYTHON) -m pytest -q -p no:cacheprovider test_gil.py
 	cd Tests/python && ADAMCORE_TORCH_SELFTEST=1 PYTHONPATH=$(BUILD)/python $(PYTHON) -m pytest -q -p no:cacheprovider \
 		-W ignore test_torch_dropin.py test_torch_distributed.py
 

@@ -296,13 +296,9 @@ def test_buffer_protocol_inputs():
     assert np.all(p == 0.75)
 
 
-def test_kernels_run_without_the_gil():
-    w = np.ones(1000, np.float32)
-    opt = adamcore.Adam([w])
-    opt.step([np.ones(1000, np.float32)])
-    assert _core._gil_held_in_last_kernel() == 0
-    adamcore.adam_step(w, w.copy(), np.zeros_like(w), np.zeros_like(w), step=1)
-    assert _core._gil_held_in_last_kernel() == 0
+def test_the_production_module_has_no_test_hooks():
+    """The GIL probe lives only in the test build of the extension (test_gil.py runs against that)."""
+    assert not hasattr(_core, "_gil_held_in_last_kernel")
 
 
 def test_distinct_optimizers_in_threads_match_sequential_results():

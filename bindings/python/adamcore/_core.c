@@ -13,7 +13,9 @@
 #include <string.h>
 
 PyObject *AdamCoreError; /* ValueError subclass carrying .status and .name */
+#ifdef ADAMCORE_TEST_HOOKS
 int gil_held_in_last_kernel = -1;
+#endif
 
 /* Raise the exception for a core status; returns NULL for convenient `return raise_status(s)`. */
 PyObject *raise_status(int status) {
@@ -246,7 +248,7 @@ static PyObject *stateless_step(PyObject *module, PyObject *const *args, Py_ssiz
     int status = ADAMCORE_E_ALGORITHM;
     int centered = (c->flags & ADAMCORE_FLAG_CENTERED) != 0, momentum = c->momentum > 0;
     Py_BEGIN_ALLOW_THREADS
-    gil_held_in_last_kernel = PyGILState_Check();
+    RECORD_GIL_STATE();
     switch (c->algorithm) {
     case ADAMCORE_ADAM:
         status = f64 ? adamcore_adam_step_f64(c, t, n, p, g, s[0], s[1], s[2]) : adamcore_adam_step_f32(c, t, n, p, g, s[0], s[1], s[2]);
@@ -1022,10 +1024,14 @@ static PyObject *module_get_num_threads(PyObject *m, PyObject *unused) {
     adamcore_get_num_threads(&n);
     return PyLong_FromLong(n);
 }
+#ifdef ADAMCORE_TEST_HOOKS
 static PyObject *module_gil_held(PyObject *m, PyObject *unused) {
     (void)m; (void)unused;
-    return PyLong_FromLong(gil_held_in_last_kernel);
+    int held = gil_held_in_last_kernel;
+    gil_held_in_last_kernel = -1; /* read and clear: each read proves a new record */
+    return PyLong_FromLong(held);
 }
+#endif
 
 static PyMethodDef module_methods[] = {
     {"step", (PyCFunction)(void (*)(void))stateless_step, METH_FASTCALL,
@@ -1040,8 +1046,10 @@ static PyMethodDef module_methods[] = {
     {"set_num_threads", (PyCFunction)module_set_num_threads, METH_O,
      "set_num_threads(n): threads per step, process-wide; 0 restores the default (ADAMCORE_NUM_THREADS or the CPUs)"},
     {"get_num_threads", (PyCFunction)module_get_num_threads, METH_NOARGS, "get_num_threads() -> the thread count in force"},
+#ifdef ADAMCORE_TEST_HOOKS
     {"_gil_held_in_last_kernel", (PyCFunction)module_gil_held, METH_NOARGS,
-     "PyGILState_Check() recorded inside the last released region (0: released), -1 before any kernel"},
+     "PyGILState_Check() recorded inside the last released region (0: released), -1 if none since the last read"},
+#endif
     {NULL, NULL, 0, NULL},
 };
 

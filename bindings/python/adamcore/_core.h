@@ -11,13 +11,20 @@
 
 extern PyObject *AdamCoreError;
 
-/* Deterministic proof that kernels run without the GIL: recorded inside each released region. */
+/* Test builds only (make test compiles a second copy of the module with ADAMCORE_TEST_HOOKS, into
+ * build/python-hooks): PyGILState_Check() recorded inside each released region, the deterministic proof that
+ * kernels run without the GIL. The production module has neither the global nor the function that reads it. */
+#ifdef ADAMCORE_TEST_HOOKS
 extern int gil_held_in_last_kernel;
+#define RECORD_GIL_STATE() (gil_held_in_last_kernel = PyGILState_Check())
+#else
+#define RECORD_GIL_STATE() ((void)0)
+#endif
 
 #define RELEASE_GIL_AND(call, status_var)                                                                \
     do {                                                                                                 \
         Py_BEGIN_ALLOW_THREADS                                                                           \
-        gil_held_in_last_kernel = PyGILState_Check();                                                    \
+        RECORD_GIL_STATE();                                                                              \
         status_var = (call);                                                                             \
         Py_END_ALLOW_THREADS                                                                             \
     } while (0)
