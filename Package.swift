@@ -1,4 +1,4 @@
-// swift-tools-version:5.9
+// swift-tools-version:6.0
 import PackageDescription
 
 // The AVX2+FMA and AVX-512 kernel tiers, for the C library only. `unsafeFlags` keeps a product from being used by
@@ -29,5 +29,7 @@ let package = Package(
                 exclude: ["exports.map", "adamcore.pc.in"]),
         .testTarget(name: "AdamCoreTests", dependencies: ["AdamCore", "AdamCoreAVX2", "AdamCoreAVX512", "CAdamCore"],
                     linkerSettings: [.linkedLibrary("m")]),
-    ]
+    ],
+    // Tools 6.0 for typed throws; the Swift 6 language mode checks the core for data races at compile time.
+    swiftLanguageModes: [.v6]
 )

@@ -7,7 +7,7 @@ import Darwin
 
 /// A buffer's address range, for the checks every entry point makes before it touches memory.
 @usableFromInline
-struct ByteRange {
+struct ByteRange: Sendable {
     @usableFromInline let start: UInt
     @usableFromInline let end: UInt
 
