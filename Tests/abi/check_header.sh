@@ -12,7 +12,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 
 swiftc -typecheck -module-name AdamCoreABI -I "$modules" -I "$top/Sources/CAdamCore" \
-  "$top/Sources/AdamCoreABI/Exports.swift" -emit-clang-header-path "$work/generated.h"
+  "$top"/Sources/AdamCoreABI/*.swift -emit-clang-header-path "$work/generated.h"
 grep '^SWIFT_EXTERN' "$work/generated.h" > "$work/swift_decls.h"
 
 grep -oE '^ADAMCORE_API [a-z_0-9 ]+[ *]adamcore_[a-z0-9_]+\(' "$top/include/adamcore.h" | grep -oE 'adamcore_[a-z0-9_]+' | sort > "$work/header.txt"

@@ -1,0 +1,180 @@
+import CAdamCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// What the Adam loop measures when statistics are on (seed 000's and 001's figures), per vector, in registers.
+
+/// What a stats-collecting kernel measured over its elements, in Double; items merge in a fixed order.
+public struct KernelStats: Sendable {
+    public var count = 0.0
+    public var nonFinite = 0.0            // NaN and +-Inf gradient values (NaN from a kernel: "some", to be counted)
+    public var maxAbsDirection = 0.0      // max |m / denom|: the step is lr / bc1 times this (NaN ignored)
+    public var minDenom = Double.infinity // denom = sqrt(v_hat) + eps: the effective lr is lr / denom
+    public var maxDenom = 0.0
+    public var inverseDenomSum = 0.0      // sum of 1 / denom (for the mean effective lr)
+    public var mSquared = 0.0, vSquared = 0.0, stepSquared = 0.0
+
+    public init() {}
+
+    public mutating func merge(_ o: KernelStats) {
+        count += o.count
+        nonFinite += o.nonFinite
+        maxAbsDirection = Swift.max(maxAbsDirection, o.maxAbsDirection)
+        minDenom = Swift.min(minDenom, o.minDenom)
+        maxDenom = Swift.max(maxDenom, o.maxDenom)
+        inverseDenomSum += o.inverseDenomSum
+        mSquared += o.mSquared
+        vSquared += o.vSquared
+        stepSquared += o.stepSquared
+    }
+}
+
+/// Where an Adam loop sends its per-vector figures: `NoStats` (compiled away) or `StatsAccumulator`. A value the
+/// loop owns (inout), so the accumulator lives in registers; through a pointer it would be reloaded and stored
+/// around every store to the data buffers, which the compiler cannot prove it does not alias.
+public protocol StatsSink {
+    associatedtype Scalar: KernelScalar
+    static var collects: Bool { get }
+    init()
+    /// The figures of the `count` elements seen.
+    mutating func finish(count: Int) -> KernelStats
+    mutating func add<P: ArithmeticPolicy>(_: P.Type, direction: Scalar.Vector, denom: Scalar.Vector, m: Scalar.Vector,
+                                           v: Scalar.Vector, step: Scalar.Vector, grad: Scalar.Vector, valid: Int)
+}
+
+public struct NoStats<Scalar: KernelScalar>: StatsSink {
+    @inlinable public static var collects: Bool { false }
+    @inlinable public init() {}
+    @inlinable @inline(__always)
+    public mutating func finish(count: Int) -> KernelStats { KernelStats() }
+    @inlinable @inline(__always)
+    public mutating func add<P: ArithmeticPolicy>(_: P.Type, direction: Scalar.Vector, denom: Scalar.Vector, m: Scalar.Vector,
+                                                  v: Scalar.Vector, step: Scalar.Vector, grad: Scalar.Vector, valid: Int) {}
+}
+
+/// How the statistics fold each vector into their running per-lane values: into half-width accumulators
+/// (`HalfLanes`: seven registers, for ISAs with 16 vector registers, where each 512-bit value is two registers
+/// anyway) or full-width ones (`FullLanes`: no extracts and no split of the update's vectors, for AVX-512's 32
+/// registers). Max and min ignore NaN lanes of the vector; sums are added in a fixed order.
+public protocol StatsLanes {
+    associatedtype Scalar: KernelScalar
+    associatedtype Lanes: SIMD where Lanes.Scalar == Scalar
+    static func max(_ acc: Lanes, _ x: Scalar.Vector) -> Lanes
+    static func min(_ acc: Lanes, _ x: Scalar.Vector) -> Lanes
+    static func add(_ acc: Lanes, _ x: Scalar.Vector) -> Lanes
+    static func addSquares(_ acc: Lanes, _ x: Scalar.Vector) -> Lanes
+    static func sum(_ acc: Lanes) -> Double
+    static func reduceMax(_ acc: Lanes) -> Double
+    static func reduceMin(_ acc: Lanes) -> Double
+}
+
+public enum HalfLanes<Scalar: KernelScalar>: StatsLanes {
+    public typealias Lanes = Scalar.Half
+    @inlinable @inline(__always) public static func max(_ a: Lanes, _ x: Scalar.Vector) -> Lanes { Scalar.foldMax(a, x) }
+    @inlinable @inline(__always) public static func min(_ a: Lanes, _ x: Scalar.Vector) -> Lanes { Scalar.foldMin(a, x) }
+    @inlinable @inline(__always) public static func add(_ a: Lanes, _ x: Scalar.Vector) -> Lanes { Scalar.foldAdd(a, x) }
+    @inlinable @inline(__always)
+    public static func addSquares(_ a: Lanes, _ x: Scalar.Vector) -> Lanes { Scalar.foldSquares(a, x) }
+    @inlinable @inline(__always) public static func sum(_ a: Lanes) -> Double { Scalar.halfSum(a) }
+    @inlinable @inline(__always) public static func reduceMax(_ a: Lanes) -> Double { Scalar.halfMax(a) }
+    @inlinable @inline(__always) public static func reduceMin(_ a: Lanes) -> Double { Scalar.halfMin(a) }
+}
+
+public enum FullLanes<Scalar: KernelScalar>: StatsLanes {
+    public typealias Lanes = Scalar.Vector
+    @inlinable @inline(__always) public static func max(_ a: Lanes, _ x: Lanes) -> Lanes { Scalar.keepMax(a, x) }
+    @inlinable @inline(__always) public static func min(_ a: Lanes, _ x: Lanes) -> Lanes { Scalar.keepMin(a, x) }
+    @inlinable @inline(__always) public static func add(_ a: Lanes, _ x: Lanes) -> Lanes { a + x }
+    @inlinable @inline(__always) public static func addSquares(_ a: Lanes, _ x: Lanes) -> Lanes { a + x * x }
+    @inlinable @inline(__always)
+    public static func sum(_ a: Lanes) -> Double { Scalar.halfSum(Scalar.foldAdd(Scalar.Half(), a)) }
+    @inlinable @inline(__always)
+    public static func reduceMax(_ a: Lanes) -> Double { Scalar.halfMax(Scalar.foldMax(Scalar.Half(repeating: -.infinity), a)) }
+    @inlinable @inline(__always)
+    public static func reduceMin(_ a: Lanes) -> Double { Scalar.halfMin(Scalar.foldMin(Scalar.Half(repeating: .infinity), a)) }
+}
+
+/// Vector-lane running statistics of one kernel call: extremes per lane, sums per lane flushed to Double every 64
+/// vectors (as the reductions are blocked), the tail's real lanes added one by one. Every method is inlined: a
+/// call that takes `self`'s address would keep the accumulator in memory, loaded and stored around every vector
+/// (measured: statistics tripled the cost of an in-cache AVX-512 step).
+public struct StatsAccumulator<L: StatsLanes>: StatsSink {
+    public typealias Scalar = L.Scalar
+    public typealias T = L.Scalar
+    @inlinable public static var collects: Bool { true }
+    @usableFromInline typealias V = T.Vector
+    @usableFromInline typealias H = L.Lanes
+    @usableFromInline var maxDirection: H, minDenom: H, maxDenom: H
+    /// Sums. A NaN or +-Inf gradient value makes m, hence the sum of m^2, non-finite: that (rare) case is flagged
+    /// and the exact count is taken afterwards by a pass over that gradient only.
+    @usableFromInline var inverse: H, mSquared: H, vSquared: H, stepSquared: H
+    @usableFromInline var vectors: Int
+    @usableFromInline var total: KernelStats
+
+    /// Every field set here, in the specialized caller (stored-property defaults of a generic struct would be
+    /// evaluated through runtime metadata on every construction).
+    @inlinable @inline(__always)
+    public init() {
+        maxDirection = H(); minDenom = H(repeating: T.infinity); maxDenom = H()
+        inverse = H(); mSquared = H(); vSquared = H(); stepSquared = H()
+        vectors = 0
+        total = KernelStats()
+    }
+
+    @inlinable @inline(__always)
+    public mutating func add<P: ArithmeticPolicy>(_: P.Type, direction: T.Vector, denom: T.Vector, m: T.Vector, v: T.Vector,
+                                                  step: T.Vector, grad: T.Vector, valid: Int) {
+        guard valid == V.scalarCount else { return addLanes(direction: direction, denom: denom, m: m, v: v, step: step, grad: grad, valid: valid) }
+        maxDirection = L.max(maxDirection, T.vectorAbs(direction))
+        minDenom = L.min(minDenom, denom)
+        maxDenom = L.max(maxDenom, denom)
+        inverse = L.add(inverse, T.vectorReciprocalEstimate(denom))
+        mSquared = L.addSquares(mSquared, m)
+        vSquared = L.addSquares(vSquared, v)
+        stepSquared = L.addSquares(stepSquared, step)
+        vectors &+= 1
+        if vectors == 64 { flush() }
+    }
+
+    @inlinable @inline(__always)
+    mutating func addLanes(direction: V, denom: V, m: V, v: V, step: V, grad: V, valid: Int) {
+        for lane in 0..<valid {
+            let d = Double(denom[lane]), u = Double(direction[lane])
+            if !u.isNaN { total.maxAbsDirection = Swift.max(total.maxAbsDirection, abs(u)) }
+            if !d.isNaN {
+                total.minDenom = Swift.min(total.minDenom, d)
+                total.maxDenom = Swift.max(total.maxDenom, d)
+            }
+            total.inverseDenomSum += 1 / d   // exact in the tail (a few lanes per call)
+            total.mSquared += Double(m[lane]) * Double(m[lane])
+            total.vSquared += Double(v[lane]) * Double(v[lane])
+            total.stepSquared += Double(step[lane]) * Double(step[lane])
+            if !Double(grad[lane]).isFinite { total.nonFinite = .nan }
+        }
+    }
+
+    @inlinable @inline(__always)
+    mutating func flush() {
+        total.inverseDenomSum += L.sum(inverse)
+        let m2 = L.sum(mSquared)
+        if !m2.isFinite { total.nonFinite = .nan }
+        total.mSquared += m2
+        total.vSquared += L.sum(vSquared)
+        total.stepSquared += L.sum(stepSquared)
+        inverse = H(); mSquared = H(); vSquared = H(); stepSquared = H()
+        vectors = 0
+    }
+
+    @inlinable @inline(__always)
+    public mutating func finish(count: Int) -> KernelStats {
+        if vectors > 0 { flush() }
+        total.maxAbsDirection = Swift.max(total.maxAbsDirection, L.reduceMax(maxDirection))
+        total.minDenom = Swift.min(total.minDenom, L.reduceMin(minDenom))
+        total.maxDenom = Swift.max(total.maxDenom, L.reduceMax(maxDenom))
+        total.count = Double(count)
+        return total
+    }
+}

@@ -1,0 +1,136 @@
+// The header's "Stateless steps" section.
+import AdamCore
+import CAdamCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@_cdecl("adamcore_adam_step_f32")
+public func adamcore_adam_step_f32_(_ c: UnsafePointer<adamcore_config>?, _ step: Int64, _ n: UInt,
+                                    _ param: UnsafeMutablePointer<Float>?, _ grad: UnsafePointer<Float>?,
+                                    _ m: UnsafeMutablePointer<Float>?, _ v: UnsafeMutablePointer<Float>?,
+                                    _ vmax: UnsafeMutablePointer<Float>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        try Step.adam(config(c), step: step, count: count(n), param: param, grad: grad, expAvg: m, expAvgSq: v,
+                      maxExpAvgSq: vmax, kernels: activeKernels)
+    }
+}
+
+@_cdecl("adamcore_adam_step_f64")
+public func adamcore_adam_step_f64_(_ c: UnsafePointer<adamcore_config>?, _ step: Int64, _ n: UInt,
+                                    _ param: UnsafeMutablePointer<Double>?, _ grad: UnsafePointer<Double>?,
+                                    _ m: UnsafeMutablePointer<Double>?, _ v: UnsafeMutablePointer<Double>?,
+                                    _ vmax: UnsafeMutablePointer<Double>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        try Step.adam(config(c), step: step, count: count(n), param: param, grad: grad, expAvg: m, expAvgSq: v,
+                      maxExpAvgSq: vmax, kernels: activeKernels)
+    }
+}
+
+@_cdecl("adamcore_adafix_step_f32")
+public func adamcore_adafix_step_f32_(_ c: UnsafePointer<adamcore_config>?, _ step: Int64, _ n: UInt,
+                                      _ param: UnsafeMutablePointer<Float>?, _ grad: UnsafePointer<Float>?,
+                                      _ m: UnsafeMutablePointer<Float>?, _ v: UnsafeMutablePointer<Float>?,
+                                      _ lipschitz: Double, _ result: UnsafeMutablePointer<adamcore_adafix_result>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        let r = try Step.adafix(config(c), step: step, count: count(n), param: param, grad: grad, expAvg: m,
+                                expAvgSq: v, lipschitz: lipschitz, kernels: activeKernels)
+        result?.pointee = r
+    }
+}
+
+@_cdecl("adamcore_adafix_step_f64")
+public func adamcore_adafix_step_f64_(_ c: UnsafePointer<adamcore_config>?, _ step: Int64, _ n: UInt,
+                                      _ param: UnsafeMutablePointer<Double>?, _ grad: UnsafePointer<Double>?,
+                                      _ m: UnsafeMutablePointer<Double>?, _ v: UnsafeMutablePointer<Double>?,
+                                      _ lipschitz: Double, _ result: UnsafeMutablePointer<adamcore_adafix_result>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        let r = try Step.adafix(config(c), step: step, count: count(n), param: param, grad: grad, expAvg: m,
+                                expAvgSq: v, lipschitz: lipschitz, kernels: activeKernels)
+        result?.pointee = r
+    }
+}
+
+@_cdecl("adamcore_adafix_lipschitz_f32")
+public func adamcore_adafix_lipschitz_f32_(_ n: UInt, _ grad: UnsafePointer<Float>?, _ newGrad: UnsafePointer<Float>?,
+                                           _ stepNormSq: Double, _ lipschitz: UnsafeMutablePointer<Double>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        guard let lipschitz else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
+        lipschitz.pointee = try Step.adafixLipschitz(count: count(n), grad: grad, newGrad: newGrad,
+                                                     stepNormSquared: stepNormSq, lipschitz: lipschitz.pointee,
+                                                     kernels: activeKernels)
+    }
+}
+
+@_cdecl("adamcore_adafix_lipschitz_f64")
+public func adamcore_adafix_lipschitz_f64_(_ n: UInt, _ grad: UnsafePointer<Double>?, _ newGrad: UnsafePointer<Double>?,
+                                           _ stepNormSq: Double, _ lipschitz: UnsafeMutablePointer<Double>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        guard let lipschitz else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
+        lipschitz.pointee = try Step.adafixLipschitz(count: count(n), grad: grad, newGrad: newGrad,
+                                                     stepNormSquared: stepNormSq, lipschitz: lipschitz.pointee,
+                                                     kernels: activeKernels)
+    }
+}
+
+@_cdecl("adamcore_sgd_step_f32")
+public func adamcore_sgd_step_f32_(_ c: UnsafePointer<adamcore_config>?, _ step: Int64, _ n: UInt,
+                                   _ param: UnsafeMutablePointer<Float>?, _ grad: UnsafePointer<Float>?,
+                                   _ buf: UnsafeMutablePointer<Float>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        try Step.sgd(config(c), step: step, count: count(n), param: param, grad: grad, momentumBuffer: buf,
+                     kernels: activeKernels)
+    }
+}
+
+@_cdecl("adamcore_sgd_step_f64")
+public func adamcore_sgd_step_f64_(_ c: UnsafePointer<adamcore_config>?, _ step: Int64, _ n: UInt,
+                                   _ param: UnsafeMutablePointer<Double>?, _ grad: UnsafePointer<Double>?,
+                                   _ buf: UnsafeMutablePointer<Double>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        try Step.sgd(config(c), step: step, count: count(n), param: param, grad: grad, momentumBuffer: buf,
+                     kernels: activeKernels)
+    }
+}
+
+@_cdecl("adamcore_rmsprop_step_f32")
+public func adamcore_rmsprop_step_f32_(_ c: UnsafePointer<adamcore_config>?, _ step: Int64, _ n: UInt,
+                                       _ param: UnsafeMutablePointer<Float>?, _ grad: UnsafePointer<Float>?,
+                                       _ sq: UnsafeMutablePointer<Float>?, _ ga: UnsafeMutablePointer<Float>?,
+                                       _ buf: UnsafeMutablePointer<Float>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        try Step.rmsprop(config(c), step: step, count: count(n), param: param, grad: grad, squareAvg: sq, gradAvg: ga,
+                         momentumBuffer: buf, kernels: activeKernels)
+    }
+}
+
+@_cdecl("adamcore_rmsprop_step_f64")
+public func adamcore_rmsprop_step_f64_(_ c: UnsafePointer<adamcore_config>?, _ step: Int64, _ n: UInt,
+                                       _ param: UnsafeMutablePointer<Double>?, _ grad: UnsafePointer<Double>?,
+                                       _ sq: UnsafeMutablePointer<Double>?, _ ga: UnsafeMutablePointer<Double>?,
+                                       _ buf: UnsafeMutablePointer<Double>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        try Step.rmsprop(config(c), step: step, count: count(n), param: param, grad: grad, squareAvg: sq, gradAvg: ga,
+                         momentumBuffer: buf, kernels: activeKernels)
+    }
+}
+
+@_cdecl("adamcore_adagrad_step_f32")
+public func adamcore_adagrad_step_f32_(_ c: UnsafePointer<adamcore_config>?, _ step: Int64, _ n: UInt,
+                                       _ param: UnsafeMutablePointer<Float>?, _ grad: UnsafePointer<Float>?,
+                                       _ sum: UnsafeMutablePointer<Float>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        try Step.adagrad(config(c), step: step, count: count(n), param: param, grad: grad, stateSum: sum,
+                         kernels: activeKernels)
+    }
+}
+
+@_cdecl("adamcore_adagrad_step_f64")
+public func adamcore_adagrad_step_f64_(_ c: UnsafePointer<adamcore_config>?, _ step: Int64, _ n: UInt,
+                                       _ param: UnsafeMutablePointer<Double>?, _ grad: UnsafePointer<Double>?,
+                                       _ sum: UnsafeMutablePointer<Double>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        try Step.adagrad(config(c), step: step, count: count(n), param: param, grad: grad, stateSum: sum,
+                         kernels: activeKernels)
+    }
+}
