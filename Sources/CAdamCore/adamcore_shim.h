@@ -76,9 +76,10 @@ static inline adamcore_shim_f64x8 adamcore_shim_nonfinite_f64x8(adamcore_shim_f6
     return __builtin_convertvector(finite + 1, adamcore_shim_f64x8);
 }
 
-/* The step statistics (Kernels.swift, StatsAccumulator). Their running values live in half-width registers: each
- * 16-lane (8-lane) value is folded into an 8-lane (4-lane) accumulator, halves first, so seven accumulators take
- * seven registers instead of fourteen. Max and min ignore NaN lanes; sums are added in a fixed order. */
+/* The step statistics (StatsKernels.swift). On ISAs with 16 vector registers their running values live in
+ * half-width registers (HalfLanes): each 16-lane (8-lane) value is folded into an 8-lane (4-lane) accumulator,
+ * halves first, so seven accumulators take seven registers instead of fourteen; the AVX-512 tier keeps them at full
+ * width (FullLanes, keep_max/keep_min below). Max and min ignore NaN lanes; sums are added in a fixed order. */
 typedef float adamcore_shim_f32x8 __attribute__((ext_vector_type(8)));
 typedef float adamcore_shim_f32x4 __attribute__((ext_vector_type(4)));
 typedef double adamcore_shim_f64x4 __attribute__((ext_vector_type(4)));

@@ -19,7 +19,9 @@
 #include <unistd.h>
 
 static int passed, failed, rejected; /* rejected: EXPECT_STATUS calls made */
-#define LAST_ERROR (-ADAMCORE_E_ISA)
+/* -(the last error): the list holds OK, STEP_SKIPPED and the errors -1 ... -LAST_ERROR (checked below). */
+#define COUNT_STATUS_(name, value, message) +1
+#define LAST_ERROR ((0 ADAMCORE_STATUS_MAP(COUNT_STATUS_)) - 2)
 static int seen[LAST_ERROR + 1]; /* seen[-code]: an EXPECT_STATUS produced that status */
 
 #define CHECK(cond, ...)                                                                                 \
@@ -100,7 +102,6 @@ static void test_version_and_statuses(void) {
     listed++;
     ADAMCORE_STATUS_MAP(CHECK_STATUS_ROW)
 #undef CHECK_STATUS_ROW
-    CHECK(listed == LAST_ERROR + 2, "the list has every status up to the last error (%d)", listed);
     CHECK(strcmp(adamcore_status_name(-LAST_ERROR - 1), "ADAMCORE_E_UNKNOWN") == 0, "unknown negative code");
     int threads = 0;
     CHECK(adamcore_get_num_threads(&threads) == ADAMCORE_OK && threads >= 1, "thread count %d", threads);

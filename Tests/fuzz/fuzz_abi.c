@@ -27,10 +27,16 @@
         }                                                                                                 \
     } while (0)
 
-/* A status is 1 (skipped), 0, or a named error. */
+/* A status is 1 (skipped), 0, or an error of the header's list (ADAMCORE_STATUS_MAP). */
 static int named(int status) {
-    return status == ADAMCORE_STEP_SKIPPED || status == ADAMCORE_OK ||
-           (status < 0 && status >= ADAMCORE_E_MISMATCH && strcmp(adamcore_status_name(status), "ADAMCORE_E_UNKNOWN") != 0);
+    switch (status) {
+#define NAMED_STATUS_(name, value, message) case value:
+    ADAMCORE_STATUS_MAP(NAMED_STATUS_)
+#undef NAMED_STATUS_
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 typedef struct {
