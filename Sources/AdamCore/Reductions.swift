@@ -16,7 +16,7 @@ public func maxAbsKernel<T: KernelScalar, P: ArithmeticPolicy>(_: P.Type, _ a: U
     var i = 0
     while i < fullEnd {
         let x: T.Vector = load(a, i)
-        best = T.vectorMaxIgnoringNaN(best, T.vectorAbs(x))
+        best = T.keepMax(best, T.vectorAbs(x))  // a NaN |x| keeps best
         i &+= lanes
     }
     var result = 0.0

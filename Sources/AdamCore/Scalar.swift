@@ -9,8 +9,6 @@ public protocol KernelScalar: BinaryFloatingPoint & SIMDScalar & Codable where S
     static func vectorSqrt(_ x: Vector) -> Vector
     /// Lane-wise maximum; NaN in either operand gives NaN (torch.maximum's rule).
     static func vectorMaximum(_ a: Vector, _ b: Vector) -> Vector
-    /// Lane-wise maximum ignoring a NaN operand.
-    static func vectorMaxIgnoringNaN(_ a: Vector, _ b: Vector) -> Vector
     static func vectorAbs(_ x: Vector) -> Vector
     /// 1 in the lanes holding NaN or +-Inf, else 0.
     static func vectorNonFinite(_ x: Vector) -> Vector
@@ -39,8 +37,6 @@ extension Float: KernelScalar {
     public static func vectorSqrt(_ x: Vector) -> Vector { adamcore_shim_sqrt_f32x16(x) }
     @inlinable @inline(__always)
     public static func vectorMaximum(_ a: Vector, _ b: Vector) -> Vector { adamcore_shim_maximum_f32x16(a, b) }
-    @inlinable @inline(__always)
-    public static func vectorMaxIgnoringNaN(_ a: Vector, _ b: Vector) -> Vector { adamcore_shim_max_f32x16(a, b) }
     @inlinable @inline(__always)
     public static func vectorAbs(_ x: Vector) -> Vector { adamcore_shim_abs_f32x16(x) }
     @inlinable @inline(__always)
@@ -75,8 +71,6 @@ extension Double: KernelScalar {
     public static func vectorSqrt(_ x: Vector) -> Vector { adamcore_shim_sqrt_f64x8(x) }
     @inlinable @inline(__always)
     public static func vectorMaximum(_ a: Vector, _ b: Vector) -> Vector { adamcore_shim_maximum_f64x8(a, b) }
-    @inlinable @inline(__always)
-    public static func vectorMaxIgnoringNaN(_ a: Vector, _ b: Vector) -> Vector { adamcore_shim_max_f64x8(a, b) }
     @inlinable @inline(__always)
     public static func vectorAbs(_ x: Vector) -> Vector { adamcore_shim_abs_f64x8(x) }
     @inlinable @inline(__always)

@@ -32,9 +32,9 @@ public struct KernelStats: Sendable {
     }
 }
 
-/// Where an Adam loop sends its per-vector figures: `NoStats` (compiled away) or `StatsAccumulator`. A value the
-/// loop owns (inout), so the accumulator lives in registers; through a pointer it would be reloaded and stored
-/// around every store to the data buffers, which the compiler cannot prove it does not alias.
+/// Where an Adam loop sends its per-vector figures: `NoStats` (compiled away) or `StatsAccumulator`. The loop
+/// creates its sink as a local and returns `finish`'s figures, so the accumulator lives in registers; through a
+/// pointer it would be reloaded and stored around every store to the data buffers, which may alias it.
 public protocol StatsSink {
     associatedtype Scalar: KernelScalar
     static var collects: Bool { get }

@@ -47,18 +47,12 @@ static inline adamcore_shim_f64x8 adamcore_shim_sqrt_f64x8(adamcore_shim_f64x8 x
 }
 
 /* Swift's generic pointwiseMax does not lower to vmaxps (measured: AMSGrad ran 20x slower than Adam).
- * maximum: IEEE 754-2019, a NaN in either operand gives NaN (as torch.maximum). max: a NaN operand is ignored. */
+ * maximum: IEEE 754-2019, a NaN in either operand gives NaN (as torch.maximum). (Maxima that ignore NaN: keep_max.) */
 static inline adamcore_shim_f32x16 adamcore_shim_maximum_f32x16(adamcore_shim_f32x16 a, adamcore_shim_f32x16 b) {
     return __builtin_elementwise_maximum(a, b);
 }
 static inline adamcore_shim_f64x8 adamcore_shim_maximum_f64x8(adamcore_shim_f64x8 a, adamcore_shim_f64x8 b) {
     return __builtin_elementwise_maximum(a, b);
-}
-static inline adamcore_shim_f32x16 adamcore_shim_max_f32x16(adamcore_shim_f32x16 a, adamcore_shim_f32x16 b) {
-    return __builtin_elementwise_max(a, b);
-}
-static inline adamcore_shim_f64x8 adamcore_shim_max_f64x8(adamcore_shim_f64x8 a, adamcore_shim_f64x8 b) {
-    return __builtin_elementwise_max(a, b);
 }
 static inline adamcore_shim_f32x16 adamcore_shim_abs_f32x16(adamcore_shim_f32x16 x) { return __builtin_elementwise_abs(x); }
 static inline adamcore_shim_f64x8 adamcore_shim_abs_f64x8(adamcore_shim_f64x8 x) { return __builtin_elementwise_abs(x); }
