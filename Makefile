@@ -34,7 +34,7 @@ all: lib python $(BUILD)/logreg
 # packages (pip, into the interpreter that runs the tests and the demo; module:package where the names differ).
 PYTHON ?= python3
 DEBIAN_TOOLS := pkg-config:pkg-config objdump:binutils nm:binutils
-PYTHON_PACKAGES := numpy pytest hypothesis wheel sklearn:scikit-learn matplotlib tqdm safetensors torch mypy
+PYTHON_PACKAGES := numpy pytest hypothesis wheel sklearn:scikit-learn matplotlib tqdm safetensors torch mypy ml_dtypes
 deps:
 	@missing=""; for pair in $(DEBIAN_TOOLS); do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; done; \

@@ -262,8 +262,8 @@ ADAMCORE_API int adamcore_adagrad_step_f64(const adamcore_config *config, int64_
 typedef enum adamcore_dtype {
     ADAMCORE_FLOAT32 = 1,
     ADAMCORE_FLOAT64 = 2,
-    ADAMCORE_FLOAT16 = 3,   /* adamcore_advise only: tensors are float32 or float64 */
-    ADAMCORE_BFLOAT16 = 4   /* adamcore_advise only */
+    ADAMCORE_FLOAT16 = 3,   /* IEEE binary16: tensors registered by adamcore_optimizer_add_tensor_desc */
+    ADAMCORE_BFLOAT16 = 4   /* bfloat16 (float32's upper 16 bits): the same */
 } adamcore_dtype;
 
 typedef struct adamcore_optimizer adamcore_optimizer;
@@ -286,7 +286,8 @@ ADAMCORE_API int adamcore_optimizer_get_config(adamcore_optimizer *optimizer, si
 ADAMCORE_API int adamcore_optimizer_set_config(adamcore_optimizer *optimizer, size_t group, const adamcore_config *config);
 
 /**
- * Register a parameter tensor of `count` elements in group `group`.
+ * Register a parameter tensor of `count` elements in group `group`, every buffer of `dtype` (FLOAT32 or FLOAT64;
+ * 16-bit and mixed layouts: adamcore_optimizer_add_tensor_desc).
  *   grad: the gradient buffer used when adamcore_optimizer_step gets no list; may be NULL.
  *   state: NULL to let the library allocate zeroed state (AdaGrad's filled with initial_accumulator_value),
  *          or an array of state_count caller-owned buffers (adamcore_config_state_count) of `count` elements each,
@@ -298,6 +299,60 @@ ADAMCORE_API int adamcore_optimizer_set_config(adamcore_optimizer *optimizer, si
 ADAMCORE_API int adamcore_optimizer_add_tensor(adamcore_optimizer *optimizer, size_t group, int dtype, void *param,
                                   const void *grad, size_t count, void *const *state, size_t state_count,
                                   size_t *index);
+/* Mixed precision: a tensor whose buffers have their own storage types. Any layout with a 16-bit buffer computes
+ * in float32: every 16-bit value is widened exactly, and every 16-bit write rounds to nearest even (or, with the
+ * stochastic flags, stochastically: bfloat16 only). The combinations (anything else is ADAMCORE_E_DTYPE):
+ *   param_dtype   grad_dtype                      state_dtype
+ *   FLOAT64       FLOAT64                         FLOAT64
+ *   FLOAT32       FLOAT32, BFLOAT16, FLOAT16       FLOAT32, BFLOAT16
+ *   BFLOAT16      BFLOAT16, FLOAT32                FLOAT32 (the default), BFLOAT16 (torch's layout)
+ *   FLOAT16       FLOAT16, FLOAT32                 FLOAT32 (the default), BFLOAT16, FLOAT16 (torch's layout)
+ * 16-bit buffers are aligned to 2 bytes. */
+typedef enum adamcore_tensor_flags {
+    /* A 16-bit parameter with float32 master weights: the step updates the master and writes the parameter as its
+     * rounded copy, so updates below the 16-bit ulp accumulate. `master` NULL: the library makes the master from
+     * the parameter's values at registration (and checkpoints it). */
+    ADAMCORE_TENSOR_MASTER_WEIGHTS = 1u << 0,
+    /* Stochastic rounding of the bfloat16 parameter (or bfloat16 copy) writes, and of bfloat16 state writes. The
+     * random bits come from a counter-based generator of (rounding seed, the tensor's step, tensor index, element
+     * index): the same bits for any thread count and ISA, reproducible from the seed. */
+    ADAMCORE_TENSOR_STOCHASTIC_PARAM = 1u << 1,
+    ADAMCORE_TENSOR_STOCHASTIC_STATE = 1u << 2
+} adamcore_tensor_flags;
+
+/* One tensor to register. Initialise with ADAMCORE_TENSOR_DESC_INIT, then set fields. */
+typedef struct adamcore_tensor_desc {
+    uint32_t struct_size;  /* sizeof(adamcore_tensor_desc) */
+    int32_t param_dtype;   /* an adamcore_dtype */
+    int32_t grad_dtype;    /* 0: param_dtype */
+    int32_t state_dtype;   /* 0: FLOAT32 for a 16-bit parameter, else param_dtype */
+    uint32_t flags;        /* adamcore_tensor_flags */
+    int32_t copy_dtype;    /* the offload form: a FLOAT32 parameter (the master) whose rounded copy of this 16-bit
+                              dtype every step writes to `copy`. 0: no copy */
+    size_t count;          /* elements */
+    void *param;
+    const void *grad;      /* the gradient used when a step gets no list; may be NULL */
+    void *const *state;    /* NULL: library-allocated state of state_dtype; else state_count caller buffers of it */
+    size_t state_count;
+    float *master;         /* with ADAMCORE_TENSOR_MASTER_WEIGHTS: the caller's float32 master, or NULL (the library's) */
+    void *copy;            /* with copy_dtype: the buffer of `count` 16-bit values the step writes */
+} adamcore_tensor_desc;
+
+/** Zero *desc, then struct_size = size (ADAMCORE_TENSOR_DESC_INIT passes sizeof). */
+ADAMCORE_API int adamcore_tensor_desc_init_sized(adamcore_tensor_desc *desc, size_t size);
+#define ADAMCORE_TENSOR_DESC_INIT(desc) adamcore_tensor_desc_init_sized((desc), sizeof *(desc))
+/** Register the tensor *desc describes in group `group` (as adamcore_optimizer_add_tensor, with the storage types,
+ *  master weights and copy-out above); its index in *index (may be NULL). On any error nothing is registered. */
+ADAMCORE_API int adamcore_optimizer_add_tensor_desc(adamcore_optimizer *optimizer, size_t group,
+                                                    const adamcore_tensor_desc *desc, size_t *index);
+/** Describe registered tensor `tensor` into *desc (its struct_size set by the caller): the dtypes and flags as
+ *  resolved (no zeros for defaults), count, param, grad, master (the library's or the caller's), copy; state NULL
+ *  (use adamcore_optimizer_state_buffer) and state_count the slot count. */
+ADAMCORE_API int adamcore_optimizer_get_tensor_desc(adamcore_optimizer *optimizer, size_t tensor, adamcore_tensor_desc *desc);
+/** The stochastic-rounding seed (0 until set); checkpoints keep it. */
+ADAMCORE_API int adamcore_optimizer_set_rounding_seed(adamcore_optimizer *optimizer, uint64_t seed);
+ADAMCORE_API int adamcore_optimizer_get_rounding_seed(adamcore_optimizer *optimizer, uint64_t *seed);
+
 /** Number of registered tensors. */
 ADAMCORE_API int adamcore_optimizer_tensor_count(adamcore_optimizer *optimizer, size_t *count);
 /** Element count and dtype of a tensor (either out pointer may be NULL). */

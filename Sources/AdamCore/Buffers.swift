@@ -104,12 +104,12 @@ let hugeBufferBytes = 4 << 20
 /// Sets `count` elements at `base` to `value`, in the steps' chunks and on the steps' threads when the buffer is
 /// large, so that its pages are first touched (and placed, on a NUMA machine) by the threads that will step it,
 /// and a large registration costs a fraction of a serial fill.
-func fill<T: KernelScalar>(_ base: UnsafeMutablePointer<T>, count: Int, with value: T) {
+func fill<T: BitwiseCopyable>(_ base: UnsafeMutablePointer<T>, count: Int, with value: T) {
     let job = FillJob(base: base, count: count, value: value)
     WorkerPool.shared.run(job, threads: count >= Threading.minimumElements ? Threading.threadCount : 1)
 }
 
-private final class FillJob<T: KernelScalar>: ParallelTask {
+private final class FillJob<T: BitwiseCopyable>: ParallelTask {
     let base: UnsafeMutablePointer<T>
     let count: Int
     let value: T

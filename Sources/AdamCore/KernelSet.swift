@@ -25,6 +25,10 @@ public final class KernelSet: @unchecked Sendable {
     public let diffNormSquared64: (UnsafePointer<Double>, UnsafePointer<Double>, Int) -> Double
     public let nonFiniteCount32: (UnsafePointer<Float>, Int) -> Double
     public let nonFiniteCount64: (UnsafePointer<Double>, Int) -> Double
+    /// The mixed-precision pass (Precision.swift) around a float32 kernel, and float32 views for the reductions.
+    public let staged: (MixedStreams, Int, (Streams<Float>, Int) -> Double) -> Double
+    public let stagedRead: (UnsafeRawPointer, DType, UnsafeRawPointer?, DType, Int,
+                            (UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Void) -> Void
 
     /// Instantiates every kernel with policy P, in the module that calls this (and so with that module's flags).
     @inlinable
@@ -46,6 +50,8 @@ public final class KernelSet: @unchecked Sendable {
         diffNormSquared64 = { diffNormSquaredKernel(P.self, $0, $1, $2) }
         nonFiniteCount32 = { nonFiniteCountKernel(P.self, $0, $1) }
         nonFiniteCount64 = { nonFiniteCountKernel(P.self, $0, $1) }
+        staged = { stagedKernel(P.self, $0, $1, $2) }
+        stagedRead = { stagedReadKernel(P.self, $0, $1, $2, $3, $4, $5) }
     }
 
     /// The portable kernels: separate multiply and add, compiled for the baseline CPU.

@@ -43,6 +43,9 @@ public final class Optimizer {
     /// The non-finite guard: when on, every step first counts NaN and +-Inf values in all gradients and, if there
     /// are any, skips the whole step (nothing is written, the step count stays).
     public var guardsNonFinite = false
+    /// The seed of stochastic rounding: each rounded value depends only on (seed, the tensor's step, tensor index,
+    /// element index), so a run is reproducible from it with any thread count and ISA. Checkpoints keep it.
+    public var roundingSeed: UInt64 = 0
     /// Steps skipped by the guard or by `StepOptions.foundInf`.
     public internal(set) var skippedSteps: Int64 = 0
     /// NaN and +-Inf values the guard counted in the last step's gradients (0 when the guard is off).
@@ -78,8 +81,9 @@ public final class Optimizer {
     }
 
     deinit {
-        for t in tensors where t.ownsState {
-            free(t.s0); free(t.s1); free(t.s2)
+        for t in tensors {
+            if t.ownsState { free(t.s0); free(t.s1); free(t.s2) }
+            if t.ownsMaster { free(t.master) }
         }
         stepGrads.deallocate()
         coefficientIndex.deallocate()
@@ -129,28 +133,46 @@ public final class Optimizer {
 
     public var tensorCount: Int { tensors.count }
 
-    /// Registers a tensor (the C API's adamcore_optimizer_add_tensor); returns its index.
-    /// `state` NULL: the library allocates the state (zeroed; AdaGrad's filled with initial_accumulator_value).
+    /// Registers a tensor (the C API's adamcore_optimizer_add_tensor: every buffer float32, or every one float64);
+    /// returns its index. `state` NULL: the library allocates the state (zeroed; AdaGrad's filled with
+    /// initial_accumulator_value).
     public func addTensor(group: Int, dtype: Int32, param: UnsafeMutableRawPointer?, grad: UnsafeRawPointer?,
                           count: Int, state: UnsafePointer<UnsafeMutableRawPointer?>?, stateCount: Int)
         throws(AdamCoreError) -> Int {
+        guard let kind = DType(dtype), kind == .float32 || kind == .float64 else { throw fail(ADAMCORE_E_DTYPE) }
+        return try addTensor(group: group, layout: .plain(kind), param: param, grad: grad, count: count, state: state,
+                             stateCount: stateCount)
+    }
+
+    /// Registers a tensor of any layout (the C API's adamcore_optimizer_add_tensor_desc); returns its index.
+    /// `state` NULL: library-allocated state of `layout.state`. `master` (layout.masterWeights): the caller's
+    /// float32 master weights, or NULL for a copy the library makes from `param`. `copy` (layout.copy): the buffer
+    /// that receives the float32 parameter's rounded copy at every step.
+    public func addTensor(group: Int, layout: TensorLayout, param: UnsafeMutableRawPointer?, grad: UnsafeRawPointer?,
+                          count: Int, state: UnsafePointer<UnsafeMutableRawPointer?>?, stateCount: Int,
+                          master: UnsafeMutablePointer<Float>? = nil, copy: UnsafeMutableRawPointer? = nil)
+        throws(AdamCoreError) -> Int {
         guard groups.indices.contains(group) else { throw fail(ADAMCORE_E_INDEX) }
-        guard let kind = DType(dtype) else { throw fail(ADAMCORE_E_DTYPE) }
+        try layout.validate()
+        guard layout.masterWeights || master == nil, layout.copy != nil || copy == nil else { throw fail(ADAMCORE_E_DTYPE) }
         let config = groups[group]
         let slots = config.stateCount
-        let paramRange = try kind.range(param, count)
-        let gradRange = grad == nil ? nil : try kind.range(grad, count)
+        let paramRange = try layout.param.range(param, count)
+        let gradRange = grad == nil ? nil : try layout.grad.range(grad, count)
         var given: [UnsafeMutableRawPointer?] = [nil, nil, nil]
         var ranges = [paramRange] + (gradRange.map { [$0] } ?? [])
         if let state {
             guard stateCount == slots else { throw fail(ADAMCORE_E_STATE) }
             for k in 0..<slots {
-                ranges.append(try kind.range(state[k], count))
+                ranges.append(try layout.state.range(state[k], count))
                 given[k] = state[k]
             }
         } else {
             guard stateCount == 0 || stateCount == slots else { throw fail(ADAMCORE_E_STATE) }
         }
+        let masterRange = master == nil ? ByteRange.empty : try DType.float32.range(master, count)
+        let copyRange = layout.copy == nil ? ByteRange.empty : try layout.copy!.range(copy, count)
+        ranges += [masterRange, copyRange]
         for i in ranges.indices {
             for j in ranges.indices where j > i && ranges[i].overlaps(ranges[j]) { throw fail(ADAMCORE_E_OVERLAP) }
             for t in tensors where t.overlaps(ranges[i]) { throw fail(ADAMCORE_E_OVERLAP) }
@@ -158,18 +180,35 @@ public final class Optimizer {
         let owns = state == nil && slots > 0
         if owns {
             for k in 0..<slots {
-                guard let buffer = kind.allocate(count, filledWith: config.initialStateValue) else {
+                guard let buffer = layout.state.allocate(count, filledWith: config.initialStateValue) else {
                     for j in 0..<k { free(given[j]) }
                     throw fail(ADAMCORE_E_NO_MEMORY)
                 }
                 given[k] = buffer
             }
         }
+        var masterWeights = master
+        let ownsMaster = layout.masterWeights && master == nil
+        if ownsMaster {
+            guard let raw = allocateOwnedBuffer(bytes: count * 4) else {
+                if owns { for k in 0..<slots { free(given[k]) } }
+                throw fail(ADAMCORE_E_NO_MEMORY)
+            }
+            let m = raw.bindMemory(to: Float.self, capacity: count)
+            var at = 0
+            kernels.stagedRead(UnsafeRawPointer(param!), layout.param, nil, layout.param, count) { block, _, n in
+                (m + at).initialize(from: block, count: n)
+                at += n
+            }
+            masterWeights = m
+        }
         // Every buffer was validated above (or allocated here), so these ranges cannot fail.
-        let range = { (p: UnsafeMutableRawPointer?) in p.flatMap { try? kind.range($0, count) } ?? ByteRange.empty }
-        let tensor = Tensor(dtype: kind, group: group, count: count, param: param!, grad: grad,
-                            s0: given[0], s1: given[1], s2: given[2], ownsState: owns,
-                            ownRanges: (paramRange, range(given[0]), range(given[1]), range(given[2])),
+        let range = { (p: UnsafeMutableRawPointer?) in p.flatMap { try? layout.state.range($0, count) } ?? ByteRange.empty }
+        let ownMaster = masterWeights.flatMap { try? DType.float32.range($0, count) } ?? ByteRange.empty
+        let tensor = Tensor(layout: layout, group: group, count: count, param: param!, grad: grad,
+                            s0: given[0], s1: given[1], s2: given[2], master: masterWeights, copy: copy,
+                            stateCount: slots, ownsState: owns, ownsMaster: ownsMaster,
+                            ownRanges: (paramRange, range(given[0]), range(given[1]), range(given[2]), ownMaster, copyRange),
                             gradRange: gradRange ?? ByteRange.empty)
         // A measured step's figures still wait in segments laid out for the old split: publish them first.
         publishStats()
@@ -177,7 +216,8 @@ public final class Optimizer {
         tensors.append(tensor)
         tensorSteps.append(0)
         statsSteps.append(0)
-        for r in [tensor.ownRanges.0, tensor.ownRanges.1, tensor.ownRanges.2, tensor.ownRanges.3] { written.insert(r) }
+        let o = tensor.ownRanges
+        for r in [o.0, o.1, o.2, o.3, o.4, o.5] { written.insert(r) }
         reserveCoefficients()
         items = WorkItem.split(tensors)
         job.reserve(items: items.count, groups: groups.count)
@@ -208,6 +248,28 @@ public final class Optimizer {
     public func tensorInfo(_ tensor: Int) throws(AdamCoreError) -> (count: Int, dtype: adamcore_dtype) {
         guard tensors.indices.contains(tensor) else { throw fail(ADAMCORE_E_INDEX) }
         return (tensors[tensor].count, tensors[tensor].dtype.cValue)
+    }
+
+    /// A tensor's parameter buffer, its registered gradient (nil: none) and its number of state slots.
+    public func paramBuffer(_ tensor: Int) throws(AdamCoreError) -> UnsafeMutableRawPointer {
+        guard tensors.indices.contains(tensor) else { throw fail(ADAMCORE_E_INDEX) }
+        return tensors[tensor].param
+    }
+    public func registeredGrad(_ tensor: Int) throws(AdamCoreError) -> UnsafeRawPointer? {
+        guard tensors.indices.contains(tensor) else { throw fail(ADAMCORE_E_INDEX) }
+        return tensors[tensor].grad
+    }
+    public func stateCount(ofTensor tensor: Int) throws(AdamCoreError) -> Int {
+        guard tensors.indices.contains(tensor) else { throw fail(ADAMCORE_E_INDEX) }
+        return tensors[tensor].stateCount
+    }
+
+    /// A tensor's layout, and its master weights (library- or caller-owned; nil without) and copy-out buffer.
+    public func tensorLayout(_ tensor: Int) throws(AdamCoreError)
+        -> (layout: TensorLayout, master: UnsafeMutablePointer<Float>?, copy: UnsafeMutableRawPointer?) {
+        guard tensors.indices.contains(tensor) else { throw fail(ADAMCORE_E_INDEX) }
+        let t = tensors[tensor]
+        return (t.layout, t.master, t.copy)
     }
 
     /// The state buffer in `slot` of `tensor` (library- or caller-owned).
@@ -243,10 +305,8 @@ public final class Optimizer {
         written.remove(old.ownRanges.0)
         defer { written.insert(tensors[tensor].ownRanges.0) }
         for (j, t) in tensors.enumerated() where j != tensor && t.overlaps(r) { throw fail(ADAMCORE_E_OVERLAP) }
-        let own = old.ownRanges  // the old parameter itself may be overlapped: it is the one being replaced
-        if own.1.overlaps(r) || own.2.overlaps(r) || own.3.overlaps(r) || old.gradRange.overlaps(r) {
-            throw fail(ADAMCORE_E_OVERLAP)
-        }
+        // The old parameter itself may be overlapped: it is the one being replaced.
+        if old.overlapsBesidesParam(r) { throw fail(ADAMCORE_E_OVERLAP) }
         tensors[tensor] = old.withParam(param!, range: r)
     }
 
@@ -379,7 +439,7 @@ public final class Optimizer {
     private func select(_ i: Int, _ grad: UnsafeRawPointer?, forStep: Bool = true) throws(AdamCoreError) {
         let tensor = tensors[i]
         guard let grad else { throw fail(ADAMCORE_E_NULL_POINTER) }
-        let range = try tensor.dtype.range(grad, tensor.count)
+        let range = try tensor.layout.grad.range(grad, tensor.count)
         // A gradient is only read, but reading memory that this step writes (any tensor's parameter or state)
         // would make the result depend on the order of the work.
         if written.overlaps(range) { throw fail(ADAMCORE_E_OVERLAP) }
@@ -505,19 +565,26 @@ public final class Optimizer {
         var elements = 0
         for i in tensors.indices where stepGrads[i] != nil { elements += tensors[i].count }
         let threads = elements >= Threading.minimumElements ? Threading.threadCount : 1
+        job.roundingSeed = roundingSeed
         return tensors.withUnsafeBufferPointer { t in
             items.withUnsafeBufferPointer { w in
-                job.phase = phase
-                job.grads = UnsafePointer(stepGrads)
-                job.coefficientIndex = UnsafePointer(coefficientIndex)
-                job.tensors = t.baseAddress
-                job.items = w.baseAddress
-                job.itemCount = w.count
-                defer { job.tensors = nil; job.items = nil; job.grads = nil; job.coefficientIndex = nil }
-                WorkerPool.shared.run(job, threads: threads)
-                var total = 0.0
-                for i in 0..<w.count { total += job.partials[i] }
-                return total
+                tensorSteps.withUnsafeBufferPointer { steps in
+                    job.phase = phase
+                    job.grads = UnsafePointer(stepGrads)
+                    job.coefficientIndex = UnsafePointer(coefficientIndex)
+                    job.tensors = t.baseAddress
+                    job.items = w.baseAddress
+                    job.itemCount = w.count
+                    job.tensorSteps = steps.baseAddress
+                    defer {
+                        job.tensors = nil; job.items = nil; job.grads = nil; job.coefficientIndex = nil
+                        job.tensorSteps = nil
+                    }
+                    WorkerPool.shared.run(job, threads: threads)
+                    var total = 0.0
+                    for i in 0..<w.count { total += job.partials[i] }
+                    return total
+                }
             }
         }
     }

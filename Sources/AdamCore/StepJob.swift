@@ -60,6 +60,8 @@ final class StepJob: ParallelTask {
     var grads: UnsafePointer<UnsafeRawPointer?>?        // per tensor; nil entries are not in this step
     var coefficientIndex: UnsafePointer<Int>?           // per tensor: its entry in `coefficients`
     var others: UnsafePointer<UnsafeRawPointer?>?       // .difference: g' per tensor
+    var tensorSteps: UnsafePointer<Int64>?              // per tensor: its step count before this step
+    var roundingSeed: UInt64 = 0
     private(set) var partials = UnsafeMutablePointer<Double>.allocate(capacity: 1)
     private(set) var thresholds = UnsafeMutablePointer<Double>.allocate(capacity: 1)  // per group: L * lr
     private var partialCapacity = 1, thresholdCapacity = 1
@@ -112,20 +114,29 @@ final class StepJob: ParallelTask {
             let range = w.range(of: tensor)
             switch phase {
             case .update:
-                total += tensor.update(g, coefficients![coefficientIndex![index]], kernels, range)
+                total += tensor.update(g, coefficients![coefficientIndex![index]], kernels, range, key: key(index, tensor))
             case .updateWithStats:
                 let segment = segments + segmentStart[item] + (index - w.first)
-                total += tensor.updateWithStats(g, coefficients![coefficientIndex![index]], kernels, range, segment)
+                total += tensor.updateWithStats(g, coefficients![coefficientIndex![index]], kernels, range, segment,
+                                                key: key(index, tensor))
             case .gate:
                 if tensor.maxAbs(g, kernels, range) >= thresholds[tensor.group] { total = 1 }
             case .difference:
                 total += tensor.diffNormSquared(g, others![index]!, kernels, range)
             case .differenceFromPrevious:
-                total += tensor.diffNormSquared(g, tensor.s2!, kernels, range)
+                total += tensor.diffNormSquared(g, tensor.s2!, kernels, range, bIsState: true)
             case .nonFinite:
                 total += tensor.nonFiniteCount(g, kernels, range)
             }
         }
         partials[item] = total
+    }
+
+    /// The stochastic-rounding key of tensor `index`'s step: (seed, its step number, index); 0 when it rounds
+    /// to nearest only.
+    @inline(__always)
+    private func key(_ index: Int, _ tensor: Tensor) -> UInt64 {
+        tensor.layout.stochasticRounding.isEmpty ? 0
+            : roundingKey(seed: roundingSeed, step: tensorSteps![index] &+ 1, tensor: index)
     }
 }

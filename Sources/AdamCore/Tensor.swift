@@ -7,35 +7,6 @@ import Darwin
 
 // A registered tensor, its dtype, and the per-step coefficients its kernels take.
 
-enum DType {
-    case float32, float64
-
-    init?(_ code: Int32) {
-        switch code {
-        case Int32(ADAMCORE_FLOAT32.rawValue): self = .float32
-        case Int32(ADAMCORE_FLOAT64.rawValue): self = .float64
-        default: return nil
-        }
-    }
-
-    var cValue: adamcore_dtype { self == .float32 ? ADAMCORE_FLOAT32 : ADAMCORE_FLOAT64 }
-
-    func range(_ p: UnsafeRawPointer?, _ count: Int) throws(AdamCoreError) -> ByteRange {
-        self == .float32 ? try ByteRange(p, count: count, of: Float.self) : try ByteRange(p, count: count, of: Double.self)
-    }
-
-    /// A library-owned buffer of `count` elements set to `value` (see allocateOwnedBuffer), or nil when memory is
-    /// short.
-    func allocate(_ count: Int, filledWith value: Double) -> UnsafeMutableRawPointer? {
-        guard let raw = allocateOwnedBuffer(bytes: count * (self == .float32 ? 4 : 8)) else { return nil }
-        switch self {
-        case .float32: fill(raw.bindMemory(to: Float.self, capacity: count), count: count, with: Float(value))
-        case .float64: fill(raw.bindMemory(to: Double.self, capacity: count), count: count, with: value)
-        }
-        return raw
-    }
-}
-
 /// Per-step scalars of one group, for both dtypes.
 enum GroupCoefficients {
     case none
@@ -66,28 +37,47 @@ enum GroupCoefficients {
 }
 
 struct Tensor {
-    let dtype: DType
+    let layout: TensorLayout
     let group: Int
     let count: Int
     let param: UnsafeMutableRawPointer
     let grad: UnsafeRawPointer?
     let s0, s1, s2: UnsafeMutableRawPointer?
+    /// The float32 master weights (library- or caller-owned) and the offload form's 16-bit copy-out, when the
+    /// layout has them.
+    let master: UnsafeMutablePointer<Float>?
+    let copy: UnsafeMutableRawPointer?
+    let stateCount: Int
     let ownsState: Bool
-    /// Byte ranges of param and the state slots (empty when absent), and of the registered gradient, computed once
-    /// at registration, for the overlap checks of later registrations, parameter moves and checkpoint buffers.
-    let ownRanges: (ByteRange, ByteRange, ByteRange, ByteRange)
+    let ownsMaster: Bool
+    /// Byte ranges of param, the state slots, master and copy (empty when absent), and of the registered gradient,
+    /// computed once at registration, for the overlap checks of later registrations, parameter moves and
+    /// checkpoint buffers.
+    let ownRanges: (ByteRange, ByteRange, ByteRange, ByteRange, ByteRange, ByteRange)
     let gradRange: ByteRange
+
+    var dtype: DType { layout.param }
 
     func slot(_ k: Int) -> UnsafeMutableRawPointer? { k == 0 ? s0 : k == 1 ? s1 : k == 2 ? s2 : nil }
 
     func withParam(_ p: UnsafeMutableRawPointer, range: ByteRange) -> Tensor {
-        Tensor(dtype: dtype, group: group, count: count, param: p, grad: grad, s0: s0, s1: s1, s2: s2,
-               ownsState: ownsState, ownRanges: (range, ownRanges.1, ownRanges.2, ownRanges.3), gradRange: gradRange)
+        let r = ownRanges
+        return Tensor(layout: layout, group: group, count: count, param: p, grad: grad, s0: s0, s1: s1, s2: s2,
+                      master: master, copy: copy, stateCount: stateCount, ownsState: ownsState, ownsMaster: ownsMaster,
+                      ownRanges: (range, r.1, r.2, r.3, r.4, r.5), gradRange: gradRange)
     }
 
-    /// Whether `r` overlaps any buffer registered for this tensor (param, state, registered gradient).
+    /// Whether `r` overlaps any buffer registered for this tensor (param, state, master, copy, registered gradient).
     func overlaps(_ r: ByteRange) -> Bool {
-        ownRanges.0.overlaps(r) || ownRanges.1.overlaps(r) || ownRanges.2.overlaps(r) || ownRanges.3.overlaps(r)
+        let o = ownRanges
+        return o.0.overlaps(r) || o.1.overlaps(r) || o.2.overlaps(r) || o.3.overlaps(r) || o.4.overlaps(r)
+            || o.5.overlaps(r) || gradRange.overlaps(r)
+    }
+
+    /// Whether `r` overlaps a buffer other than the parameter (setParam's check: the old parameter is replaced).
+    func overlapsBesidesParam(_ r: ByteRange) -> Bool {
+        let o = ownRanges
+        return o.1.overlaps(r) || o.2.overlaps(r) || o.3.overlaps(r) || o.4.overlaps(r) || o.5.overlaps(r)
             || gradRange.overlaps(r)
     }
 
@@ -100,54 +90,110 @@ struct Tensor {
                        s2: s2.map { $0.assumingMemoryBound(to: T.self) + start } ?? p)
     }
 
-    /// Runs this tensor's kernel on elements `range`; returns ||dx||^2 for AdaFix, else 0.
     @inline(__always)
-    func update(_ grad: UnsafeRawPointer, _ c: GroupCoefficients, _ k: KernelSet, _ range: Range<Int>) -> Double {
+    private func mixed(_ grad: UnsafeRawPointer, from at: Int, key: UInt64) -> MixedStreams {
+        let state = layout.state.byteSize
+        return MixedStreams(param: param + at * layout.param.byteSize, grad: grad + at * layout.grad.byteSize,
+                            s0: s0.map { $0 + at * state }, s1: s1.map { $0 + at * state }, s2: s2.map { $0 + at * state },
+                            master: master.map { $0 + at }, copy: copy.map { $0 + 2 * at }, layout: layout,
+                            stateCount: stateCount, key: key, first: at)
+    }
+
+    /// Runs this tensor's kernel on elements `range`; returns ||dx||^2 for AdaFix, else 0. `key`: the
+    /// stochastic-rounding key of this tensor's step (see roundingKey).
+    @inline(__always)
+    func update(_ grad: UnsafeRawPointer, _ c: GroupCoefficients, _ k: KernelSet, _ range: Range<Int>,
+                key: UInt64) -> Double {
         let n = range.count, at = range.lowerBound
+        guard layout.isPlain else {
+            let s = mixed(grad, from: at, key: key)
+            switch c {
+            case .none: return 0
+            case let .adam(c32, _, v): return k.staged(s, n) { k.adam32($0, $1, c32, v) }
+            case let .sgd(c32, _, v): return k.staged(s, n) { k.sgd32($0, $1, c32, v) }
+            case let .rmsprop(c32, _, v): return k.staged(s, n) { k.rmsprop32($0, $1, c32, v) }
+            case let .adagrad(c32, _, l2): return k.staged(s, n) { k.adagrad32($0, $1, c32, l2) }
+            }
+        }
         switch (c, dtype) {
         case (.none, _): return 0
         case let (.adam(c32, _, v), .float32): return k.adam32(streams(grad, Float.self, from: at), n, c32, v)
-        case let (.adam(_, c64, v), .float64): return k.adam64(streams(grad, Double.self, from: at), n, c64, v)
+        case let (.adam(_, c64, v), _): return k.adam64(streams(grad, Double.self, from: at), n, c64, v)
         case let (.sgd(c32, _, v), .float32): return k.sgd32(streams(grad, Float.self, from: at), n, c32, v)
-        case let (.sgd(_, c64, v), .float64): return k.sgd64(streams(grad, Double.self, from: at), n, c64, v)
+        case let (.sgd(_, c64, v), _): return k.sgd64(streams(grad, Double.self, from: at), n, c64, v)
         case let (.rmsprop(c32, _, v), .float32): return k.rmsprop32(streams(grad, Float.self, from: at), n, c32, v)
-        case let (.rmsprop(_, c64, v), .float64): return k.rmsprop64(streams(grad, Double.self, from: at), n, c64, v)
+        case let (.rmsprop(_, c64, v), _): return k.rmsprop64(streams(grad, Double.self, from: at), n, c64, v)
         case let (.adagrad(c32, _, l2), .float32): return k.adagrad32(streams(grad, Float.self, from: at), n, c32, l2)
-        case let (.adagrad(_, c64, l2), .float64): return k.adagrad64(streams(grad, Double.self, from: at), n, c64, l2)
+        case let (.adagrad(_, c64, l2), _): return k.adagrad64(streams(grad, Double.self, from: at), n, c64, l2)
         }
     }
 
     /// `update` for the Adam family, also measuring `stats`.
     @inline(__always)
     func updateWithStats(_ grad: UnsafeRawPointer, _ c: GroupCoefficients, _ k: KernelSet, _ range: Range<Int>,
-                         _ stats: UnsafeMutablePointer<KernelStats>) -> Double {
+                         _ stats: UnsafeMutablePointer<KernelStats>, key: UInt64) -> Double {
         let n = range.count, at = range.lowerBound
         let result: Double
         switch (c, dtype) {
+        case let (.adam(c32, _, v), _) where !layout.isPlain:
+            var merged = KernelStats()
+            result = k.staged(mixed(grad, from: at, key: key), n) { s, b in
+                var block = KernelStats()
+                let r = k.adamStats32(s, b, c32, v, &block)
+                merged.merge(block)
+                return r
+            }
+            stats.pointee = merged
         case let (.adam(c32, _, v), .float32): result = k.adamStats32(streams(grad, Float.self, from: at), n, c32, v, stats)
         case let (.adam(_, c64, v), .float64): result = k.adamStats64(streams(grad, Double.self, from: at), n, c64, v, stats)
         default:
             stats.pointee = KernelStats()
-            return update(grad, c, k, range)
+            return update(grad, c, k, range, key: key)
         }
         if stats.pointee.nonFinite.isNaN { stats.pointee.nonFinite = nonFiniteCount(grad, k, range) }
         return result
     }
 
     func maxAbs(_ grad: UnsafeRawPointer, _ k: KernelSet, _ range: Range<Int>) -> Double {
-        dtype == .float32 ? k.maxAbs32(grad.assumingMemoryBound(to: Float.self) + range.lowerBound, range.count)
-            : k.maxAbs64(grad.assumingMemoryBound(to: Double.self) + range.lowerBound, range.count)
+        let at = range.lowerBound, n = range.count
+        switch layout.grad {
+        case .float32: return k.maxAbs32(grad.assumingMemoryBound(to: Float.self) + at, n)
+        case .float64: return k.maxAbs64(grad.assumingMemoryBound(to: Double.self) + at, n)
+        case .bfloat16, .float16:
+            var m = 0.0
+            k.stagedRead(grad + 2 * at, layout.grad, nil, layout.grad, n) { a, _, b in m = Swift.max(m, k.maxAbs32(a, b)) }
+            return m
+        }
     }
 
     func nonFiniteCount(_ grad: UnsafeRawPointer, _ k: KernelSet, _ range: Range<Int>) -> Double {
-        dtype == .float32 ? k.nonFiniteCount32(grad.assumingMemoryBound(to: Float.self) + range.lowerBound, range.count)
-            : k.nonFiniteCount64(grad.assumingMemoryBound(to: Double.self) + range.lowerBound, range.count)
+        let at = range.lowerBound, n = range.count
+        switch layout.grad {
+        case .float32: return k.nonFiniteCount32(grad.assumingMemoryBound(to: Float.self) + at, n)
+        case .float64: return k.nonFiniteCount64(grad.assumingMemoryBound(to: Double.self) + at, n)
+        case .bfloat16, .float16:
+            var total = 0.0
+            k.stagedRead(grad + 2 * at, layout.grad, nil, layout.grad, n) { a, _, b in total += k.nonFiniteCount32(a, b) }
+            return total
+        }
     }
 
-    func diffNormSquared(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ k: KernelSet, _ range: Range<Int>) -> Double {
+    /// ||a - b||^2 over `range`: a gradient (grad's type) and g' (grad's type) or the saved gradient (`bIsState`:
+    /// the state's type).
+    func diffNormSquared(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ k: KernelSet, _ range: Range<Int>,
+                         bIsState: Bool = false) -> Double {
         let at = range.lowerBound, n = range.count
-        return dtype == .float32
-            ? k.diffNormSquared32(a.assumingMemoryBound(to: Float.self) + at, b.assumingMemoryBound(to: Float.self) + at, n)
-            : k.diffNormSquared64(a.assumingMemoryBound(to: Double.self) + at, b.assumingMemoryBound(to: Double.self) + at, n)
+        let bType = bIsState ? layout.state : layout.grad
+        if layout.grad == .float64 {
+            return k.diffNormSquared64(a.assumingMemoryBound(to: Double.self) + at, b.assumingMemoryBound(to: Double.self) + at, n)
+        }
+        if layout.grad == .float32 && bType == .float32 {
+            return k.diffNormSquared32(a.assumingMemoryBound(to: Float.self) + at, b.assumingMemoryBound(to: Float.self) + at, n)
+        }
+        var total = 0.0
+        k.stagedRead(a + at * layout.grad.byteSize, layout.grad, b + at * bType.byteSize, bType, n) { x, y, c in
+            total += k.diffNormSquared32(x, y, c)
+        }
+        return total
     }
 }

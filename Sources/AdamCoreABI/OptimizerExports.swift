@@ -78,6 +78,94 @@ public func adamcore_optimizer_add_tensor_(_ handle: OpaquePointer?, _ group: UI
     }
 }
 
+/// The tensor description's first release is its only one so far.
+let oldestTensorDescSize = MemoryLayout<adamcore_tensor_desc>.size
+
+@_cdecl("adamcore_tensor_desc_init_sized")
+public func adamcore_tensor_desc_init_sized_(_ desc: UnsafeMutablePointer<adamcore_tensor_desc>?, _ size: UInt) -> Int32 {
+    status { () throws(AdamCoreError) in
+        guard let desc else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
+        try writeSized(adamcore_tensor_desc(), to: UnsafeMutableRawPointer(desc),
+                       size: size <= UInt(largestStructSize) ? Int(size) : Int.max, oldest: oldestTensorDescSize)
+    }
+}
+
+@_cdecl("adamcore_optimizer_add_tensor_desc")
+public func adamcore_optimizer_add_tensor_desc_(_ handle: OpaquePointer?, _ group: UInt,
+                                                _ desc: UnsafePointer<adamcore_tensor_desc>?,
+                                                _ out: UnsafeMutablePointer<UInt>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        let opt = try optimizer(handle)
+        let d = try readSized(desc, oldest: oldestTensorDescSize, defaults: adamcore_tensor_desc())
+        let i = try opt.addTensor(group: position(group), layout: layout(of: d), param: d.param, grad: d.grad,
+                                  count: count(UInt(bitPattern: d.count)), state: d.state,
+                                  stateCount: position(UInt(bitPattern: d.state_count)),
+                                  master: d.master, copy: d.copy)
+        out?.pointee = UInt(i)
+    }
+}
+
+/// The layout a description asks for; unknown dtype codes and flags are ADAMCORE_E_DTYPE / ADAMCORE_E_FLAGS.
+func layout(of d: adamcore_tensor_desc) throws(AdamCoreError) -> TensorLayout {
+    func dtype(_ code: Int32, default fallback: DType?) throws(AdamCoreError) -> DType? {
+        if code == 0, let fallback { return fallback }
+        guard let t = DType(code: code) else { throw AdamCoreError(ADAMCORE_E_DTYPE) }
+        return t
+    }
+    let known = ADAMCORE_TENSOR_MASTER_WEIGHTS.rawValue | ADAMCORE_TENSOR_STOCHASTIC_PARAM.rawValue
+        | ADAMCORE_TENSOR_STOCHASTIC_STATE.rawValue
+    guard d.flags & ~known == 0 else { throw AdamCoreError(ADAMCORE_E_FLAGS) }
+    guard let param = try dtype(d.param_dtype, default: nil) else { throw AdamCoreError(ADAMCORE_E_DTYPE) }
+    var rounding: StochasticRounding = []
+    if d.flags & ADAMCORE_TENSOR_STOCHASTIC_PARAM.rawValue != 0 { rounding.insert(.parameters) }
+    if d.flags & ADAMCORE_TENSOR_STOCHASTIC_STATE.rawValue != 0 { rounding.insert(.state) }
+    return TensorLayout(param: param, grad: try dtype(d.grad_dtype, default: param),
+                        state: d.state_dtype == 0 ? nil : try dtype(d.state_dtype, default: nil),
+                        masterWeights: d.flags & ADAMCORE_TENSOR_MASTER_WEIGHTS.rawValue != 0,
+                        copy: d.copy_dtype == 0 ? nil : try dtype(d.copy_dtype, default: nil),
+                        stochasticRounding: rounding)
+}
+
+@_cdecl("adamcore_optimizer_get_tensor_desc")
+public func adamcore_optimizer_get_tensor_desc_(_ handle: OpaquePointer?, _ tensor: UInt,
+                                                _ desc: UnsafeMutablePointer<adamcore_tensor_desc>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        let opt = try optimizer(handle)
+        let (l, master, copy) = try opt.tensorLayout(position(tensor))
+        let info = try opt.tensorInfo(position(tensor))
+        var flags: UInt32 = l.masterWeights ? ADAMCORE_TENSOR_MASTER_WEIGHTS.rawValue : 0
+        if l.stochasticRounding.contains(.parameters) { flags |= ADAMCORE_TENSOR_STOCHASTIC_PARAM.rawValue }
+        if l.stochasticRounding.contains(.state) { flags |= ADAMCORE_TENSOR_STOCHASTIC_STATE.rawValue }
+        var d = adamcore_tensor_desc()
+        d.param_dtype = Int32(l.param.cValue.rawValue)
+        d.grad_dtype = Int32(l.grad.cValue.rawValue)
+        d.state_dtype = Int32(l.state.cValue.rawValue)
+        d.flags = flags
+        d.copy_dtype = l.copy.map { Int32($0.cValue.rawValue) } ?? 0
+        d.count = info.count
+        d.param = try opt.paramBuffer(position(tensor))
+        d.grad = try opt.registeredGrad(position(tensor))
+        d.state_count = try opt.stateCount(ofTensor: position(tensor))
+        d.master = master
+        d.copy = copy
+        try writeSized(d, to: desc, oldest: oldestTensorDescSize)
+    }
+}
+
+@_cdecl("adamcore_optimizer_set_rounding_seed")
+public func adamcore_optimizer_set_rounding_seed_(_ handle: OpaquePointer?, _ seed: UInt64) -> Int32 {
+    status { () throws(AdamCoreError) in try optimizer(handle).roundingSeed = seed }
+}
+
+@_cdecl("adamcore_optimizer_get_rounding_seed")
+public func adamcore_optimizer_get_rounding_seed_(_ handle: OpaquePointer?, _ seed: UnsafeMutablePointer<UInt64>?) -> Int32 {
+    status { () throws(AdamCoreError) in
+        let opt = try optimizer(handle)
+        guard let seed else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
+        seed.pointee = opt.roundingSeed
+    }
+}
+
 @_cdecl("adamcore_optimizer_tensor_count")
 public func adamcore_optimizer_tensor_count_(_ handle: OpaquePointer?, _ out: UnsafeMutablePointer<UInt>?) -> Int32 {
     status { () throws(AdamCoreError) in

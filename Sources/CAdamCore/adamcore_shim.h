@@ -154,14 +154,73 @@ static inline double adamcore_shim_reduce_max_f64x4(adamcore_shim_f64x4 v) { ret
 static inline double adamcore_shim_reduce_min_f32x8(adamcore_shim_f32x8 v) { return __builtin_reduce_min(v); }
 static inline double adamcore_shim_reduce_min_f64x4(adamcore_shim_f64x4 v) { return __builtin_reduce_min(v); }
 
+/* 16-bit storage. Every conversion between the kernels' float32 and bfloat16 / IEEE binary16 storage is here, 16
+ * lanes at a time; Swift sees the 16-bit values as SIMD16<UInt16> bit patterns. Compiled with the calling module's
+ * flags: F16C's vcvtph2ps/vcvtps2ph in the AVX2 and AVX-512 tiers, compiler-rt's conversions in the baseline. */
+typedef uint16_t adamcore_shim_u16x16 __attribute__((ext_vector_type(16)));
+typedef uint32_t adamcore_shim_u32x16 __attribute__((ext_vector_type(16)));
+typedef _Float16 adamcore_shim_f16x16 __attribute__((ext_vector_type(16)));
+
+/* bfloat16 is float32's upper half: widening is exact. */
+static inline adamcore_shim_f32x16 adamcore_shim_widen_bf16(adamcore_shim_u16x16 x) {
+    return (adamcore_shim_f32x16)(__builtin_convertvector(x, adamcore_shim_u32x16) << 16);
+}
+/* To bfloat16, round to nearest, ties to even (overflow gives +-Inf, as IEEE rounding does); NaN stays NaN (quieted,
+ * sign kept), where adding the rounding bias could carry a NaN into Inf. */
+static inline adamcore_shim_u16x16 adamcore_shim_round_bf16(adamcore_shim_f32x16 x) {
+    adamcore_shim_u32x16 bits = (adamcore_shim_u32x16)x;
+    adamcore_shim_u32x16 rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
+    adamcore_shim_u32x16 nan = (adamcore_shim_u32x16)(x != x);
+    return __builtin_convertvector((rounded & ~nan) | (((bits >> 16) | 0x40u) & nan), adamcore_shim_u16x16);
+}
+/* To bfloat16, rounding up with probability (distance to the value below) / ulp: adding 16 uniform random bits
+ * below the kept ones, then truncating. Unbiased: E[result] = x for every x between two finite bfloat16 values. */
+static inline adamcore_shim_u16x16 adamcore_shim_round_bf16_stochastic(adamcore_shim_f32x16 x, adamcore_shim_u32x16 random) {
+    adamcore_shim_u32x16 bits = (adamcore_shim_u32x16)x;
+    adamcore_shim_u32x16 rounded = (bits + (random & 0xffffu)) >> 16;
+    adamcore_shim_u32x16 nan = (adamcore_shim_u32x16)(x != x);
+    return __builtin_convertvector((rounded & ~nan) | (((bits >> 16) | 0x40u) & nan), adamcore_shim_u16x16);
+}
+/* binary16 <-> float32: widening is exact; narrowing rounds to nearest even (the hardware's and C's rule). */
+static inline adamcore_shim_f32x16 adamcore_shim_widen_f16(adamcore_shim_u16x16 x) {
+    return __builtin_convertvector((adamcore_shim_f16x16)x, adamcore_shim_f32x16);
+}
+static inline adamcore_shim_u16x16 adamcore_shim_round_f16(adamcore_shim_f32x16 x) {
+    return (adamcore_shim_u16x16)__builtin_convertvector(x, adamcore_shim_f16x16);
+}
+
+/* The stochastic-rounding generator: counter based, so a value depends only on (key, element index), never on the
+ * thread, the ISA or the order of the work. Two rounds of a 32-bit integer hash (Wellons' lowbias32 finaliser,
+ * bias 0.17) over the element index, keyed by `key`, which carries the seed, the step, the tensor and the buffer
+ * (mixed by the caller). Lanes are elements first ... first + 15; first must be a multiple of 16 (no carry into
+ * the high word). */
+static inline adamcore_shim_u32x16 adamcore_shim_hash_u32x16(adamcore_shim_u32x16 x) {
+    x ^= x >> 16; x *= 0x7feb352du;
+    x ^= x >> 15; x *= 0x846ca68bu;
+    x ^= x >> 16;
+    return x;
+}
+static inline adamcore_shim_u32x16 adamcore_shim_random_u32x16(uint64_t key, uint64_t first) {
+    const adamcore_shim_u32x16 lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    adamcore_shim_u32x16 x = (lane + (uint32_t)first) ^ (uint32_t)key;
+    x = adamcore_shim_hash_u32x16(x) ^ ((uint32_t)(first >> 32) ^ (uint32_t)(key >> 32));
+    return adamcore_shim_hash_u32x16(x);
+}
+/* splitmix64's finaliser: mixes the scalar parts of a generator key. */
+static inline uint64_t adamcore_shim_mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
 #if defined(__x86_64__)
 #include <cpuid.h>
-/* 1 if the CPU has AVX2 and FMA and the OS saves the YMM registers, else 0. */
+/* 1 if the CPU has AVX2, FMA and F16C and the OS saves the YMM registers, else 0. */
 static inline int adamcore_shim_cpu_has_avx2_fma(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
-    const unsigned fma = 1u << 12, osxsave = 1u << 27, avx = 1u << 28;
-    if ((c & (fma | osxsave | avx)) != (fma | osxsave | avx)) return 0;
+    const unsigned fma = 1u << 12, osxsave = 1u << 27, avx = 1u << 28, f16c = 1u << 29; /* x86-64-v3 has F16C */
+    if ((c & (fma | osxsave | avx | f16c)) != (fma | osxsave | avx | f16c)) return 0;
     unsigned lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     if ((lo & 6u) != 6u) return 0; /* XMM and YMM state enabled by the OS */
