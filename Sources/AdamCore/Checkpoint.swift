@@ -10,14 +10,17 @@ import Darwin
 // little-endian buffers. Any safetensors reader (the `safetensors` package, or numpy with a few lines) can read
 // one. The header's "__metadata__" holds everything that is not a buffer, as strings (the format's rule):
 //
-//   format "adamcore-optimizer", version "2", algorithm, step, skipped_steps, groups (count), group.<g> (every
-//   config field as name=value;...), tensors (count), tensor.<i>.group, tensor.<i>.step, and for AdaFix lipschitz,
+//   format "adamcore-optimizer", version "3", algorithm, step, skipped_steps, rounding_seed, groups (count),
+//   group.<g> (every config field as name=value;...), tensors (count), tensor.<i>.group, tensor.<i>.step,
+//   tensor.<i>.layout (param=BF16;grad=BF16;state=F32;master=1;copy=none;stochastic=0), and for AdaFix lipschitz,
 //   v_updated and step_norm_sq ("none" when no estimate awaits it).
 //
 // Version 1 (0.1.0) had one step count for all tensors and no tensor.<i>.step; it loads with every tensor's step
-// set to it, which is what 0.1.0 used, so a 0.1.0 checkpoint continues bit for bit.
+// set to it, which is what 0.1.0 used, so a 0.1.0 checkpoint continues bit for bit. Versions 1 and 2 had only
+// float32 and float64 tensors (layout: every buffer of one type) and no rounding seed (0).
 //
-// Tensors are named tensor.<i>.<slot> with torch's slot names (tensor.0.exp_avg) and stored in that order.
+// Tensors are named tensor.<i>.<slot> with torch's slot names (tensor.0.exp_avg), stored in the state's dtype, then
+// tensor.<i>.master (F32) for master weights; in that order.
 // Doubles are written in Swift's shortest round-trip form, so every value comes back bit for bit.
 
 #if !_endian(little)
@@ -26,9 +29,9 @@ import Darwin
 
 extension Optimizer {
     static let checkpointFormat = "adamcore-optimizer"
-    static let checkpointVersion = "2"
+    static let checkpointVersion = "3"
     /// The versions this library reads: every one it ever wrote.
-    static let readableVersions: Set<String> = ["1", "2"]
+    static let readableVersions: Set<String> = ["1", "2", "3"]
     /// safetensors' own limit on the header, which also bounds what a hostile file can make us parse.
     static let maxHeaderBytes = 100_000_000
 
@@ -40,13 +43,15 @@ extension Optimizer {
         var metadata: [(String, String)] = [
             ("format", Self.checkpointFormat), ("version", Self.checkpointVersion),
             ("algorithm", algorithm.checkpointName), ("step", String(stepCount)),
-            ("skipped_steps", String(skippedSteps)), ("groups", String(groups.count)),
+            ("skipped_steps", String(skippedSteps)), ("rounding_seed", String(roundingSeed)),
+            ("groups", String(groups.count)),
         ]
         for (g, c) in groups.enumerated() { metadata.append(("group.\(g)", Self.encode(c.raw))) }
         metadata.append(("tensors", String(tensors.count)))
         for (i, t) in tensors.enumerated() {
             metadata.append(("tensor.\(i).group", String(t.group)))
             metadata.append(("tensor.\(i).step", String(tensorSteps[i])))
+            metadata.append(("tensor.\(i).layout", t.layout.checkpointText))
         }
         if algorithm == .adafix {
             metadata.append(("lipschitz", String(lipschitz)))
@@ -58,10 +63,9 @@ extension Optimizer {
         json += "}"
         var offset = 0
         for (i, t) in tensors.enumerated() {
-            let bytes = t.count * t.dtype.stride
-            for k in 0..<groups[t.group].stateCount {
-                let name = "tensor.\(i).\(groups[t.group].slot(k).rawValue)"
-                json += ",\(JSON.quote(name)):{\"dtype\":\"\(t.dtype.checkpointName)\",\"shape\":[\(t.count)],"
+            for b in t.checkpointBuffers(groups[t.group]) {
+                let bytes = t.count * b.dtype.byteSize
+                json += ",\(JSON.quote("tensor.\(i).\(b.name)")):{\"dtype\":\"\(b.dtype.checkpointName)\",\"shape\":[\(t.count)],"
                 json += "\"data_offsets\":[\(offset),\(offset + bytes)]}"
                 offset += bytes
             }
@@ -78,8 +82,8 @@ extension Optimizer {
         let prefix = (0..<8).map { UInt8(truncatingIfNeeded: UInt64(header.count) >> (8 * $0)) }  // little-endian
         try (prefix + header).withTypedUnsafeBytes(sink)
         for t in tensors {
-            for k in 0..<groups[t.group].stateCount {
-                try sink(UnsafeRawBufferPointer(start: t.slot(k), count: t.count * t.dtype.stride))
+            for b in t.checkpointBuffers(groups[t.group]) {
+                try sink(UnsafeRawBufferPointer(start: b.pointer, count: t.count * b.dtype.byteSize))
             }
         }
     }
@@ -175,6 +179,7 @@ extension Optimizer {
         stepCount = plan.step
         for i in tensorSteps.indices { tensorSteps[i] = plan.tensorSteps[i] }
         skippedSteps = plan.skippedSteps
+        roundingSeed = plan.roundingSeed
         if algorithm == .adafix {
             lipschitz = plan.lipschitz
             vUpdated = plan.vUpdated
@@ -263,6 +268,7 @@ struct CheckpointPlan {
     var step: Int64 = 0
     var tensorSteps: [Int64] = []
     var skippedSteps: Int64 = 0
+    var roundingSeed: UInt64 = 0
     var lipschitz = 0.0
     var vUpdated = true
     var stepNormSquared: Double?
@@ -297,6 +303,10 @@ struct CheckpointPlan {
               tensorCount == optimizer.tensors.count else { throw mismatch }
         self.step = step
         skippedSteps = skipped
+        if version != "1" && version != "2" {
+            guard let seed = meta["rounding_seed"].flatMap({ UInt64($0) }) else { throw format }
+            roundingSeed = seed
+        }
 
         for g in 0..<groupCount {
             guard let text = meta["group.\(g)"], let raw = Optimizer.decode(text, algorithm: algorithm) else { throw format }
@@ -317,7 +327,7 @@ struct CheckpointPlan {
 
         // Every tensor entry: well formed, then matching a registered buffer; together they tile the data exactly.
         let dataBytes = bytes.count - dataStart
-        var expected: [String: (tensor: Tensor, slot: Int)] = [:]
+        var expected: [String: (pointer: UnsafeMutableRawPointer, dtype: DType, count: Int)] = [:]
         for (i, t) in optimizer.tensors.enumerated() {
             guard meta["tensor.\(i).group"].flatMap({ Int($0) }) == t.group else {
                 throw meta["tensor.\(i).group"].flatMap({ Int($0) }) == nil ? format : mismatch
@@ -328,8 +338,13 @@ struct CheckpointPlan {
                 guard let s = meta["tensor.\(i).step"].flatMap({ Int64($0) }), s >= 0 else { throw format }
                 tensorSteps.append(s)
             }
-            let layout = optimizer.groups[t.group]
-            for k in 0..<layout.stateCount { expected["tensor.\(i).\(layout.slot(k).rawValue)"] = (t, k) }
+            if version == "1" || version == "2" {
+                guard t.layout.isPlain else { throw mismatch }   // those versions had nothing else
+            } else {
+                guard let text = meta["tensor.\(i).layout"] else { throw format }
+                guard text == t.layout.checkpointText else { throw mismatch }
+            }
+            for b in t.checkpointBuffers(optimizer.groups[t.group]) { expected["tensor.\(i).\(b.name)"] = (b.pointer, b.dtype, t.count) }
         }
         var spans: [(start: Int, end: Int)] = []
         var matched = 0
@@ -348,11 +363,11 @@ struct CheckpointPlan {
             }
             guard elements.multipliedReportingOverflow(by: size) == (end - start, false) else { throw format }
             spans.append((Int(start), Int(end)))
-            guard let (tensor, slot) = expected[name] else { throw mismatch }
-            guard DType(checkpointName: dtypeName) == tensor.dtype, shape == [.integer(Int64(tensor.count))] else {
+            guard let buffer = expected[name] else { throw mismatch }
+            guard DType(checkpointName: dtypeName) == buffer.dtype, shape == [.integer(Int64(buffer.count))] else {
                 throw mismatch
             }
-            copies.append(Copy(destination: tensor.slot(slot)!, offset: dataStart + Int(start), bytes: Int(end - start)))
+            copies.append(Copy(destination: buffer.pointer, offset: dataStart + Int(start), bytes: Int(end - start)))
             matched += 1
         }
         // safetensors' rule: the buffers cover the data exactly, without holes or overlaps.
@@ -403,14 +418,35 @@ extension Algorithm {
 }
 
 extension DType {
-    var stride: Int { self == .float32 ? 4 : 8 }
-    var checkpointName: String { self == .float32 ? "F32" : "F64" }
+    var checkpointName: String {
+        switch self {
+        case .float32: return "F32"
+        case .float64: return "F64"
+        case .bfloat16: return "BF16"
+        case .float16: return "F16"
+        }
+    }
 
     init?(checkpointName: String) {
-        switch checkpointName {
-        case "F32": self = .float32
-        case "F64": self = .float64
-        default: return nil
-        }
+        guard let match = DType.allCases.first(where: { $0.checkpointName == checkpointName }) else { return nil }
+        self = match
+    }
+}
+
+extension TensorLayout {
+    /// The layout as a checkpoint records it; a checkpoint loads only into a tensor of the same text.
+    var checkpointText: String {
+        "param=\(param.checkpointName);grad=\(grad.checkpointName);state=\(state.checkpointName);"
+            + "master=\(masterWeights ? 1 : 0);copy=\(copy?.checkpointName ?? "none");stochastic=\(stochasticRounding.rawValue)"
+    }
+}
+
+extension Tensor {
+    /// What a checkpoint stores of this tensor, in order: its state slots (torch's names, the state's dtype) and
+    /// its master weights.
+    func checkpointBuffers(_ config: ValidConfig) -> [(name: String, pointer: UnsafeMutableRawPointer, dtype: DType)] {
+        var list = (0..<config.stateCount).map { (config.slot($0).rawValue, slot($0)!, layout.state) }
+        if let master { list.append(("master", UnsafeMutableRawPointer(master), .float32)) }
+        return list
     }
 }

@@ -194,17 +194,15 @@ static inline adamcore_shim_u16x16 adamcore_shim_round_f16(adamcore_shim_f32x16 
  * bias 0.17) over the element index, keyed by `key`, which carries the seed, the step, the tensor and the buffer
  * (mixed by the caller). Lanes are elements first ... first + 15; first must be a multiple of 16 (no carry into
  * the high word). */
-static inline adamcore_shim_u32x16 adamcore_shim_hash_u32x16(adamcore_shim_u32x16 x) {
-    x ^= x >> 16; x *= 0x7feb352du;
-    x ^= x >> 15; x *= 0x846ca68bu;
-    x ^= x >> 16;
-    return x;
-}
+#define ADAMCORE_SHIM_HASH_(x) \
+    (x ^= x >> 16, x *= 0x7feb352du, x ^= x >> 15, x *= 0x846ca68bu, x ^= x >> 16) /* a macro: no vector-ABI call */
 static inline adamcore_shim_u32x16 adamcore_shim_random_u32x16(uint64_t key, uint64_t first) {
     const adamcore_shim_u32x16 lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
     adamcore_shim_u32x16 x = (lane + (uint32_t)first) ^ (uint32_t)key;
-    x = adamcore_shim_hash_u32x16(x) ^ ((uint32_t)(first >> 32) ^ (uint32_t)(key >> 32));
-    return adamcore_shim_hash_u32x16(x);
+    ADAMCORE_SHIM_HASH_(x);
+    x ^= (uint32_t)(first >> 32) ^ (uint32_t)(key >> 32);
+    ADAMCORE_SHIM_HASH_(x);
+    return x;
 }
 /* splitmix64's finaliser: mixes the scalar parts of a generator key. */
 static inline uint64_t adamcore_shim_mix64(uint64_t z) {

@@ -10,7 +10,7 @@ import XCTest
 
 /// bfloat16 and binary16 by the book: to nearest, ties to even (bfloat16 through Float: at most one ulp off the
 /// correctly rounded value, which the tolerance covers).
-func testBits(_ x: Double, _ type: DType) -> UInt16 {
+func bits16(_ x: Double, _ type: DType) -> UInt16 {
     switch type {
     case .bfloat16:
         let f = Float(x)
@@ -23,13 +23,13 @@ func testBits(_ x: Double, _ type: DType) -> UInt16 {
     }
 }
 
-func testValue(_ bits: UInt16, _ type: DType) -> Double {
+func value16(_ bits: UInt16, _ type: DType) -> Double {
     type == .bfloat16 ? Double(Float(bitPattern: UInt32(bits) << 16)) : Double(Float16(bitPattern: bits))
 }
 
 /// Distance in ulps of two 16-bit patterns of `type` (sign-magnitude made monotonic); two NaNs are equal.
 func ulps(_ a: UInt16, _ b: UInt16, _ type: DType = .bfloat16) -> Int {
-    if testValue(a, type).isNaN && testValue(b, type).isNaN { return 0 }
+    if value16(a, type).isNaN && value16(b, type).isNaN { return 0 }
     func ordered(_ x: UInt16) -> Int { x & 0x8000 != 0 ? -Int(x & 0x7fff) : Int(x) }
     return abs(ordered(a) - ordered(b))
 }
@@ -53,7 +53,7 @@ final class TypedBuffer {
             switch type {
             case .float32: raw.storeBytes(of: Float(x), toByteOffset: 4 * i, as: Float.self)
             case .float64: raw.storeBytes(of: x, toByteOffset: 8 * i, as: Double.self)
-            case .bfloat16, .float16: raw.storeBytes(of: testBits(x, type), toByteOffset: 2 * i, as: UInt16.self)
+            case .bfloat16, .float16: raw.storeBytes(of: bits16(x, type), toByteOffset: 2 * i, as: UInt16.self)
             }
         }
     }
@@ -73,7 +73,7 @@ final class TypedBuffer {
         switch type {
         case .float32: Double(raw.load(fromByteOffset: 4 * i, as: Float.self))
         case .float64: raw.load(fromByteOffset: 8 * i, as: Double.self)
-        case .bfloat16, .float16: testValue(raw.load(fromByteOffset: 2 * i, as: UInt16.self), type)
+        case .bfloat16, .float16: value16(raw.load(fromByteOffset: 2 * i, as: UInt16.self), type)
         }
     }
 }
@@ -84,7 +84,7 @@ func readValues(_ p: UnsafeRawPointer, _ type: DType, _ n: Int) -> [Double] {
         switch type {
         case .float32: Double(p.load(fromByteOffset: 4 * i, as: Float.self))
         case .float64: p.load(fromByteOffset: 8 * i, as: Double.self)
-        case .bfloat16, .float16: testValue(p.load(fromByteOffset: 2 * i, as: UInt16.self), type)
+        case .bfloat16, .float16: value16(p.load(fromByteOffset: 2 * i, as: UInt16.self), type)
         }
     }
 }
@@ -209,11 +209,11 @@ final class MixedPrecisionTests: XCTestCase {
                                 // absolute floor at the float32 error of the buffer's scale covers that.
                                 let floor = 1e-5 * (want.filter(\.isFinite).map { abs($0) }.max() ?? 0)
                                 for i in 0..<c.count {
-                                    let d = ulps(bits[i], testBits(want[i], type), type)
+                                    let d = ulps(bits[i], bits16(want[i], type), type)
                                     checked += 1
                                     if d != 0 { inexact += 1 }
-                                    if d > 1 && !(abs(testValue(bits[i], type) - want[i]) <= floor) {
-                                        XCTFail("\(where_): \(what)[\(i)] = \(testValue(bits[i], type)), reference \(want[i])")
+                                    if d > 1 && !(abs(value16(bits[i], type) - want[i]) <= floor) {
+                                        XCTFail("\(where_): \(what)[\(i)] = \(value16(bits[i], type)), reference \(want[i])")
                                         return
                                     }
                                 }
@@ -362,8 +362,8 @@ final class MixedPrecisionTests: XCTestCase {
             let values = withExtendedLifetime(g) { p.values }
             let mean = values.reduce(0, +) / Double(n)
             let xf = Double(Float(x))
-            let below = testValue(UInt16(Float(xf).bitPattern >> 16), .bfloat16)
-            let above = testValue(UInt16(Float(xf).bitPattern >> 16) + 1, .bfloat16)
+            let below = value16(UInt16(Float(xf).bitPattern >> 16), .bfloat16)
+            let above = value16(UInt16(Float(xf).bitPattern >> 16) + 1, .bfloat16)
             XCTAssertEqual(Set(values).subtracting([below, above]), [], "only the two neighbours")
             let f = (abs(xf) - abs(below)) / (abs(above) - abs(below))
             let sigma = abs(above - below) * (f * (1 - f) / Double(n)).squareRoot()
@@ -380,11 +380,11 @@ final class MixedPrecisionTests: XCTestCase {
         // Small gradients of a steady sign, so each element drifts about lr per step: 3e-3 in all, a few bfloat16
         // ulps for most values, but each step far below half an ulp.
         func gradient(_ t: Int) -> [Double] {
-            problem.gradient(t, as: Float.self).map { testValue(testBits(1e-3 * (1 + 0.5 * $0), .bfloat16), .bfloat16) }
+            problem.gradient(t, as: Float.self).map { value16(bits16(1e-3 * (1 + 0.5 * $0), .bfloat16), .bfloat16) }
         }
         func run(_ layout: TensorLayout) throws -> [Double] {
             let opt = try Optimizer(config)
-            let c = try register(opt, layout, problem.start(as: Float.self).map { testValue(testBits($0, .bfloat16), .bfloat16) })
+            let c = try register(opt, layout, problem.start(as: Float.self).map { value16(bits16($0, .bfloat16), .bfloat16) })
             for t in 1...steps {
                 let g = TypedBuffer(layout.grad, gradient(t))
                 try withExtendedLifetime(g) {
@@ -395,7 +395,7 @@ final class MixedPrecisionTests: XCTestCase {
             }
             return c.param.values
         }
-        var reference = problem.start(as: Float.self).map { testValue(testBits($0, .bfloat16), .bfloat16) }
+        var reference = problem.start(as: Float.self).map { value16(bits16($0, .bfloat16), .bfloat16) }
         let start = reference
         var ref = RefAdam(referenceOptions(config), count: n)
         for t in 1...steps {
@@ -403,12 +403,12 @@ final class MixedPrecisionTests: XCTestCase {
         }
         let master = try run(TensorLayout(param: .bfloat16, masterWeights: true))
         for i in 0..<n {
-            let ulp = testValue(testBits(abs(reference[i]), .bfloat16) + 1, .bfloat16) - testValue(testBits(abs(reference[i]), .bfloat16), .bfloat16)
+            let ulp = value16(bits16(abs(reference[i]), .bfloat16) + 1, .bfloat16) - value16(bits16(abs(reference[i]), .bfloat16), .bfloat16)
             // Half an ulp, plus the float32 master's own drift from float64 (300 roundings of 2^-24 relative at
             // most: under 1% of an ulp).
             XCTAssertLessThanOrEqual(abs(master[i] - reference[i]), 0.5 * ulp * 1.01, "element \(i)")
         }
-        let moved = zip(reference, start).filter { testBits($0, .bfloat16) != testBits($1, .bfloat16) }.count
+        let moved = zip(reference, start).filter { bits16($0, .bfloat16) != bits16($1, .bfloat16) }.count
         XCTAssertGreaterThan(moved, n / 10, "the float64 run must move the bfloat16 value of many elements")
         let plain = try run(TensorLayout(param: .bfloat16, state: .bfloat16))
         let plainMoved = zip(plain, start).filter { $0 != $1 }.count
@@ -461,6 +461,51 @@ final class MixedPrecisionTests: XCTestCase {
         }
         XCTAssertEqual(opt.tensorCount, 0)
         XCTAssertEqual(p.bits, Array(repeating: 0, count: 64))
+    }
+
+    /// Checkpoints record every dtype, the master weights and the rounding seed: a checkpoint continues bit for
+    /// bit in a new optimizer of the same layout, and a differently typed optimizer refuses it with nothing changed.
+    func testCheckpointsKeepDtypesMasterWeightsAndSeed() throws {
+        let layout = TensorLayout(param: .bfloat16, state: .bfloat16, masterWeights: true, stochasticRounding: [.parameters, .state])
+        let problem = Problem(count: 1037, seed: 21)
+        func make(_ layout: TensorLayout, seed: UInt64) throws -> (Optimizer, MixedCase) {
+            let opt = try Optimizer(.adamW(lr: 1e-2, weightDecay: 0.1))
+            opt.roundingSeed = seed
+            return (opt, try register(opt, layout, problem.start(as: Float.self)))
+        }
+        func step(_ opt: Optimizer, _ t: Int) throws {
+            let g = TypedBuffer(.bfloat16, problem.gradient(t, as: Float.self))
+            try withExtendedLifetime(g) {
+                try [UnsafeRawPointer(g.raw) as UnsafeRawPointer?].withUnsafeBufferPointer { _ = try opt.step(grads: $0.baseAddress, count: 1) }
+            }
+        }
+        let (a, ca) = try make(layout, seed: 77)
+        for t in 1...5 { try step(a, t) }
+        let saved = a.checkpointBytes()
+        let paramAtSave = ca.param.values
+        for t in 6...10 { try step(a, t) }
+        let (b, cb) = try make(layout, seed: 1)
+        try b.loadCheckpoint(saved)
+        XCTAssertEqual(b.roundingSeed, 77)
+        // The parameter itself is the caller's: a resumed run starts from the parameter it had at the save.
+        cb.param.write(paramAtSave)
+        for t in 6...10 { try step(b, t) }
+        XCTAssertEqual(cb.param.bits, ca.param.bits)
+        XCTAssertEqual(TypedBufferView(try b.tensorLayout(0).master!, .float32, 1037).bits,
+                       TypedBufferView(try a.tensorLayout(0).master!, .float32, 1037).bits)
+        XCTAssertEqual(try b.stateBuffer(tensor: 0, slot: 1).load(as: UInt16.self), try a.stateBuffer(tensor: 0, slot: 1).load(as: UInt16.self))
+        for other in [TensorLayout(param: .bfloat16, state: .bfloat16, stochasticRounding: [.parameters, .state]),
+                      TensorLayout(param: .bfloat16, masterWeights: true, stochasticRounding: [.parameters]),
+                      TensorLayout(param: .float16, state: .bfloat16, masterWeights: true),
+                      TensorLayout(param: .bfloat16, state: .bfloat16, masterWeights: true)] {
+            let (d, cd) = try make(other, seed: 5)
+            let before = (cd.param.bits, d.checkpointBytes())
+            XCTAssertThrowsError(try d.loadCheckpoint(saved)) {
+                XCTAssertEqual($0 as? AdamCoreError, AdamCoreError(ADAMCORE_E_MISMATCH), "\(other)")
+            }
+            XCTAssertEqual(cd.param.bits, before.0)
+            XCTAssertEqual(d.checkpointBytes(), before.1, "nothing changed")
+        }
     }
 
     /// The non-finite guard, AMP's grad_scale and the statistics on 16-bit gradients.

@@ -51,6 +51,10 @@ static struct {
     float q[N], qg[N], qm[N], qv[N], fresh[N];
     size_t list[4];
     const void *grads[4];
+    /* test_mixed_precision: 16-bit parameter, gradient and copy buffers, a master, a description */
+    uint16_t h[N + 1], hg[N], hcopy[N];
+    float master[N];
+    adamcore_tensor_desc desc;
 } arena;
 static unsigned char snapshot[sizeof arena];
 
@@ -773,7 +777,7 @@ static void test_checkpoint_errors(const char *dir) {
     EXPECT_STATUS(ADAMCORE_E_FORMAT, adamcore_optimizer_load_from_memory(opt, bad, size));
     const char *edits[][2] = {
         {"\"format\":\"adamcore-optimizer\"", "\"format\":\"adamcore-optimizes\""},
-        {"\"version\":\"2\"", "\"version\":\"9\""},  /* a version this library never wrote */
+        {"\"version\":\"3\"", "\"version\":\"9\""},  /* a version this library never wrote */
         {"\"tensor.0.step\":\"1\"", "\"tensor.0.step\":\"-\""},
         {"\"step\":\"1\"", "\"step\":\"x\""},
         {"\"dtype\":\"F32\"", "\"dtype\":\"F31\""},
@@ -781,9 +785,12 @@ static void test_checkpoint_errors(const char *dir) {
         {"\"shape\":[37]", "\"shape\":[38]"},       /* disagrees with its byte range */
         {"\"data_offsets\":[0,", "\"data_offsets\":[4,"},
         {"\"groups\":\"1\"", "\"groups\":\"2\""},    /* group.1 missing */
+        {"\"rounding_seed\":\"0\"", "\"rounding_seed\":\"-\""},
+        {"state=F32", "state=BF1"},                 /* another tensor layout */
     };
     const int edit_status[] = {ADAMCORE_E_FORMAT, ADAMCORE_E_FORMAT, ADAMCORE_E_FORMAT, ADAMCORE_E_FORMAT, ADAMCORE_E_FORMAT,
-                               ADAMCORE_E_FORMAT, ADAMCORE_E_FORMAT, ADAMCORE_E_FORMAT, ADAMCORE_E_MISMATCH};
+                               ADAMCORE_E_FORMAT, ADAMCORE_E_FORMAT, ADAMCORE_E_FORMAT, ADAMCORE_E_MISMATCH,
+                               ADAMCORE_E_FORMAT, ADAMCORE_E_MISMATCH};
     for (size_t e = 0; e < sizeof edits / sizeof edits[0]; e++) {
         memcpy(bad, good, size);
         char *at = strstr((char *)bad + 8, edits[e][0]);
@@ -1436,9 +1443,9 @@ static void test_subset_checkpoint(const adamcore_config *c, int k, const char *
     CHECK(adamcore_optimizer_checkpoint_size(x, &size) == ADAMCORE_OK, "size");
     unsigned char *bytes = malloc(size), *again = malloc(size), *other = malloc(size);
     CHECK(adamcore_optimizer_save_to_memory(x, bytes, size, NULL) == ADAMCORE_OK, "save");
-    CHECK(sub_header_has(bytes, size, "version", 2) && sub_header_has(bytes, size, "step", 9) &&
+    CHECK(sub_header_has(bytes, size, "version", 3) && sub_header_has(bytes, size, "step", 9) &&
           sub_header_has(bytes, size, "tensor.0.step", 6) && sub_header_has(bytes, size, "tensor.1.step", 4),
-          "config %d: the header has version 2 and the per-tensor steps 6 and 4", k);
+          "config %d: the header has version 3 and the per-tensor steps 6 and 4", k);
     /* The copy: its own parameter memory with the same values, state zero until loaded. */
     void *pa = malloc(a.bytes), *pb = malloc(b.bytes);
     memcpy(pa, a.p, a.bytes);
@@ -1782,6 +1789,172 @@ static void test_struct_sizes(void) {
     munmap(map, 2 * (size_t)page);
 }
 
+/* bfloat16 by the book (round to nearest even; the library's conversions are its own code). */
+static uint16_t bf16_of(float x) {
+    uint32_t b;
+    memcpy(&b, &x, 4);
+    if (isnan(x)) return (uint16_t)((b >> 16) | 0x40);
+    return (uint16_t)((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+}
+/* Distance in ulps of two bfloat16 patterns (sign-magnitude made monotonic). */
+static int bf16_ulps(uint16_t a, uint16_t b) {
+    int x = a & 0x8000 ? -(int)(a & 0x7fff) : (int)a, y = b & 0x8000 ? -(int)(b & 0x7fff) : (int)b;
+    return abs(x - y);
+}
+static float float_of_bf16(uint16_t h) {
+    uint32_t b = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &b, 4);
+    return x;
+}
+
+/* Registration of 16-bit and mixed tensors: every wrong description refused with nothing written; a bf16 AdamW
+ * run within one bf16 ulp per step of a float64 step from the same values; the offload form's copy is exactly the
+ * float32 parameter rounded; the description reads back resolved; the seed and layout go into checkpoints. */
+static void test_mixed_precision(void) {
+    adamcore_config c = config_of(ADAMCORE_ADAM);
+    c.lr = 1e-2;
+    c.weight_decay = 0.1;
+    c.flags |= ADAMCORE_FLAG_DECOUPLED_WEIGHT_DECAY;
+    adamcore_optimizer *opt = NULL;
+    CHECK(adamcore_optimizer_create(&c, &opt) == ADAMCORE_OK, "create");
+    for (int i = 0; i < N; i++) {
+        arena.h[i] = bf16_of(0.5f + 0.1f * i);
+        arena.hg[i] = bf16_of(0.25f * (i % 7) - 0.5f);
+        arena.hcopy[i] = 0x1234;
+        arena.master[i] = 1.0f + i;
+    }
+    adamcore_tensor_desc *d = &arena.desc;
+#define FRESH_DESC(param_, dtype_)                                                                        \
+    do {                                                                                                  \
+        ADAMCORE_TENSOR_DESC_INIT(d);                                                                     \
+        d->param_dtype = (dtype_);                                                                        \
+        d->param = (param_);                                                                              \
+        d->count = N;                                                                                     \
+    } while (0)
+    FRESH_DESC(arena.h, ADAMCORE_BFLOAT16);
+    EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_optimizer_add_tensor_desc(opt, 0, NULL, NULL));
+    d->struct_size = 8;
+    EXPECT_STATUS(ADAMCORE_E_STRUCT_SIZE, adamcore_optimizer_add_tensor_desc(opt, 0, d, NULL));
+    FRESH_DESC(arena.h, 99);
+    EXPECT_STATUS(ADAMCORE_E_DTYPE, adamcore_optimizer_add_tensor_desc(opt, 0, d, NULL));
+    FRESH_DESC(arena.h, ADAMCORE_BFLOAT16);
+    d->grad_dtype = ADAMCORE_FLOAT16;
+    EXPECT_STATUS(ADAMCORE_E_DTYPE, adamcore_optimizer_add_tensor_desc(opt, 0, d, NULL));
+    FRESH_DESC(arena.h, ADAMCORE_BFLOAT16);
+    d->state_dtype = ADAMCORE_FLOAT16;
+    EXPECT_STATUS(ADAMCORE_E_DTYPE, adamcore_optimizer_add_tensor_desc(opt, 0, d, NULL));
+    FRESH_DESC(arena.pd, ADAMCORE_FLOAT64);
+    d->state_dtype = ADAMCORE_FLOAT32;
+    EXPECT_STATUS(ADAMCORE_E_DTYPE, adamcore_optimizer_add_tensor_desc(opt, 0, d, NULL));
+    FRESH_DESC(arena.p, ADAMCORE_FLOAT32);
+    d->flags = ADAMCORE_TENSOR_MASTER_WEIGHTS;   /* a float32 parameter is its own master */
+    EXPECT_STATUS(ADAMCORE_E_DTYPE, adamcore_optimizer_add_tensor_desc(opt, 0, d, NULL));
+    FRESH_DESC(arena.h, ADAMCORE_BFLOAT16);
+    d->flags = 1u << 7;
+    EXPECT_STATUS(ADAMCORE_E_FLAGS, adamcore_optimizer_add_tensor_desc(opt, 0, d, NULL));
+    FRESH_DESC(arena.h, ADAMCORE_FLOAT16);
+    d->flags = ADAMCORE_TENSOR_STOCHASTIC_PARAM;  /* stochastic rounding is for bfloat16 writes */
+    EXPECT_STATUS(ADAMCORE_E_DTYPE, adamcore_optimizer_add_tensor_desc(opt, 0, d, NULL));
+    FRESH_DESC((char *)arena.h + 1, ADAMCORE_BFLOAT16);
+    EXPECT_STATUS(ADAMCORE_E_MISALIGNED, adamcore_optimizer_add_tensor_desc(opt, 0, d, NULL));
+    FRESH_DESC(arena.h, ADAMCORE_BFLOAT16);
+    d->master = arena.master;                   /* a master without the flag */
+    EXPECT_STATUS(ADAMCORE_E_DTYPE, adamcore_optimizer_add_tensor_desc(opt, 0, d, NULL));
+    FRESH_DESC(arena.p, ADAMCORE_FLOAT32);
+    d->copy = arena.hcopy;                      /* a copy without its dtype */
+    EXPECT_STATUS(ADAMCORE_E_DTYPE, adamcore_optimizer_add_tensor_desc(opt, 0, d, NULL));
+    FRESH_DESC(arena.p, ADAMCORE_FLOAT32);
+    d->copy_dtype = ADAMCORE_BFLOAT16;
+    d->copy = arena.p + 4;                      /* overlapping the parameter */
+    EXPECT_STATUS(ADAMCORE_E_OVERLAP, adamcore_optimizer_add_tensor_desc(opt, 0, d, NULL));
+    FRESH_DESC(NULL, ADAMCORE_BFLOAT16);
+    EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_optimizer_add_tensor_desc(opt, 0, d, NULL));
+    FRESH_DESC(arena.h, ADAMCORE_BFLOAT16);
+    EXPECT_STATUS(ADAMCORE_E_INDEX, adamcore_optimizer_add_tensor_desc(opt, 5, d, NULL));
+    size_t count = 9;
+    CHECK(adamcore_optimizer_tensor_count(opt, &count) == ADAMCORE_OK && count == 0, "nothing registered");
+
+    /* A bf16 tensor (float32 state) and the offload form: float32 master p, bf16 gradients, bf16 copy. */
+    uint16_t h[N], hg[N], copy[N], g2[N];
+    float p[N], want[N];
+    for (int i = 0; i < N; i++) { h[i] = bf16_of((float)sin(i + 1.0)); p[i] = (float)cos(i + 1.0); }
+    adamcore_tensor_desc one, two;
+    ADAMCORE_TENSOR_DESC_INIT(&one);
+    one.param_dtype = ADAMCORE_BFLOAT16; one.param = h; one.count = N;
+    ADAMCORE_TENSOR_DESC_INIT(&two);
+    two.param_dtype = ADAMCORE_FLOAT32; two.grad_dtype = ADAMCORE_BFLOAT16; two.copy_dtype = ADAMCORE_BFLOAT16;
+    two.param = p; two.copy = copy; two.count = N;
+    size_t index = 9;
+    CHECK(adamcore_optimizer_add_tensor_desc(opt, 0, &one, &index) == ADAMCORE_OK && index == 0, "bf16 tensor");
+    CHECK(adamcore_optimizer_add_tensor_desc(opt, 0, &two, &index) == ADAMCORE_OK && index == 1, "offload tensor");
+    CHECK(adamcore_optimizer_set_rounding_seed(opt, 1234) == ADAMCORE_OK, "seed");
+    double m[N] = {0}, v[N] = {0};
+    int within = 1, exact_copy = 1;
+    for (int t = 1; t <= 50; t++) {
+        for (int i = 0; i < N; i++) {
+            hg[i] = bf16_of((float)(cos(0.37 * t * (i + 1)) * pow(10, -(i % 4))));
+            g2[i] = bf16_of((float)sin(0.21 * t * (i + 2)));
+        }
+        /* The float64 step of tensor 0 from its current values (state read back from the library). */
+        float *m32 = NULL, *v32 = NULL;
+        adamcore_optimizer_state_buffer(opt, 0, 0, (void **)&m32);
+        adamcore_optimizer_state_buffer(opt, 0, 1, (void **)&v32);
+        double bc1 = 1 - pow(0.9, t), bc2 = 1 - pow(0.999, t);
+        for (int i = 0; i < N; i++) {
+            double x = float_of_bf16(h[i]) * (1 - c.lr * c.weight_decay), g = float_of_bf16(hg[i]);
+            m[i] = 0.9 * m32[i] + 0.1 * g;
+            v[i] = 0.999 * v32[i] + 0.001 * g * g;
+            want[i] = (float)(x - c.lr * (m[i] / bc1) / (sqrt(v[i] / bc2) + c.eps));
+        }
+        const void *gs[2] = {hg, g2};
+        CHECK(adamcore_optimizer_step(opt, gs, 2) == ADAMCORE_OK, "step %d", t);
+        for (int i = 0; i < N; i++) {
+            int off = bf16_ulps(h[i], bf16_of(want[i]));
+            if (off > 1) within = 0;
+            if (copy[i] != bf16_of(p[i])) exact_copy = 0;
+        }
+    }
+    CHECK(within, "bf16 parameters within one ulp of the float64 step");
+    CHECK(exact_copy, "the copy is the float32 parameter rounded to nearest even");
+    adamcore_tensor_desc back;
+    ADAMCORE_TENSOR_DESC_INIT(&back);
+    CHECK(adamcore_optimizer_get_tensor_desc(opt, 0, &back) == ADAMCORE_OK && back.param_dtype == ADAMCORE_BFLOAT16 &&
+          back.grad_dtype == ADAMCORE_BFLOAT16 && back.state_dtype == ADAMCORE_FLOAT32 && back.count == N &&
+          back.param == h && back.state_count == 2 && back.master == NULL, "description of tensor 0");
+    CHECK(adamcore_optimizer_get_tensor_desc(opt, 1, &back) == ADAMCORE_OK && back.copy_dtype == ADAMCORE_BFLOAT16 &&
+          back.copy == copy && back.grad_dtype == ADAMCORE_BFLOAT16, "description of tensor 1");
+    uint64_t seed = 0;
+    CHECK(adamcore_optimizer_get_rounding_seed(opt, &seed) == ADAMCORE_OK && seed == 1234, "seed read back");
+
+    /* A checkpoint loads into the same layout; into another it is MISMATCH with nothing changed. */
+    size_t size = 0, written = 0;
+    CHECK(adamcore_optimizer_checkpoint_size(opt, &size) == ADAMCORE_OK, "checkpoint size");
+    unsigned char *bytes = malloc(size);
+    CHECK(bytes && adamcore_optimizer_save_to_memory(opt, bytes, size, &written) == ADAMCORE_OK, "save");
+    adamcore_optimizer *same = NULL, *other = NULL;
+    uint16_t h2[N], copy2[N];
+    float p2[N];
+    memcpy(h2, h, sizeof h); memcpy(p2, p, sizeof p);
+    one.param = h2; two.param = p2; two.copy = copy2;
+    adamcore_optimizer_create(&c, &same);
+    adamcore_optimizer_add_tensor_desc(same, 0, &one, NULL);
+    adamcore_optimizer_add_tensor_desc(same, 0, &two, NULL);
+    CHECK(adamcore_optimizer_load_from_memory(same, bytes, written) == ADAMCORE_OK, "load into the same layout");
+    CHECK(adamcore_optimizer_get_rounding_seed(same, &seed) == ADAMCORE_OK && seed == 1234, "seed restored");
+    adamcore_optimizer_create(&c, &other);
+    one.state_dtype = ADAMCORE_BFLOAT16;
+    adamcore_optimizer_add_tensor_desc(other, 0, &one, NULL);
+    adamcore_optimizer_add_tensor_desc(other, 0, &two, NULL);
+    CHECK(adamcore_optimizer_load_from_memory(other, bytes, written) == ADAMCORE_E_MISMATCH, "another layout");
+    CHECK(adamcore_optimizer_get_rounding_seed(other, &seed) == ADAMCORE_OK && seed == 0, "nothing changed");
+    free(bytes);
+    adamcore_optimizer_destroy(same);
+    adamcore_optimizer_destroy(other);
+    adamcore_optimizer_destroy(opt);
+#undef FRESH_DESC
+}
+
 int main(void) {
     fill_arena();
     test_version_and_statuses();
@@ -1805,6 +1978,8 @@ int main(void) {
     test_struct_sizes();
     test_stats_survive_a_later_tensor();
     test_isa_tiers();
+    fill_arena();
+    test_mixed_precision();
     char command[600];
     snprintf(command, sizeof command, "rm -rf '%s'", dir);
     CHECK(system(command) == 0, "clean up");

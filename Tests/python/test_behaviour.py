@@ -204,7 +204,7 @@ def test_parameters_must_be_writable_contiguous_float_arrays():
         adamcore.Adam([ro])
     with pytest.raises(ValueError, match="C-contiguous"):
         adamcore.SGD([np.ones((4, 4), np.float32).T])
-    with pytest.raises(TypeError, match="params\\[1\\].*float32 or float64"):
+    with pytest.raises(TypeError, match="params\\[1\\].*float32, float64, float16 or bfloat16"):
         adamcore.SGD([np.ones(3, np.float32), np.ones(3, np.int32)])
     with pytest.raises(ValueError, match="empty"):
         adamcore.Adam([])

@@ -111,26 +111,32 @@ def test_v010_checkpoint_continues_bit_for_bit(name, dtype):
 
 
 @pytest.mark.parametrize("name,dtype", FIXTURE_CASES)
-def test_v010_checkpoint_resaved_is_version_2_with_per_tensor_steps(tmp_path, name, dtype):
+def test_v010_checkpoint_resaved_is_version_3_with_per_tensor_steps_and_layouts(tmp_path, name, dtype):
     opt, _, _ = loaded(name, dtype)
     path = tmp_path / "resaved.safetensors"
     opt.save(str(path))
     original = FIXTURES / f"{tag(name, dtype)}.safetensors"
     with safe_open(str(path), framework="numpy") as new, safe_open(str(original), framework="numpy") as old:
         meta, old_meta = new.metadata(), old.metadata()
-        assert meta["version"] == "2"
+        assert meta["version"] == "3"
         assert meta["step"] == str(K)
         assert meta["tensors"] == str(len(SIZES))
         assert [meta[f"tensor.{i}.step"] for i in range(len(SIZES))] == [str(K)] * len(SIZES)
+        # Version 3 adds the rounding seed and each tensor's layout (0.1.0's: every buffer of one dtype).
+        code = "F32" if dtype == np.float32 else "F64"
+        assert meta["rounding_seed"] == "0"
+        for i in range(len(SIZES)):
+            assert meta[f"tensor.{i}.layout"] == f"param={code};grad={code};state={code};master=0;copy=none;stochastic=0"
         # Every other metadata entry and every buffer came through unchanged.
         changed = {k for k in set(meta) | set(old_meta) if meta.get(k) != old_meta.get(k)}
-        assert changed == {"version"} | {f"tensor.{i}.step" for i in range(len(SIZES))}
+        assert changed == {"version", "rounding_seed"} | {f"tensor.{i}.{key}" for i in range(len(SIZES))
+                                                          for key in ("step", "layout")}
         assert sorted(new.keys()) == sorted(old.keys())
         for key in old.keys():
             assert same_bits(new.get_tensor(key), old.get_tensor(key)), key
     # The raw header says the same (read without the safetensors package).
     raw = header(path.read_bytes())["__metadata__"]
-    assert raw["version"] == "2" and all(raw[f"tensor.{i}.step"] == str(K) for i in range(len(SIZES)))
+    assert raw["version"] == "3" and all(raw[f"tensor.{i}.step"] == str(K) for i in range(len(SIZES)))
     assert header(opt.checkpoint_bytes())["__metadata__"] == raw
 
 
@@ -184,7 +190,7 @@ def test_per_tensor_steps_survive_a_round_trip(tmp_path, name, dtype):
     opt.save(str(path))
     with safe_open(str(path), framework="numpy") as f:
         meta = f.metadata()
-    assert meta["version"] == "2" and meta["step"] == str(K + 10)
+    assert meta["version"] == "3" and meta["step"] == str(K + 10)
     assert [meta["tensor.0.step"], meta["tensor.1.step"]] == [str(c) for c in counts]
 
     # A fresh optimizer over copies of the parameters, loaded from the file (and one from the bytes).

@@ -48,6 +48,45 @@ int dtype_of(const Py_buffer *view) {
     return 0;
 }
 
+/* Whether a buffer can hold elements of `dtype`: float32 and float64 by their formats; binary16 as numpy's
+ * float16 ('e') or as raw 16-bit integers; bfloat16, which has no buffer format (ml_dtypes' arrays refuse to
+ * export one), as raw 16-bit integers (adamcore's Python layer passes `array.view(numpy.uint16)`). */
+int fits(const Py_buffer *view, int dtype) {
+    if (dtype == ADAMCORE_FLOAT32 || dtype == ADAMCORE_FLOAT64) return dtype_of(view) == dtype;
+    if (dtype != ADAMCORE_FLOAT16 && dtype != ADAMCORE_BFLOAT16) return 0;
+    const char *f = view->format ? view->format : "B";
+    if (*f == '@' || *f == '=' || *f == '<') f++;
+    if (view->itemsize != 2 || f[1] != 0) return 0;
+    return f[0] == 'H' || f[0] == 'h' || (f[0] == 'e' && dtype == ADAMCORE_FLOAT16);
+}
+
+size_t dtype_size(int dtype) { return dtype == ADAMCORE_FLOAT64 ? 8 : dtype == ADAMCORE_FLOAT32 ? 4 : 2; }
+
+static const char *dtype_name(int dtype) {
+    switch (dtype) {
+    case ADAMCORE_FLOAT32: return "float32";
+    case ADAMCORE_FLOAT64: return "float64";
+    case ADAMCORE_FLOAT16: return "float16";
+    case ADAMCORE_BFLOAT16: return "bfloat16";
+    default: return "unknown";
+    }
+}
+
+/* A C-contiguous buffer of `obj` that fits `dtype` (see fits), writable if asked; -1 with an exception naming the
+ * argument otherwise. */
+static int get_typed_buffer(PyObject *obj, Py_buffer *view, int writable, int dtype, const char *what, Py_ssize_t index) {
+    if (dtype == ADAMCORE_FLOAT32 || dtype == ADAMCORE_FLOAT64) {
+        if (get_buffer(obj, view, writable, what, index) != 0) return -1;
+    } else if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) != 0) {
+        return -1;
+    }
+    if (fits(view, dtype)) return 0;
+    PyErr_Format(PyExc_TypeError, "%s[%zd]: dtype must be %s (as registered), got format '%s' (itemsize %zd)", what,
+                 index, dtype_name(dtype), view->format ? view->format : "B", view->itemsize);
+    PyBuffer_Release(view);
+    return -1;
+}
+
 /* The argument's name for messages, e.g. "grads[3]"; built only on error paths (snprintf is not cheap). */
 static const char *label_of(char *out, size_t size, const char *what, Py_ssize_t index) {
     if (index >= 0) snprintf(out, size, "%s[%zd]", what, index);
@@ -222,7 +261,7 @@ static PyObject *stateless_step(PyObject *module, PyObject *const *args, Py_ssiz
         return PyErr_Format(PyExc_TypeError, "this config needs %zu state buffers (Config.state_names), got %zd", slots,
                             nargs - 4);
     }
-    Py_buffer views[5];
+    Py_buffer views[6];
     int held = 0;
     static const char *names[] = {"param", "grad", "state[0]", "state[1]", "state[2]"};
     for (Py_ssize_t i = 2; i < nargs; i++, held++) {
@@ -357,6 +396,9 @@ static int ensure_capacity(OptimizerObject *self) {
     int *dtypes = PyMem_Realloc(self->dtypes, (size_t)cap * sizeof *dtypes);
     if (!dtypes) return -1;
     self->dtypes = dtypes;
+    int *grad_dtypes = PyMem_Realloc(self->grad_dtypes, (size_t)cap * sizeof *grad_dtypes);
+    if (!grad_dtypes) return -1;
+    self->grad_dtypes = grad_dtypes;
     Py_buffer *views = PyMem_Realloc(self->grad_views, 2 * (size_t)cap * sizeof *views);
     if (!views) return -1;
     self->grad_views = views;
@@ -413,6 +455,7 @@ static void Optimizer_dealloc(OptimizerObject *self) {
     torch_binding_free(&self->torch, self->tensors);
     PyMem_Free(self->counts);
     PyMem_Free(self->dtypes);
+    PyMem_Free(self->grad_dtypes);
     PyMem_Free(self->grad_views);
     PyMem_Free(self->grad_pointers);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -450,42 +493,83 @@ static PyObject *Optimizer_set_config(OptimizerObject *self, PyObject *const *ar
     Py_RETURN_NONE;
 }
 
-/* add_tensor(group, param, state) -> index; state is a sequence of the group config's state buffers. */
+/* add_tensor(group, param, state[, layout]) -> index; state is a sequence of the group config's state buffers
+ * (empty: the library allocates them). layout: (param_dtype, grad_dtype, state_dtype, flags, copy_dtype, copy,
+ * master), the fields of adamcore_tensor_desc (0: the default), copy and master writable buffers or None; without
+ * it every buffer is float32 or every one float64, as the buffers' formats say. */
 static PyObject *Optimizer_add_tensor(OptimizerObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (check_ready(self)) return NULL;
-    if (nargs != 3) { PyErr_SetString(PyExc_TypeError, "add_tensor(group, param, state)"); return NULL; }
+    if (nargs != 3 && nargs != 4) { PyErr_SetString(PyExc_TypeError, "add_tensor(group, param, state[, layout])"); return NULL; }
     Py_ssize_t group = PyLong_AsSsize_t(args[0]);
     if (group == -1 && PyErr_Occurred()) return NULL;
     if (ensure_capacity(self) != 0) return PyErr_NoMemory();
+    adamcore_tensor_desc desc;
+    ADAMCORE_TENSOR_DESC_INIT(&desc);
+    PyObject *copy = Py_None, *master = Py_None;
+    if (nargs == 4) {
+        int param_dtype, grad_dtype, state_dtype, copy_dtype;
+        unsigned int flags;
+        if (!PyArg_ParseTuple(args[3], "iiiIiOO:layout", &param_dtype, &grad_dtype, &state_dtype, &flags, &copy_dtype,
+                              &copy, &master))
+            return NULL;
+        desc.param_dtype = param_dtype;
+        desc.grad_dtype = grad_dtype;
+        desc.state_dtype = state_dtype;
+        desc.flags = flags;
+        desc.copy_dtype = copy_dtype;
+    }
     PyObject *state = PySequence_Fast(args[2], "state must be a sequence of arrays");
     if (!state) return NULL;
     Py_ssize_t slots = PySequence_Fast_GET_SIZE(state);
     if (slots > 3) { Py_DECREF(state); return raise_status(ADAMCORE_E_STATE); }
-    Py_buffer views[4];
+    Py_buffer views[6];
     int held = 0;
     void *pointers[3] = {NULL, NULL, NULL};
-    if (get_buffer(args[1], &views[0], 1, "param", -1) != 0) goto fail;
+    if (nargs == 3) {
+        if (get_buffer(args[1], &views[0], 1, "param", -1) != 0) goto fail;
+        desc.param_dtype = desc.grad_dtype = desc.state_dtype = dtype_of(&views[0]);
+    } else if (get_typed_buffer(args[1], &views[0], 1, desc.param_dtype, "param", 0) != 0) {
+        goto fail;
+    }
     held = 1;
+    const int state_dtype = desc.state_dtype ? desc.state_dtype
+        : (desc.param_dtype == ADAMCORE_FLOAT16 || desc.param_dtype == ADAMCORE_BFLOAT16) ? ADAMCORE_FLOAT32 : desc.param_dtype;
     for (Py_ssize_t k = 0; k < slots; k++, held++) {
-        if (get_buffer(PySequence_Fast_GET_ITEM(state, k), &views[held], 1, "state", k) != 0) goto fail;
-        if (dtype_of(&views[held]) != dtype_of(&views[0]) || views[held].len != views[0].len) {
-            PyErr_Format(PyExc_ValueError, "state[%zd]: dtype and length must match the parameter's", k);
+        if (get_typed_buffer(PySequence_Fast_GET_ITEM(state, k), &views[held], 1, state_dtype, "state", k) != 0) goto fail;
+        if (element_count(&views[held]) != element_count(&views[0])) {
+            PyErr_Format(PyExc_ValueError, "state[%zd]: its length must match the parameter's", k);
             held++;
             goto fail;
         }
         pointers[k] = views[held].buf;
     }
+    if (copy != Py_None) {
+        if (get_typed_buffer(copy, &views[held], 1, desc.copy_dtype, "copy", 0) != 0) goto fail;
+        desc.copy = views[held].buf;
+        held++;
+    }
+    if (master != Py_None) {
+        if (get_typed_buffer(master, &views[held], 1, ADAMCORE_FLOAT32, "master", 0) != 0) goto fail;
+        desc.master = views[held].buf;
+        held++;
+    }
+    desc.count = element_count(&views[0]);
+    desc.param = views[0].buf;
+    desc.state = slots ? pointers : NULL;
+    desc.state_count = (size_t)slots;
     size_t index;
-    int dtype = dtype_of(&views[0]);
-    int status = adamcore_optimizer_add_tensor(self->handle, group < 0 ? SIZE_MAX : (size_t)group, dtype, views[0].buf,
-                                               NULL, element_count(&views[0]), pointers, (size_t)slots, &index);
+    int status = adamcore_optimizer_add_tensor_desc(self->handle, group < 0 ? SIZE_MAX : (size_t)group, &desc, &index);
     if (status != ADAMCORE_OK) { raise_status(status); goto fail; }
+    adamcore_tensor_desc resolved;
+    ADAMCORE_TENSOR_DESC_INIT(&resolved);
+    (void)adamcore_optimizer_get_tensor_desc(self->handle, index, &resolved);
     /* Registered: the views stay pinned for the optimizer's life (the parameter's until set_tensor_param replaces
      * it). The library cannot unregister a tensor, so if pinning runs out of memory the buffers stay held (never
      * released early) and the error is reported. */
     self->param_views[self->tensors] = views[0];
-    self->counts[self->tensors] = element_count(&views[0]);
-    self->dtypes[self->tensors] = dtype;
+    self->counts[self->tensors] = desc.count;
+    self->dtypes[self->tensors] = resolved.param_dtype;
+    self->grad_dtypes[self->tensors] = resolved.grad_dtype;
     self->core_steps[self->tensors] = 0;
     self->tensors++;
     for (int i = 1; i < held; i++) {
@@ -515,14 +599,8 @@ static int collect_grads(OptimizerObject *self, PyObject *grads, Py_ssize_t offs
     PyObject **items = PySequence_Fast_ITEMS(seq);
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_buffer *view = &self->grad_views[offset + i];
-        if (get_buffer(items[i], view, 0, what, i) != 0) { Py_DECREF(seq); return -1; }
+        if (get_typed_buffer(items[i], view, 0, self->grad_dtypes[i], what, i) != 0) { Py_DECREF(seq); return -1; }
         (*held)++;
-        if (dtype_of(view) != self->dtypes[i]) {
-            PyErr_Format(PyExc_TypeError, "%s[%zd]: dtype %s differs from its parameter's", what, i,
-                         dtype_of(view) == ADAMCORE_FLOAT64 ? "float64" : "float32");
-            Py_DECREF(seq);
-            return -1;
-        }
         if (element_count(view) != self->counts[i]) {
             PyErr_Format(PyExc_ValueError, "%s[%zd]: %zu elements, its parameter has %zu", what, i, element_count(view),
                          self->counts[i]);
@@ -623,10 +701,10 @@ static PyObject *Optimizer_step_tensors(OptimizerObject *self, PyObject *const *
         Py_ssize_t i = tensor_index(self, PySequence_Fast_GET_ITEM(indices, k));
         if (i < 0) goto done;
         Py_buffer *view = &self->grad_views[k];
-        if (get_buffer(PySequence_Fast_GET_ITEM(grads, k), view, 0, "grads", k) != 0) goto done;
+        if (get_typed_buffer(PySequence_Fast_GET_ITEM(grads, k), view, 0, self->grad_dtypes[i], "grads", k) != 0) goto done;
         held++;
-        if (dtype_of(view) != self->dtypes[i] || (size_t)(view->len / view->itemsize) != self->counts[i]) {
-            PyErr_Format(PyExc_ValueError, "grads[%zd]: dtype and length must match parameter %zd's", k, i);
+        if ((size_t)(view->len / view->itemsize) != self->counts[i]) {
+            PyErr_Format(PyExc_ValueError, "grads[%zd]: length must match parameter %zd's", k, i);
             goto done;
         }
         self->step_list[k] = (size_t)i;
@@ -678,10 +756,10 @@ static PyObject *Optimizer_set_tensor_param(OptimizerObject *self, PyObject *con
     Py_ssize_t i = tensor_index(self, args[0]);
     if (i < 0) return NULL;
     Py_buffer view;
-    if (get_buffer(args[1], &view, 1, "param", -1) != 0) return NULL;
-    if (dtype_of(&view) != self->dtypes[i] || (size_t)(view.len / view.itemsize) != self->counts[i]) {
+    if (get_typed_buffer(args[1], &view, 1, self->dtypes[i], "param", 0) != 0) return NULL;
+    if ((size_t)(view.len / view.itemsize) != self->counts[i]) {
         PyBuffer_Release(&view);
-        PyErr_Format(PyExc_ValueError, "param: dtype and length must match tensor %zd's", i);
+        PyErr_Format(PyExc_ValueError, "param: length must match tensor %zd's", i);
         return NULL;
     }
     int status = adamcore_optimizer_set_tensor_param(self->handle, (size_t)i, view.buf);
@@ -839,6 +917,22 @@ static int Optimizer_set_guard(OptimizerObject *self, PyObject *value, void *c) 
     adamcore_optimizer_set_nonfinite_guard(self->handle, on);
     return 0;
 }
+static PyObject *Optimizer_get_seed(OptimizerObject *self, void *c) {
+    (void)c;
+    if (check_ready(self)) return NULL;
+    uint64_t seed = 0;
+    adamcore_optimizer_get_rounding_seed(self->handle, &seed);
+    return PyLong_FromUnsignedLongLong(seed);
+}
+static int Optimizer_set_seed(OptimizerObject *self, PyObject *value, void *c) {
+    (void)c;
+    if (check_ready(self)) return -1;
+    if (!value) { PyErr_SetString(PyExc_TypeError, "cannot delete rounding_seed"); return -1; }
+    unsigned long long seed = PyLong_AsUnsignedLongLong(value);
+    if (seed == (unsigned long long)-1 && PyErr_Occurred()) return -1;
+    adamcore_optimizer_set_rounding_seed(self->handle, (uint64_t)seed);
+    return 0;
+}
 static PyObject *Optimizer_skipped(OptimizerObject *self, void *which) {
     if (check_ready(self)) return NULL;
     int64_t skipped = 0;
@@ -960,6 +1054,8 @@ static PyGetSetDef Optimizer_getset[] = {
     {"tensor_count", (getter)Optimizer_tensor_count, NULL, "registered tensors", NULL},
     {"nonfinite_guard", (getter)Optimizer_get_guard, (setter)Optimizer_set_guard,
      "skip any step whose gradients hold NaN or Inf", NULL},
+    {"rounding_seed", (getter)Optimizer_get_seed, (setter)Optimizer_set_seed,
+     "the stochastic-rounding seed (0 to 2**64 - 1)", NULL},
     {"skipped_steps", (getter)Optimizer_skipped, NULL, "steps skipped by found_inf or the guard", NULL},
     {"last_nonfinite_count", (getter)Optimizer_skipped, NULL, "NaN/Inf values the guard counted last step", (void *)1},
     {NULL, NULL, NULL, NULL, NULL},
@@ -1091,6 +1187,9 @@ PyMODINIT_FUNC PyInit__core(void) {
         {"FLAG_DECOUPLED_WEIGHT_DECAY", ADAMCORE_FLAG_DECOUPLED_WEIGHT_DECAY},
         {"FLAG_NO_BIAS_CORRECTION", ADAMCORE_FLAG_NO_BIAS_CORRECTION}, {"FLAG_NESTEROV", ADAMCORE_FLAG_NESTEROV},
         {"FLAG_CENTERED", ADAMCORE_FLAG_CENTERED}, {"FLAG_ADAFIX_NEXT_GRADIENT", ADAMCORE_FLAG_ADAFIX_NEXT_GRADIENT},
+        {"TENSOR_MASTER_WEIGHTS", ADAMCORE_TENSOR_MASTER_WEIGHTS},
+        {"TENSOR_STOCHASTIC_PARAM", ADAMCORE_TENSOR_STOCHASTIC_PARAM},
+        {"TENSOR_STOCHASTIC_STATE", ADAMCORE_TENSOR_STOCHASTIC_STATE},
     };
     for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++) {
         if (PyModule_AddIntConstant(m, constants[i].name, constants[i].value) < 0) { Py_DECREF(m); return NULL; }

@@ -46,7 +46,8 @@ typedef struct {
     Py_buffer *pinned;        /* state views, held until dealloc */
     Py_ssize_t pinned_count, pinned_capacity;
     size_t *counts;           /* per tensor: element count */
-    int *dtypes;              /* per tensor: ADAMCORE_FLOAT32 / FLOAT64 */
+    int *dtypes;              /* per tensor: its parameter's adamcore_dtype */
+    int *grad_dtypes;         /* per tensor: its gradients' adamcore_dtype */
     Py_buffer *grad_views;    /* per step: 2 * tensors views (grads, then new grads for AdaFix) */
     const void **grad_pointers;
     Py_buffer *param_views;   /* per tensor: the pinned parameter view (replaced by set_tensor_param) */
@@ -57,6 +58,8 @@ typedef struct {
 
 PyObject *raise_status(int status);
 int dtype_of(const Py_buffer *view);
+int fits(const Py_buffer *view, int dtype);
+size_t dtype_size(int dtype);
 int get_buffer(PyObject *obj, Py_buffer *view, int writable, const char *what, Py_ssize_t index);
 int check_ready(OptimizerObject *self);
 PyObject *step_result(int status);

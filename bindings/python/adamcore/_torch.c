@@ -202,7 +202,7 @@ static int check_grad(OptimizerObject *self, Py_ssize_t k, PyObject *g) {
     Py_ssize_t bytes = PyLong_AsSsize_t(n);
     Py_DECREF(n);
     if (bytes == -1 && PyErr_Occurred()) return -1;
-    const size_t itemsize = self->dtypes[k] == ADAMCORE_FLOAT64 ? 8 : 4;
+    const size_t itemsize = dtype_size(self->grad_dtypes[k]);
     if ((size_t)bytes != self->counts[k] * itemsize) {
         PyErr_Format(PyExc_ValueError, "parameter %zd: its gradient has %zd elements, the parameter %zu", k,
                      bytes / (Py_ssize_t)itemsize, self->counts[k]);

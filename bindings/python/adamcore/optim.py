@@ -7,18 +7,31 @@ import numpy as np
 
 from . import _configs, _core, diagnostics
 
-_DTYPES = {"f": np.float32, "d": np.float64}
+_DTYPES = {"f": np.float32, "d": np.float64, "e": np.float16}
+_CODES = {np.float32: _core.FLOAT32, np.float64: _core.FLOAT64, np.float16: _core.FLOAT16, "bfloat16": _core.BFLOAT16}
+
+
+def _is_bfloat16(array: Any) -> bool:
+    # ml_dtypes' bfloat16 (numpy's ecosystem spelling) has no buffer format: it travels as its 16-bit patterns.
+    return getattr(getattr(array, "dtype", None), "name", None) == "bfloat16"
 
 
 def _dtype_of(array: Any, label: str):
+    """float32, float64, float16 (numpy types) or "bfloat16" (ml_dtypes')."""
+    if _is_bfloat16(array):
+        return "bfloat16"
     try:
         fmt = memoryview(array).format.lstrip("@=<")
     except TypeError:
-        raise TypeError(f"{label}: expected an array of float32 or float64 (buffer protocol), "
+        raise TypeError(f"{label}: expected an array of float32, float64, float16 or bfloat16 (buffer protocol), "
                         f"got {type(array).__name__}") from None
     if fmt not in _DTYPES:
-        raise TypeError(f"{label}: dtype must be float32 or float64, got format '{fmt}'")
+        raise TypeError(f"{label}: dtype must be float32, float64, float16 or bfloat16, got format '{fmt}'")
     return _DTYPES[fmt]
+
+
+def _raw(array: Any) -> Any:
+    return array.view(np.uint16) if _is_bfloat16(array) else array
 
 
 def _hyperparameters(group: Dict[str, Any]) -> List[Any]:
@@ -31,7 +44,7 @@ class Optimizer:
     """Base class. Subclasses name their hyperparameters (torch's names and defaults) and build a Config.
 
     ``params``: a list of arrays, or of dicts with ``'params'`` and per-group hyperparameters (torch's param groups).
-    Every array must be float32 or float64, C-contiguous and writable; it is pinned (cannot be resized) while the
+    Every array must be float32, float64, float16 or ml_dtypes.bfloat16 (16-bit ones keep float32 state), C-contiguous and writable; it is pinned (cannot be resized) while the
     optimizer lives. State arrays are numpy arrays of the parameter's dtype and shape, in ``self.state[i]``.
     Not thread-safe: one optimizer is stepped by one thread at a time (a second thread gets a RuntimeError).
     """
@@ -50,12 +63,13 @@ class Optimizer:
         self.state: Dict[int, Dict[str, Any]] = {}
         self._params: List[Any] = []
         self._core: Optional[_core.Optimizer] = None
+        self._bf16: List[bool] = []   # per parameter: bfloat16, whose arrays go to the core as uint16 views
         self._stats_on = False
         for group in groups:
             self.add_param_group(group)
         configs = [self._core.get_config(i) for i in range(len(self.param_groups))]
         if configs[0].algorithm in (_core.ADAM, _core.ADAFIX):
-            narrowest = "float32" if any(_dtype_of(p, "") is np.float32 for p in self._params) else "float64"
+            narrowest = "float32" if any(_dtype_of(p, "") is not np.float64 for p in self._params) else "float64"
             diagnostics.warn_on_construction(configs, type(self).__name__, narrowest)
 
     # -- configuration ------------------------------------------------------------------------------------------
@@ -78,10 +92,19 @@ class Optimizer:
         else:
             index = self._core.add_group(config)
         for p, dtype in zip(params, dtypes):
+            sixteen = dtype in (np.float16, "bfloat16")
+            state_dtype = np.float32 if sixteen else dtype   # 16-bit parameters keep float32 state
             shape = getattr(p, "shape", None) or (len(memoryview(p).cast("B")) // np.dtype(dtype).itemsize,)
             fill = getattr(config, "initial_accumulator_value", 0.0)
-            slots = {name: np.full(shape, fill if name == "sum" else 0.0, dtype=dtype) for name in config.state_names}
-            self._core.add_tensor(index, p, list(slots.values()))
+            slots = {name: np.full(shape, fill if name == "sum" else 0.0, dtype=state_dtype)
+                     for name in config.state_names}
+            if sixteen:
+                code = _CODES[dtype]
+                self._core.add_tensor(index, _raw(p), list(slots.values()), (code, code, _core.FLOAT32, 0, 0, None, None))
+                self._bf16.append(dtype == "bfloat16")
+            else:
+                self._core.add_tensor(index, p, list(slots.values()))
+                self._bf16.append(False)
             self.state[len(self._params)] = slots
             self._params.append(p)
         merged["params"] = list(range(first, len(self._params)))
@@ -104,6 +127,8 @@ class Optimizer:
         ``nonfinite_guard`` found NaN or Inf in a gradient): then nothing changed, not even the step count.
         """
         self._sync()
+        if any(self._bf16):
+            grads = [_raw(g) for g in grads]
         if grad_scale is None and not found_inf:
             return self._core.step(grads)
         return self._core.step_with_options(grads, 1.0 if grad_scale is None else grad_scale, found_inf)

@@ -12,9 +12,15 @@ parameter keeps its own ``state[p]['step']``, which may be reset or edited (``de
 ``param_groups`` may be edited between steps (``lr`` as a float or a Tensor that a scheduler updates in place,
 ``|=``, replacing ``"params"``); ``p.data = ...`` is followed (state kept); deepcopy and pickling work.
 
+Mixed precision: parameters may be float32, float64, bfloat16 or float16 (gradients in the parameter's dtype,
+as autograd makes them); every class takes three more keyword arguments:
+``state_dtype`` (None: float32 for 16-bit parameters, else the parameter's; ``torch.bfloat16``; or the 16-bit
+parameter's own dtype, torch's layout), ``master_weights=True`` (16-bit parameters step a float32 master copy,
+kept in ``state[p]['master_param']``, and are written as its rounded copy) and ``stochastic_rounding=True``
+(bfloat16 writes round stochastically; ``rounding_seed=`` makes them reproducible). The arithmetic is float32.
+
 Refused with an error, never ignored: ``capturable=True`` and ``differentiable=True`` (no CPU meaning here),
-parameters that are not contiguous CPU float32/float64 tensors (16-bit parameters are a later release), sparse or
-non-contiguous gradients. ``foreach`` and ``fused`` are accepted and kept (adamcore has one implementation);
+parameters that are not contiguous CPU tensors of those dtypes, sparse or non-contiguous gradients. ``foreach`` and ``fused`` are accepted and kept (adamcore has one implementation);
 ``fused=True`` also lets ``GradScaler`` hand the loss scale to the step, as torch's fused optimizers do.
 ``AdaFix.step(closure)`` evaluates the closure again after the update: the same minibatch's gradient at the new
 parameters, which refines the Lipschitz estimate (or construct it with ``next_gradient=True``).
@@ -32,7 +38,16 @@ from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimize
 from . import _configs, _core
 from . import optim as _optim
 
-_SUPPORTED = (torch.float32, torch.float64)
+_SUPPORTED = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+_SIXTEEN_BIT = (torch.bfloat16, torch.float16)
+_CODES = {torch.float32: _core.FLOAT32, torch.float64: _core.FLOAT64, torch.bfloat16: _core.BFLOAT16,
+          torch.float16: _core.FLOAT16}
+
+
+def _raw(t: torch.Tensor) -> np.ndarray:
+    """The tensor's memory as a numpy array the core takes (16-bit values as their bit patterns: numpy has no
+    bfloat16 buffer format)."""
+    return t.view(torch.int16).numpy() if t.dtype in _SIXTEEN_BIT else t.numpy()
 
 
 def _is_dtensor(t: torch.Tensor) -> bool:
@@ -116,13 +131,14 @@ def _param_state(changes: _Changes, entries: Dict[str, Any]) -> dict:
 
 class _Record:
     """One registered parameter: the parameter, the memory registered for it, and its state buffers."""
-    __slots__ = ("param", "alias", "slots", "fill", "exposed", "entries")
+    __slots__ = ("param", "alias", "slots", "fill", "master", "exposed", "entries")
 
-    def __init__(self, param, alias, slots, fill):
+    def __init__(self, param, alias, slots, fill, master=None):
         self.param = param
         self.alias = alias      # keeps the registered storage alive even after `p.data = ...`
         self.slots = slots      # slot name -> tensor (the library's state memory)
         self.fill = fill        # the value fresh state starts at (AdaGrad's initial_accumulator_value)
+        self.master = master    # float32 master weights of a 16-bit parameter (master_weights=True), else None
         self.exposed = None     # the dict placed in self.state[param], once the parameter has state in torch's eyes
         self.entries = None     # what `exposed` held when placed, to notice edits
 
@@ -154,12 +170,53 @@ class _AdamCoreOptimizer:
     _slot_order: Callable[[dict], List[str]]
     _keeps_step = True          # torch keeps state['step'] (not SGD)
 
-    def __init__(self, params, *args, **kwargs):
+    def __init__(self, params, *args, state_dtype: Optional[torch.dtype] = None, master_weights: bool = False,
+                 stochastic_rounding: bool = False, rounding_seed: int = 0, **kwargs):
         self._ac = None
+        if state_dtype not in (None, torch.float32, torch.float64, torch.bfloat16, torch.float16):
+            raise TypeError(f"adamcore.torch.{type(self).__name__}: state_dtype must be None, torch.float32, "
+                            f"torch.bfloat16 or a 16-bit parameter's own dtype, got {state_dtype!r}")
+        if not 0 <= int(rounding_seed) < 2 ** 64:
+            raise ValueError(f"rounding_seed must be in [0, 2**64), got {rounding_seed}")
+        self._precision = (state_dtype, bool(master_weights), bool(stochastic_rounding), int(rounding_seed))
         super().__init__(params, *args, **kwargs)
         for group in self.param_groups:
             self._check_group(group)
         self._rebuild()
+        if self._precision[2] and not any(self._rounds_bf16(r.alias.dtype) for r in self._ac.records):
+            raise ValueError(f"adamcore.torch.{type(self).__name__}: stochastic_rounding=True rounds bfloat16 writes, "
+                             "and no parameter or state here is bfloat16")
+
+    # -- mixed precision ----------------------------------------------------------------------------------------
+    def _state_dtype(self, dtype: torch.dtype) -> torch.dtype:
+        wanted = self._precision[0]
+        if wanted is None:
+            return torch.float32 if dtype in _SIXTEEN_BIT else dtype
+        if dtype == torch.float64 and wanted != torch.float64:
+            raise TypeError(f"adamcore.torch.{type(self).__name__}: float64 parameters keep float64 state, "
+                            f"state_dtype={wanted} does not fit them")
+        if wanted == torch.float16 and dtype != torch.float16:
+            raise TypeError(f"adamcore.torch.{type(self).__name__}: float16 state is only for float16 parameters "
+                            f"(torch's layout), not {dtype}")
+        if wanted == torch.float64 and dtype != torch.float64:
+            raise TypeError(f"adamcore.torch.{type(self).__name__}: float64 state is only for float64 parameters")
+        return wanted
+
+    def _rounds_bf16(self, dtype: torch.dtype) -> bool:
+        return dtype == torch.bfloat16 or (dtype != torch.float64 and self._state_dtype(dtype) == torch.bfloat16)
+
+    def _layout(self, alias: torch.Tensor, state_dtype: torch.dtype, master: Optional[torch.Tensor]):
+        """The core's layout tuple for a parameter, or None for the plain float32/float64 one."""
+        _, _, stochastic, _ = self._precision
+        if alias.dtype not in _SIXTEEN_BIT and state_dtype == alias.dtype:
+            return None
+        flags = _core.TENSOR_MASTER_WEIGHTS if master is not None else 0
+        if stochastic and alias.dtype == torch.bfloat16:
+            flags |= _core.TENSOR_STOCHASTIC_PARAM
+        if stochastic and state_dtype == torch.bfloat16:
+            flags |= _core.TENSOR_STOCHASTIC_STATE
+        code = _CODES[alias.dtype]
+        return (code, code, _CODES[state_dtype], flags, 0, None, None if master is None else master.numpy())
 
     # -- what adamcore refuses ---------------------------------------------------------------------------------
     def _check_group(self, group: Dict[str, Any]) -> None:
@@ -181,7 +238,8 @@ class _AdamCoreOptimizer:
                 problem = "not contiguous"
             if problem:
                 raise TypeError(f"adamcore.torch.{name}: a parameter {problem} (shape {tuple(p.shape)}); adamcore "
-                                "steps contiguous CPU float32/float64 tensors")
+                                "steps contiguous CPU float32, float64, bfloat16 and float16 tensors")
+            self._state_dtype(t.dtype)   # a state_dtype that does not fit this parameter raises here
 
     # -- registration -----------------------------------------------------------------------------------------
     def _config(self, group: Dict[str, Any]) -> _core.Config:
@@ -227,6 +285,7 @@ class _AdamCoreOptimizer:
         config = self._config(group)
         if ac.core is None:
             ac.core = _core.Optimizer(config)
+            ac.core.rounding_seed = self._precision[3]
             index = 0
         else:
             index = ac.core.add_group(config)
@@ -241,14 +300,28 @@ class _AdamCoreOptimizer:
         # (its state at construction was made by torch itself and is adopted below).
         fill = float(self.defaults.get("initial_accumulator_value", 0.0)) if config.algorithm == _core.ADAGRAD else 0.0
         # State memory from numpy's allocator, which asks Linux for transparent huge pages on large buffers
-        # (torch's does not by default): the step streams it faster out of cache.
-        dtype = np.float32 if alias.dtype == torch.float32 else np.float64
-        slots = {name: torch.from_numpy(np.full(tuple(alias.shape), fill if name == "sum" else 0.0, dtype))
-                 for name in config.state_names}
+        # (torch's does not by default): the step streams it faster out of cache. 16-bit state: torch's.
+        state_dtype = self._state_dtype(alias.dtype)
+        shape = tuple(alias.shape)
+        if state_dtype in _SIXTEEN_BIT:
+            slots = {name: torch.full(shape, fill if name == "sum" else 0.0, dtype=state_dtype)
+                     for name in config.state_names}
+        else:
+            dtype = np.float32 if state_dtype == torch.float32 else np.float64
+            slots = {name: torch.from_numpy(np.full(shape, fill if name == "sum" else 0.0, dtype))
+                     for name in config.state_names}
+        master = None
+        if self._precision[1] and alias.dtype in _SIXTEEN_BIT:
+            master = torch.from_numpy(np.empty(shape, np.float32))
+            master.copy_(alias)
         i = len(ac.records)
-        ac.core.add_tensor(group, alias.numpy(), [s.numpy() for s in slots.values()])
+        layout = self._layout(alias, state_dtype, master)
+        if layout is None:
+            ac.core.add_tensor(group, _raw(alias), [_raw(s) for s in slots.values()])
+        else:
+            ac.core.add_tensor(group, _raw(alias), [_raw(s) for s in slots.values()], layout)
         ac.core.torch_bind(i, p, alias.dtype, _is_dtensor(p), torch.strided)
-        record = _Record(p, alias, slots, fill)
+        record = _Record(p, alias, slots, fill, master)
         ac.records.append(record)
         if ac.steps_np is not None and i >= len(ac.steps_np):
             self._grow_steps()
@@ -270,6 +343,18 @@ class _AdamCoreOptimizer:
         ac = self._ac
         record = ac.records[i]
         fresh = not saved or (not self._keeps_step and saved.get("momentum_buffer") is None)
+        exact = (getattr(self, "_exact_state", None) or {}).get(i)
+        if not fresh and exact is not None:
+            # load_state_dict's values before torch cast them to the parameter's dtype (see load_state_dict).
+            saved = {**saved, **{k: v for k, v in exact.items() if isinstance(v, torch.Tensor) and k != "step"}}
+        if record.master is not None:
+            # A saved master (adamcore's state_dict) is taken; otherwise (fresh, or torch.optim's state) the master
+            # starts as the parameter's value.
+            saved_master = None if fresh else saved.get("master_param")
+            if isinstance(saved_master, torch.Tensor):
+                record.master.copy_(_local(saved_master).detach().reshape(record.master.shape))
+            else:
+                record.master.copy_(record.alias)
         if fresh:
             for name, buf in record.slots.items():
                 buf.fill_(record.fill if name == "sum" else 0.0)
@@ -307,6 +392,8 @@ class _AdamCoreOptimizer:
                 buf = type(p).from_local(buf, p.device_mesh, p.placements, run_check=False, shape=p.size(),
                                          stride=p.stride())
             entries[name] = buf
+        if record.master is not None:
+            entries["master_param"] = record.master
         record.entries = entries
         record.exposed = _param_state(ac.changes, entries)
         collections.defaultdict.__setitem__(self.state, record.param, record.exposed)
@@ -327,12 +414,27 @@ class _AdamCoreOptimizer:
     def __getstate__(self) -> Dict[str, Any]:
         state = super().__getstate__()
         state.pop("_ac", None)
+        state.pop("_exact_state", None)
+        state["_precision"] = self._precision   # torch's own __getstate__ keeps only its three attributes
         return state
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        """torch.optim's, except that state keeps its saved precision: torch casts every floating-point state tensor
+        to its parameter's dtype while loading, which would round the float32 state and master weights of a 16-bit
+        parameter to 16 bits. (Each buffer is then copied into the dtype adamcore keeps it in.)"""
+        order = list(chain.from_iterable(g["params"] for g in state_dict.get("param_groups", [])))
+        saved = state_dict.get("state", {})
+        self._exact_state = {i: saved[k] for i, k in enumerate(order) if isinstance(saved.get(k), dict)}
+        try:
+            super().load_state_dict(state_dict)
+        finally:
+            self._exact_state = None
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         # torch.optim's own __setstate__ (old state_dict formats: a float 'step' becomes a tensor) runs first; it
         # is also how load_state_dict installs what it loaded.
         self.__dict__.setdefault("_ac", None)
+        self._precision = state.pop("_precision", getattr(self, "_precision", (None, False, False, 0)))
         super().__setstate__(state)
         self._rebuild()
 
@@ -447,8 +549,10 @@ class _AdamCoreOptimizer:
                 self._rebuild()   # state copied from the old buffers, cast to the new dtype
                 return
             alias = t.detach()
-            ac.core.set_tensor_param(i, alias.numpy())
+            ac.core.set_tensor_param(i, _raw(alias))
             record.alias = alias
+            if record.master is not None:
+                record.master.copy_(alias)   # the new values are the parameter now, not the old master's
 
 
 def _step_value(step: Any, i: int) -> int:
@@ -515,7 +619,7 @@ class AdaFix(torch.optim.Optimizer):
         groups = []
         for group in self.param_groups:
             for p in group["params"]:
-                if p.device.type != "cpu" or p.dtype not in _SUPPORTED or not p.is_contiguous():
+                if p.device.type != "cpu" or p.dtype not in (torch.float32, torch.float64) or not p.is_contiguous():
                     raise TypeError("adamcore.torch.AdaFix needs contiguous CPU float32/float64 parameters, got "
                                     f"{p.dtype} on {p.device}")
             groups.append({**{k: _scalar(v) for k, v in group.items() if k != "params"},
