@@ -9,8 +9,11 @@
  * one's spinning threads sleep. bytes_per_element is the update's traffic (28 B fp32 Adam/AdamW, 36 AMSGrad), for
  * GB/s. For the many-tensor layouts the roofline runs over the same bytes as one flat buffer. Output: one line per
  * (algorithm, size, threads, contender) in a simple key=value form that bench/report.py turns into tables.
- * Usage: bench_c [quick]
+ * Mixed precision (issue 13): Adam over 16-bit layouts through the optimizer object, beside a roofline kernel that
+ * moves the same bytes with the same storage types and the float32 object step (algorithm=adam_<layout>).
+ * Usage: bench_c [quick] [mixed]   (mixed: only the mixed-precision layouts)
  */
+#include <stdint.h>
 #define _GNU_SOURCE /* madvise, MADV_HUGEPAGE */
 #include <adamcore.h>
 #include <math.h>
@@ -207,8 +210,131 @@ static void bench(const char *algorithm, size_t tensors, size_t per, int threads
     free(p); free(g); free(m); free(v); free(vmax); free(op); free(og); free(sp); free(sg); free(rp); free(rm); free(rv);
 }
 
+/* Mixed-precision layouts: the storage types of (param, grad, state, copy), and the bytes a step moves. */
+typedef struct {
+    const char *name;
+    int param, grad, state, copy;
+    int bytes; /* per element: reads + writes */
+} mixed_layout;
+
+static const mixed_layout layouts[] = {
+    /* read p2 g2 m4 v4, write p2 m4 v4 */
+    {"adam_bf16_fp32_state", ADAMCORE_BFLOAT16, ADAMCORE_BFLOAT16, ADAMCORE_FLOAT32, 0, 22},
+    /* read p2 g2 m2 v2, write p2 m2 v2: torch fused's own layout */
+    {"adam_bf16", ADAMCORE_BFLOAT16, ADAMCORE_BFLOAT16, ADAMCORE_BFLOAT16, 0, 14},
+    /* ZeRO-Offload: fp32 master p, bf16 gradients, fp32 state, bf16 copy; read p4 g2 m4 v4, write p4 m4 v4 c2 */
+    {"adam_offload_bf16", ADAMCORE_FLOAT32, ADAMCORE_BFLOAT16, ADAMCORE_FLOAT32, ADAMCORE_BFLOAT16, 28},
+    {"adam_offload_fp16", ADAMCORE_FLOAT32, ADAMCORE_FLOAT16, ADAMCORE_FLOAT32, ADAMCORE_FLOAT16, 28},
+};
+
+static size_t size_of(int dtype) { return dtype == ADAMCORE_FLOAT32 ? 4 : 2; }
+
+static void *raw_buffer(size_t n, int dtype, float value) {
+    size_t bytes = n * size_of(dtype), align = bytes >= (4u << 20) ? (2u << 20) : 64;
+    bytes = (bytes + align - 1) / align * align;
+    unsigned char *b = aligned_alloc(align, bytes);
+    if (!b) { fprintf(stderr, "out of memory\n"); exit(1); }
+    if (use_thp && align > 64) madvise(b, bytes, MADV_HUGEPAGE);
+    for (size_t i = 0; i < n; i++) {
+        float x = value == 0 ? 0 : value * sinf((float)i);
+        if (dtype == ADAMCORE_FLOAT32) memcpy(b + 4 * i, &x, 4);
+        else {
+            uint32_t bits;
+            memcpy(&bits, &x, 4);
+            uint16_t h = dtype == ADAMCORE_BFLOAT16 ? (uint16_t)(bits >> 16) : (uint16_t)0x3c00; /* fp16: 1.0 */
+            memcpy(b + 2 * i, &h, 2);
+        }
+    }
+    return b;
+}
+
+/* The roofline of a layout: each buffer read and written at its storage width, integer adds only. */
+#define ROOF_LOOP(P, S, C)                                                                                    \
+    _Pragma("omp parallel for schedule(static)") for (size_t i = 0; i < n; i++) {                           \
+        uint16_t x = g[i];                                                                                    \
+        ((S *)m)[i] += x;                                                                                     \
+        ((S *)v)[i] += x;                                                                                     \
+        ((P *)p)[i] += x;                                                                                     \
+        if (C) ((uint16_t *)copy)[i] = (uint16_t)((P *)p)[i];                                                 \
+    }
+static void mixed_roofline(const mixed_layout *l, size_t n, void *p, const uint16_t *restrict g, void *m, void *v,
+                           void *copy) {
+    if (l->param == ADAMCORE_FLOAT32 && l->copy) { ROOF_LOOP(uint32_t, uint32_t, 1) }
+    else if (l->state == ADAMCORE_FLOAT32) { ROOF_LOOP(uint16_t, uint32_t, 0) }
+    else { ROOF_LOOP(uint16_t, uint16_t, 0) }
+}
+
+static void bench_mixed(const mixed_layout *l, size_t n, int threads, double budget) {
+    enum { K = 3 };
+    static const char *mixed_names[K] = {"adamcore_object", "roofline", "adamcore_object_fp32"};
+    adamcore_config c;
+    CHECK(adamcore_config_init(&c, ADAMCORE_ADAM));
+    adamcore_optimizer *opt, *fp32;
+    CHECK(adamcore_optimizer_create(&c, &opt));
+    CHECK(adamcore_optimizer_create(&c, &fp32));
+    void *p = raw_buffer(n, l->param, 1), *g = raw_buffer(n, l->grad, 0.1f);
+    void *copy = l->copy ? raw_buffer(n, l->copy, 0) : NULL;
+    adamcore_tensor_desc d;
+    ADAMCORE_TENSOR_DESC_INIT(&d);
+    d.param_dtype = l->param; d.grad_dtype = l->grad; d.state_dtype = l->state; d.copy_dtype = l->copy;
+    d.param = p; d.grad = g; d.copy = copy; d.count = n;
+    CHECK(adamcore_optimizer_add_tensor_desc(opt, 0, &d, NULL));
+    float *fp = buffer(n, 1), *fg = buffer(n, 0.1f);
+    CHECK(adamcore_optimizer_add_tensor(fp32, 0, ADAMCORE_FLOAT32, fp, fg, n, NULL, 0, NULL));
+    /* The roofline's buffers, of the layout's types. */
+    void *rp = raw_buffer(n, l->param, 0), *rm = raw_buffer(n, l->state, 0), *rv = raw_buffer(n, l->state, 0);
+    void *rg = raw_buffer(n, ADAMCORE_BFLOAT16, 0.1f), *rc = l->copy ? raw_buffer(n, l->copy, 0) : NULL;
+    CHECK(adamcore_set_num_threads(threads));
+    omp_set_num_threads(threads);
+    double once = 0;
+    for (int w = 0; w < 2; w++) {
+        double t0 = now();
+        CHECK(adamcore_optimizer_step(opt, NULL, 1));
+        once = now() - t0;
+    }
+    CHECK(adamcore_optimizer_step(fp32, NULL, 1));
+    size_t reps = (size_t)(budget / rounds / (once > 1e-7 ? once : 1e-7));
+    if (reps < 1) reps = 1;
+    if (reps > 200000) reps = 200000;
+    double times[K][MAX_ROUNDS];
+    for (int round = 0; round < rounds; round++) {
+        for (int k = 0; k < K; k++) {
+            nanosleep(&(struct timespec){0, 5000000}, NULL);
+            double t0 = now();
+            for (size_t r = 0; r < reps; r++) {
+                if (k == 0) CHECK(adamcore_optimizer_step(opt, NULL, 1));
+                else if (k == 1) mixed_roofline(l, n, rp, rg, rm, rv, rc);
+                else CHECK(adamcore_optimizer_step(fp32, NULL, 1));
+            }
+            times[k][round] = (now() - t0) / reps;
+        }
+    }
+    for (int k = 0; k < K; k++) {
+        double sorted[MAX_ROUNDS];
+        memcpy(sorted, times[k], sizeof(double) * rounds);
+        qsort(sorted, rounds, sizeof(double), compare_double);
+        double median = quantile(sorted, rounds, 0.5), scale = 1e9 / n;
+        printf("side=c algorithm=%s contender=%s tensors=1 elements=%zu threads=%d ns_per_element=%.4f "
+               "us_per_call=%.3f ns_min=%.4f ns_q1=%.4f ns_q3=%.4f ns_max=%.4f rounds=%d reps=%zu "
+               "bytes_per_element=%d us_rounds=",
+               l->name, mixed_names[k], n, threads, median * scale, median * 1e6, sorted[0] * scale,
+               quantile(sorted, rounds, 0.25) * scale, quantile(sorted, rounds, 0.75) * scale,
+               sorted[rounds - 1] * scale, rounds, reps, k == 2 ? 28 : l->bytes);
+        for (int i = 0; i < rounds; i++) printf("%s%.3f", i ? "," : "", times[k][i] * 1e6);
+        printf("\n");
+    }
+    fflush(stdout);
+    adamcore_optimizer_destroy(opt);
+    adamcore_optimizer_destroy(fp32);
+    free(p); free(g); free(copy); free(fp); free(fg); free(rp); free(rm); free(rv); free(rg); free(rc);
+}
+
 int main(int argc, char **argv) {
-    int quick = argc > 1 && strcmp(argv[1], "quick") == 0;
+    int quick = 0, mixed_only = 0;
+    for (int a = 1; a < argc; a++) {
+        if (strcmp(argv[a], "quick") == 0) quick = 1;
+        if (strcmp(argv[a], "mixed") == 0) mixed_only = 1;
+    }
     double budget = quick ? 0.02 : 0.25;
     rounds = quick ? 5 : 11;
     const char *thp = getenv("ADAMCORE_BENCH_THP");
@@ -228,6 +354,11 @@ int main(int argc, char **argv) {
     }
     printf("# C buffers >= 4 MiB: %s (transparent huge pages: %s)\n",
            use_thp ? "MADV_HUGEPAGE, as numpy's" : "no huge-page advice (ADAMCORE_BENCH_THP=0)", mode);
+    size_t mixed_sizes[] = {65536, 1 << 24, 1 << 26};
+    for (size_t l = 0; l < sizeof layouts / sizeof layouts[0]; l++)
+        for (int threads = 1; threads <= 2; threads++)
+            for (int s = 0; s < (quick ? 1 : 3); s++) bench_mixed(&layouts[l], mixed_sizes[s], threads, budget);
+    if (mixed_only) return 0;
     const char *algorithms[] = {"adam", "amsgrad", "adamw"};
     for (int a = 0; a < (quick ? 1 : 3); a++) {
         for (int threads = 1; threads <= 2; threads++) {

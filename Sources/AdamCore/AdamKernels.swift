@@ -66,11 +66,11 @@ public struct AdamVariant: Equatable, Sendable {
 }
 
 @inlinable @inline(__always)
-func adamLoop<T: KernelScalar, P: ArithmeticPolicy, A: StatsSink>(
-    _: P.Type, _ s: Streams<T>, _ n: Int, _ c: AdamCoefficients<T>,
+func adamLoop<S: VectorStreams, T: KernelScalar, P: ArithmeticPolicy, A: StatsSink>(
+    _: P.Type, _ s: S, _ n: Int, _ c: AdamCoefficients<T>,
     hasL2: Bool, decoupled: Bool, amsgrad: Bool, updateV: Bool, trackStep: Bool, saveGradient: Bool,
     stats _: A.Type
-) -> (Double, KernelStats) where A.Scalar == T {
+) -> (Double, KernelStats) where A.Scalar == T, S.Scalar == T {
     let collect = A.collects
     typealias V = T.Vector
     let signedL2 = V(repeating: c.signedL2), decay = V(repeating: c.decay), beta1 = V(repeating: c.beta1)
@@ -84,27 +84,27 @@ func adamLoop<T: KernelScalar, P: ArithmeticPolicy, A: StatsSink>(
     // cost of an in-cache AVX-512 step); a local the compiler sees whole stays in registers.
     var sink = A()
     let result = forEachVector(P.self, s, count: n, states: states, accumulate: trackStep) { s, i, valid in
-        let g: V = load(s.grad, i)
-        let old: V = load(s.param, i)
+        let g = s.grad(i)
+        let old = s.param(i)
         let h = hasL2 ? P.multiplyAdd(signedL2, old, g) : g
         var p = decoupled ? old * decay : old
-        let m = P.multiplyAdd(signedOneMinusBeta1, h, load(s.s0, i) * beta1)   // beta1*m + (1-beta1)*g
-        store(s.s0, i, m)
-        var v: V = load(s.s1, i)
+        let m = P.multiplyAdd(signedOneMinusBeta1, h, s.state(0, i) * beta1)   // beta1*m + (1-beta1)*g
+        s.setState(0, i, m)
+        var v = s.state(1, i)
         if updateV {
             v = P.multiplyAdd(oneMinusBeta2 * h, h, v * beta2)                  // beta2*v + (1-beta2)*g*g
-            store(s.s1, i, v)
+            s.setState(1, i, v)
         }
         var vUsed = v
         if amsgrad {
-            vUsed = T.vectorMaximum(load(s.s2, i), v * amsScale)
-            store(s.s2, i, vUsed)
+            vUsed = T.vectorMaximum(s.state(2, i), v * amsScale)
+            s.setState(2, i, vUsed)
         }
         let denom = T.vectorSqrt(P.multiplyAdd(vUsed, denomScale, epsRoot)) + eps
         let direction = m / denom
         p = P.multiplyAdd(negStepSize, direction, p)
-        store(s.param, i, p)
-        if saveGradient { store(s.s2, i, g) }
+        s.setParam(i, p)
+        if saveGradient { s.setState(2, i, g) }
         if collect {
             sink.add(P.self, direction: direction, denom: denom, m: m, v: v, step: p - old, grad: g, valid: valid)
         }
@@ -142,21 +142,32 @@ public func adamKernel<T: KernelScalar, P: ArithmeticPolicy>(
 /// The variant's specialization of adamLoop, measuring with a sink of type `stats` (NoStats: nothing, compiled away);
 /// returns the kernel result and the figures.
 @inlinable
-func adamDispatch<T: KernelScalar, P: ArithmeticPolicy, A: StatsSink>(
-    _: P.Type, _ s: Streams<T>, _ n: Int, _ c: AdamCoefficients<T>, _ v: AdamVariant, _ stats: A.Type
-) -> (Double, KernelStats) where A.Scalar == T {
-    if !v.trackStep {
-        // Adam / AdamW / AMSGrad
-        switch (v.hasL2, v.decoupled, v.amsgrad) {
-        case (false, false, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: true, trackStep: false, saveGradient: false, stats: stats)
-        case (false, false, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: true, updateV: true, trackStep: false, saveGradient: false, stats: stats)
-        case (true, _, false): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: true, trackStep: false, saveGradient: false, stats: stats)
-        case (true, _, true): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: true, updateV: true, trackStep: false, saveGradient: false, stats: stats)
-        case (false, true, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: true, trackStep: false, saveGradient: false, stats: stats)
-        case (false, true, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: true, updateV: true, trackStep: false, saveGradient: false, stats: stats)
-        }
+func adamDispatch<S: VectorStreams, T: KernelScalar, P: ArithmeticPolicy, A: StatsSink>(
+    _: P.Type, _ s: S, _ n: Int, _ c: AdamCoefficients<T>, _ v: AdamVariant, _ stats: A.Type
+) -> (Double, KernelStats) where A.Scalar == T, S.Scalar == T {
+    v.trackStep ? adafixDispatch(P.self, s, n, c, v, stats) : adamFamilyDispatch(P.self, s, n, c, v, stats)
+}
+
+/// Adam / AdamW / AMSGrad: the six specializations without AdaFix's step tracking (`v.trackStep` false).
+@inlinable
+func adamFamilyDispatch<S: VectorStreams, T: KernelScalar, P: ArithmeticPolicy, A: StatsSink>(
+    _: P.Type, _ s: S, _ n: Int, _ c: AdamCoefficients<T>, _ v: AdamVariant, _ stats: A.Type
+) -> (Double, KernelStats) where A.Scalar == T, S.Scalar == T {
+    switch (v.hasL2, v.decoupled, v.amsgrad) {
+    case (false, false, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: true, trackStep: false, saveGradient: false, stats: stats)
+    case (false, false, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: true, updateV: true, trackStep: false, saveGradient: false, stats: stats)
+    case (true, _, false): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: false, updateV: true, trackStep: false, saveGradient: false, stats: stats)
+    case (true, _, true): return adamLoop(P.self, s, n, c, hasL2: true, decoupled: false, amsgrad: true, updateV: true, trackStep: false, saveGradient: false, stats: stats)
+    case (false, true, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: false, updateV: true, trackStep: false, saveGradient: false, stats: stats)
+    case (false, true, true): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: true, amsgrad: true, updateV: true, trackStep: false, saveGradient: false, stats: stats)
     }
-    // AdaFix: weight-decay form x gate decision x next-gradient mode
+}
+
+/// AdaFix: weight-decay form x gate decision x next-gradient mode (`v.trackStep` true).
+@inlinable
+func adafixDispatch<S: VectorStreams, T: KernelScalar, P: ArithmeticPolicy, A: StatsSink>(
+    _: P.Type, _ s: S, _ n: Int, _ c: AdamCoefficients<T>, _ v: AdamVariant, _ stats: A.Type
+) -> (Double, KernelStats) where A.Scalar == T, S.Scalar == T {
     switch (v.hasL2, v.decoupled, v.updateV, v.saveGradient) {
     case (false, false, false, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: false, trackStep: true, saveGradient: false, stats: stats)
     case (false, false, true, false): return adamLoop(P.self, s, n, c, hasL2: false, decoupled: false, amsgrad: false, updateV: true, trackStep: true, saveGradient: false, stats: stats)

@@ -27,6 +27,8 @@ public final class KernelSet: @unchecked Sendable {
     public let nonFiniteCount64: (UnsafePointer<Double>, Int) -> Double
     /// The mixed-precision pass (Precision.swift) around a float32 kernel, and float32 views for the reductions.
     public let staged: (MixedStreams, Int, (Streams<Float>, Int) -> Double) -> Double
+    /// The Adam family on a mixed-precision tensor: fused for the common layouts, else staged.
+    public let mixedAdam: (MixedStreams, Int, AdamCoefficients<Float>, AdamVariant) -> Double
     public let stagedRead: (UnsafeRawPointer, DType, UnsafeRawPointer?, DType, Int,
                             (UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Void) -> Void
 
@@ -51,6 +53,7 @@ public final class KernelSet: @unchecked Sendable {
         nonFiniteCount32 = { nonFiniteCountKernel(P.self, $0, $1) }
         nonFiniteCount64 = { nonFiniteCountKernel(P.self, $0, $1) }
         staged = { stagedKernel(P.self, $0, $1, $2) }
+        mixedAdam = { s, n, c, v in mixedAdamKernel(P.self, s, n, c, v) { adamKernel(P.self, $0, $1, c, v) } }
         stagedRead = { stagedReadKernel(P.self, $0, $1, $2, $3, $4, $5) }
     }
 

@@ -45,17 +45,58 @@ func store<T: KernelScalar>(_ p: UnsafeMutablePointer<T>, _ i: Int, _ v: T.Vecto
 /// Elements per reduction block: partial sums are kept in T for a block, then added in Double, in a fixed order.
 public let reductionBlock = 1024
 
+/// What a kernel loop reads and writes, a vector at a time: `Streams` (buffers of the compute type itself) or, for
+/// the fused mixed-precision Adam loop, `CodecStreams` (16-bit storage converted in registers, Precision.swift).
+/// State slot `k` is a constant of each call site, so the switch over it folds away.
+public protocol VectorStreams {
+    associatedtype Scalar: KernelScalar
+    func param(_ i: Int) -> Scalar.Vector
+    func setParam(_ i: Int, _ v: Scalar.Vector)
+    func grad(_ i: Int) -> Scalar.Vector
+    func state(_ k: Int, _ i: Int) -> Scalar.Vector
+    func setState(_ k: Int, _ i: Int, _ v: Scalar.Vector)
+    /// `body` on zero-padded copies of elements [start, start + count) (count < one vector), whose param (unless
+    /// `readOnly`) and first `states` state slots are copied back afterwards.
+    func tail<R>(from start: Int, count: Int, states: Int, readOnly: Bool, _ body: (Self) -> R) -> R
+}
+
+extension Streams: VectorStreams {
+    public typealias Scalar = T
+    @inlinable @inline(__always) public func param(_ i: Int) -> T.Vector { load(param, i) }
+    @inlinable @inline(__always) public func setParam(_ i: Int, _ v: T.Vector) { store(param, i, v) }
+    @inlinable @inline(__always) public func grad(_ i: Int) -> T.Vector { load(grad, i) }
+    @inlinable @inline(__always) public func state(_ k: Int, _ i: Int) -> T.Vector { load(slot(2 + k), i) }
+    @inlinable @inline(__always) public func setState(_ k: Int, _ i: Int, _ v: T.Vector) { store(slot(2 + k), i, v) }
+
+    @inlinable @inline(__always)
+    public func tail<R>(from start: Int, count rest: Int, states: Int, readOnly: Bool, _ body: (Streams<T>) -> R) -> R {
+        let lanes = T.Vector.scalarCount
+        return withUnsafeTemporaryAllocation(of: T.self, capacity: 5 * lanes) { scratch -> R in
+            let base = scratch.baseAddress!
+            base.initialize(repeating: 0, count: 5 * lanes)
+            let t = Streams(param: base, grad: UnsafePointer(base + lanes), s0: base + 2 * lanes, s1: base + 3 * lanes,
+                            s2: base + 4 * lanes)
+            for k in 0..<(2 + states) { t.slot(k).update(from: slot(k) + start, count: rest) }
+            let result = body(t)
+            for k in 0..<(2 + states) where k != 1 && !(readOnly && k == 0) {
+                (slot(k) + start).update(from: t.slot(k), count: rest)
+            }
+            return result
+        }
+    }
+}
+
 /// Runs `body(streams, index, validLanes)` over every vector of `count` elements and returns the Double sum of what
 /// it returns (when `accumulate`; otherwise the results are dropped, which keeps a zero accumulator out of the hot
 /// loop). `validLanes` is the lane count except in the tail, where only the first `validLanes` lanes are real.
-/// The last partial vector goes through the same body on zero-padded stack copies; only its first lanes are
-/// copied back (param, unless `readOnly`, and the first `states` state slots) and summed.
+/// The last partial vector goes through the same body on zero-padded copies (`VectorStreams.tail`); only its first
+/// lanes are copied back (param, unless `readOnly`, and the first `states` state slots) and summed.
 @inlinable @inline(__always)
-func forEachVector<T: KernelScalar, P: ArithmeticPolicy>(
-    _: P.Type, _ s: Streams<T>, count n: Int, states: Int, readOnly: Bool = false, accumulate: Bool = false,
-    _ body: (Streams<T>, Int, Int) -> T.Vector
+func forEachVector<S: VectorStreams, P: ArithmeticPolicy>(
+    _: P.Type, _ s: S, count n: Int, states: Int, readOnly: Bool = false, accumulate: Bool = false,
+    _ body: (S, Int, Int) -> S.Scalar.Vector
 ) -> Double {
-    let lanes = T.Vector.scalarCount
+    let lanes = S.Scalar.Vector.scalarCount
     let fullEnd = n &- n % lanes
     var total = 0.0
     var i = 0
@@ -67,7 +108,7 @@ func forEachVector<T: KernelScalar, P: ArithmeticPolicy>(
     }
     while i < fullEnd {
         let blockEnd = Swift.min(i &+ reductionBlock, fullEnd)
-        var partial = T.Vector()
+        var partial = S.Scalar.Vector()
         while i < blockEnd {
             partial += body(s, i, lanes)
             i &+= lanes
@@ -76,16 +117,8 @@ func forEachVector<T: KernelScalar, P: ArithmeticPolicy>(
     }
     let rest = n &- fullEnd
     guard rest > 0 else { return total }
-    return withUnsafeTemporaryAllocation(of: T.self, capacity: 5 * lanes) { scratch -> Double in
-        let base = scratch.baseAddress!
-        base.initialize(repeating: 0, count: 5 * lanes)
-        let t = Streams(param: base, grad: UnsafePointer(base + lanes), s0: base + 2 * lanes, s1: base + 3 * lanes,
-                        s2: base + 4 * lanes)
-        for k in 0..<(2 + states) { t.slot(k).update(from: s.slot(k) + fullEnd, count: rest) }
+    return s.tail(from: fullEnd, count: rest, states: states, readOnly: readOnly) { t -> Double in
         let contribution = body(t, 0, rest)
-        for k in 0..<(2 + states) where k != 1 && !(readOnly && k == 0) {
-            (s.slot(k) + fullEnd).update(from: t.slot(k), count: rest)
-        }
         guard accumulate else { return 0 }
         var tail = 0.0
         for lane in 0..<rest { tail += Double(contribution[lane]) }

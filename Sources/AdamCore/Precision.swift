@@ -172,57 +172,109 @@ func loadBits(_ p: UnsafeRawPointer, _ i: Int) -> SIMD16<UInt16> {
     p.loadUnaligned(fromByteOffset: 2 * i, as: SIMD16<UInt16>.self)
 }
 
-/// float32 copies of `n` 16-bit values of `type` at `src`. The last partial vector goes through the same
-/// conversion on a zero-padded copy.
-@inlinable @inline(__always)
-func widen<P: ArithmeticPolicy>(_: P.Type, _ src: UnsafeRawPointer, _ type: DType, _ n: Int,
-                                into dst: UnsafeMutablePointer<Float>) {
-    @inline(__always) func convert(_ x: SIMD16<UInt16>) -> SIMD16<Float> {
-        type == .bfloat16 ? adamcore_shim_widen_bf16(x) : adamcore_shim_widen_f16(x)
-    }
-    let full = n & ~15
-    var i = 0
-    if type == .bfloat16 {
-        while i < full { store(dst, i, adamcore_shim_widen_bf16(loadBits(src, i))); i &+= 16 }
-    } else {
-        while i < full { store(dst, i, adamcore_shim_widen_f16(loadBits(src, i))); i &+= 16 }
-    }
-    guard i < n else { return }
-    var bits = SIMD16<UInt16>()
-    for lane in 0..<(n &- i) { bits[lane] = src.load(fromByteOffset: 2 * (i &+ lane), as: UInt16.self) }
-    let wide = convert(bits)
-    for lane in 0..<(n &- i) { dst[i &+ lane] = wide[lane] }
+/// How a stream's elements are stored, converted 16 at a time in registers (the shim's conversions).
+/// `store` rounds to nearest even, or stochastically with the generator at (key, counter of lane 0) when asked
+/// (bfloat16 only; the layout's validation guarantees that).
+public protocol LaneCodec {
+    static var bytes: Int { get }
+    static func load(_ p: UnsafeRawPointer, _ i: Int) -> SIMD16<Float>
+    static func store(_ p: UnsafeMutableRawPointer, _ i: Int, _ v: SIMD16<Float>, stochastic: Bool, key: UInt64,
+                      counter: Int)
 }
 
-/// `n` float32 values at `src` rounded into `type` at `dst`: to nearest even, or stochastically with the
-/// generator at `key` when `stochastic` (bfloat16 only), element `first` being the first's counter.
-@inlinable @inline(__always)
-func narrow<P: ArithmeticPolicy>(_: P.Type, _ src: UnsafePointer<Float>, _ type: DType, _ n: Int,
-                                 into dst: UnsafeMutableRawPointer, stochastic: Bool, key: UInt64, first: Int) {
-    @inline(__always) func convert(_ x: SIMD16<Float>, _ at: Int) -> SIMD16<UInt16> {
-        if type == .float16 { return adamcore_shim_round_f16(x) }
-        if stochastic { return adamcore_shim_round_bf16_stochastic(x, adamcore_shim_random_u32x16(key, UInt64(first &+ at))) }
-        return adamcore_shim_round_bf16(x)
+public enum Float32Codec: LaneCodec {
+    @inlinable public static var bytes: Int { 4 }
+    @inlinable @inline(__always)
+    public static func load(_ p: UnsafeRawPointer, _ i: Int) -> SIMD16<Float> {
+        p.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
     }
+    @inlinable @inline(__always)
+    public static func store(_ p: UnsafeMutableRawPointer, _ i: Int, _ v: SIMD16<Float>, stochastic: Bool, key: UInt64,
+                             counter: Int) {
+        p.storeBytes(of: v, toByteOffset: 4 * i, as: SIMD16<Float>.self)
+    }
+}
+
+public enum BFloat16Codec: LaneCodec {
+    @inlinable public static var bytes: Int { 2 }
+    @inlinable @inline(__always)
+    public static func load(_ p: UnsafeRawPointer, _ i: Int) -> SIMD16<Float> { adamcore_shim_widen_bf16(loadBits(p, i)) }
+    @inlinable @inline(__always)
+    public static func store(_ p: UnsafeMutableRawPointer, _ i: Int, _ v: SIMD16<Float>, stochastic: Bool, key: UInt64,
+                             counter: Int) {
+        let bits = stochastic
+            ? adamcore_shim_round_bf16_stochastic(v, adamcore_shim_random_u32x16(key, UInt64(counter)))
+            : adamcore_shim_round_bf16(v)
+        p.storeBytes(of: bits, toByteOffset: 2 * i, as: SIMD16<UInt16>.self)
+    }
+}
+
+public enum Float16Codec: LaneCodec {
+    @inlinable public static var bytes: Int { 2 }
+    @inlinable @inline(__always)
+    public static func load(_ p: UnsafeRawPointer, _ i: Int) -> SIMD16<Float> { adamcore_shim_widen_f16(loadBits(p, i)) }
+    @inlinable @inline(__always)
+    public static func store(_ p: UnsafeMutableRawPointer, _ i: Int, _ v: SIMD16<Float>, stochastic: Bool, key: UInt64,
+                             counter: Int) {
+        p.storeBytes(of: adamcore_shim_round_f16(v), toByteOffset: 2 * i, as: SIMD16<UInt16>.self)
+    }
+}
+
+/// float32 copies of `n` values stored by C at `src`; the last partial vector goes through the same conversion on
+/// a zero-padded copy.
+@inlinable @inline(__always)
+func widen<C: LaneCodec>(_: C.Type, _ src: UnsafeRawPointer, _ n: Int, into dst: UnsafeMutablePointer<Float>) {
     let full = n & ~15
     var i = 0
-    if type == .float16 {
-        while i < full { dst.storeBytes(of: adamcore_shim_round_f16(load(src, i)), toByteOffset: 2 * i, as: SIMD16<UInt16>.self); i &+= 16 }
-    } else if stochastic {
-        while i < full {
-            let r = adamcore_shim_random_u32x16(key, UInt64(first &+ i))
-            dst.storeBytes(of: adamcore_shim_round_bf16_stochastic(load(src, i), r), toByteOffset: 2 * i, as: SIMD16<UInt16>.self)
-            i &+= 16
-        }
-    } else {
-        while i < full { dst.storeBytes(of: adamcore_shim_round_bf16(load(src, i)), toByteOffset: 2 * i, as: SIMD16<UInt16>.self); i &+= 16 }
+    while i < full { store(dst, i, C.load(src, i)); i &+= 16 }
+    guard i < n else { return }
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16 * C.bytes) { scratch in
+        let t = UnsafeMutableRawPointer(scratch.baseAddress!)
+        t.initializeMemory(as: UInt8.self, repeating: 0, count: 16 * C.bytes)
+        t.copyMemory(from: src + i * C.bytes, byteCount: (n &- i) * C.bytes)
+        let wide = C.load(t, 0)
+        for lane in 0..<(n &- i) { dst[i &+ lane] = wide[lane] }
     }
+}
+
+/// `n` float32 values at `src` rounded into storage C at `dst`; element `first` is the first's generator counter.
+@inlinable @inline(__always)
+func narrow<C: LaneCodec>(_: C.Type, _ src: UnsafePointer<Float>, _ n: Int, into dst: UnsafeMutableRawPointer,
+                          stochastic: Bool, key: UInt64, first: Int) {
+    let full = n & ~15
+    var i = 0
+    while i < full { C.store(dst, i, load(src, i), stochastic: stochastic, key: key, counter: first &+ i); i &+= 16 }
     guard i < n else { return }
     var wide = SIMD16<Float>()
     for lane in 0..<(n &- i) { wide[lane] = src[i &+ lane] }
-    let bits = convert(wide, i)
-    for lane in 0..<(n &- i) { dst.storeBytes(of: bits[lane], toByteOffset: 2 * (i &+ lane), as: UInt16.self) }
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16 * C.bytes) { scratch in
+        let t = UnsafeMutableRawPointer(scratch.baseAddress!)
+        C.store(t, 0, wide, stochastic: stochastic, key: key, counter: first &+ i)
+        (dst + i * C.bytes).copyMemory(from: t, byteCount: (n &- i) * C.bytes)
+    }
 }
+
+/// `widen` and `narrow` for a 16-bit type known at run time (the switch is outside the loops).
+@inlinable @inline(__always)
+func widen(_ src: UnsafeRawPointer, _ type: DType, _ n: Int, into dst: UnsafeMutablePointer<Float>) {
+    if type == .bfloat16 { widen(BFloat16Codec.self, src, n, into: dst) } else { widen(Float16Codec.self, src, n, into: dst) }
+}
+
+@inlinable @inline(__always)
+func narrow(_ src: UnsafePointer<Float>, _ type: DType, _ n: Int, into dst: UnsafeMutableRawPointer, stochastic: Bool,
+            key: UInt64, first: Int) {
+    if type == .bfloat16 {
+        narrow(BFloat16Codec.self, src, n, into: dst, stochastic: stochastic, key: key, first: first)
+    } else {
+        narrow(Float16Codec.self, src, n, into: dst, stochastic: false, key: key, first: first)
+    }
+}
+
+/// The generator keys of a tensor step's buffers: the parameter (and its copy) and each state slot.
+@inlinable @inline(__always)
+func parameterKey(_ key: UInt64) -> UInt64 { adamcore_shim_mix64(key ^ 1) }
+@inlinable @inline(__always)
+func stateKey(_ key: UInt64, _ k: Int) -> UInt64 { adamcore_shim_mix64(key ^ UInt64(2 + k)) }
 
 /// The mixed-precision pass: for each block, a float32 view of every stream (the buffer itself when it is
 /// float32, else a widened copy), `body` (a float32 kernel) on the views, then every 16-bit buffer the kernel
@@ -248,13 +300,13 @@ public func stagedKernel<P: ArithmeticPolicy>(_: P.Type, _ s: MixedStreams, _ n:
                 p = s.param.assumingMemoryBound(to: Float.self) + at
             } else {
                 p = base
-                widen(P.self, s.param + 2 * at, layout.param, b, into: p)
+                widen(s.param + 2 * at, layout.param, b, into: p)
             }
             let g: UnsafePointer<Float>
             if layout.grad == .float32 {
                 g = UnsafePointer(s.grad.assumingMemoryBound(to: Float.self) + at)
             } else {
-                widen(P.self, s.grad + 2 * at, layout.grad, b, into: base + stageElements)
+                widen(s.grad + 2 * at, layout.grad, b, into: base + stageElements)
                 g = UnsafePointer(base + stageElements)
             }
             var views = (p, p, p)
@@ -264,25 +316,25 @@ public func stagedKernel<P: ArithmeticPolicy>(_: P.Type, _ s: MixedStreams, _ n:
                     view = s.state(k)!.assumingMemoryBound(to: Float.self) + at
                 } else {
                     view = base + (2 + k) * stageElements
-                    widen(P.self, s.state(k)! + 2 * at, layout.state, b, into: view)
+                    widen(s.state(k)! + 2 * at, layout.state, b, into: view)
                 }
                 if k == 0 { views.0 = view } else if k == 1 { views.1 = view } else { views.2 = view }
             }
             total += body(Streams(param: p, grad: g, s0: views.0, s1: views.1, s2: views.2), b)
             let counter = s.first &+ at
             if layout.param.isSixteenBit {
-                narrow(P.self, p, layout.param, b, into: s.param + 2 * at, stochastic: stochasticParam,
-                       key: adamcore_shim_mix64(s.key ^ 1), first: counter)
+                narrow(p, layout.param, b, into: s.param + 2 * at, stochastic: stochasticParam,
+                       key: parameterKey(s.key), first: counter)
             }
             if let copy = s.copy, let type = layout.copy {
-                narrow(P.self, p, type, b, into: copy + 2 * at, stochastic: stochasticParam,
-                       key: adamcore_shim_mix64(s.key ^ 1), first: counter)
+                narrow(p, type, b, into: copy + 2 * at, stochastic: stochasticParam, key: parameterKey(s.key),
+                       first: counter)
             }
             if layout.state.isSixteenBit {
                 for k in 0..<s.stateCount {
                     let view = k == 0 ? views.0 : k == 1 ? views.1 : views.2
-                    narrow(P.self, view, layout.state, b, into: s.state(k)! + 2 * at, stochastic: stochasticState,
-                           key: adamcore_shim_mix64(s.key ^ UInt64(2 + k)), first: counter)
+                    narrow(view, layout.state, b, into: s.state(k)! + 2 * at, stochastic: stochasticState,
+                           key: stateKey(s.key, k), first: counter)
                 }
             }
             at &+= b
@@ -303,7 +355,7 @@ public func stagedReadKernel<P: ArithmeticPolicy>(_: P.Type, _ a: UnsafeRawPoint
         @inline(__always) func view(_ p: UnsafeRawPointer, _ type: DType, _ at: Int, _ count: Int,
                                     _ into: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
             if type == .float32 { return p.assumingMemoryBound(to: Float.self) + at }
-            widen(P.self, p + 2 * at, type, count, into: into)
+            widen(p + 2 * at, type, count, into: into)
             return UnsafePointer(into)
         }
         var at = 0
@@ -314,5 +366,124 @@ public func stagedReadKernel<P: ArithmeticPolicy>(_: P.Type, _ a: UnsafeRawPoint
             body(va, vb, count)
             at &+= count
         }
+    }
+}
+
+/// The fused form of the mixed-precision pass, for the Adam family: the kernel loop itself reads each 16-bit
+/// stream, converts in registers and rounds what it writes, so nothing is staged. Same operations and roundings as
+/// the staged pass (tested bit for bit). `PC`, `GC`, `SC`: the parameter's, gradient's and state's storage.
+public struct CodecStreams<PC: LaneCodec, GC: LaneCodec, SC: LaneCodec>: VectorStreams {
+    public typealias Scalar = Float
+    public var param: UnsafeMutableRawPointer
+    public var grad: UnsafeRawPointer
+    public var s0, s1, s2: UnsafeMutableRawPointer
+    public var master: UnsafeMutablePointer<Float>?
+    public var copy: UnsafeMutableRawPointer?
+    public var copyIsBFloat16: Bool
+    public var stochasticParam, stochasticState: Bool
+    public var paramKey: UInt64
+    public var stateKeys: (UInt64, UInt64, UInt64)
+    /// The tensor's element index of element 0 (the generator's counter); a multiple of 16.
+    public var first: Int
+
+    @inlinable @inline(__always)
+    public init(_ s: MixedStreams) {
+        param = s.param
+        grad = s.grad
+        s0 = s.s0 ?? s.param; s1 = s.s1 ?? s.param; s2 = s.s2 ?? s.param   // unused slots are never touched
+        master = s.master
+        copy = s.copy
+        copyIsBFloat16 = s.layout.copy == .bfloat16
+        stochasticParam = s.layout.stochasticRounding.contains(.parameters)
+        stochasticState = s.layout.stochasticRounding.contains(.state)
+        paramKey = parameterKey(s.key)
+        stateKeys = (stateKey(s.key, 0), stateKey(s.key, 1), stateKey(s.key, 2))
+        first = s.first
+    }
+
+    @inlinable @inline(__always)
+    func slot(_ k: Int) -> UnsafeMutableRawPointer { k == 0 ? s0 : k == 1 ? s1 : s2 }
+
+    @inlinable @inline(__always)
+    public func param(_ i: Int) -> SIMD16<Float> {
+        if let master { return load(master, i) }
+        return PC.load(param, i)
+    }
+
+    @inlinable @inline(__always)
+    public func setParam(_ i: Int, _ v: SIMD16<Float>) {
+        if let master { store(master, i, v) }
+        PC.store(param, i, v, stochastic: stochasticParam, key: paramKey, counter: first &+ i)
+        if let copy {
+            if copyIsBFloat16 {
+                BFloat16Codec.store(copy, i, v, stochastic: stochasticParam, key: paramKey, counter: first &+ i)
+            } else {
+                Float16Codec.store(copy, i, v, stochastic: false, key: paramKey, counter: first &+ i)
+            }
+        }
+    }
+
+    @inlinable @inline(__always)
+    public func grad(_ i: Int) -> SIMD16<Float> { GC.load(grad, i) }
+
+    @inlinable @inline(__always)
+    public func state(_ k: Int, _ i: Int) -> SIMD16<Float> { SC.load(slot(k), i) }
+
+    @inlinable @inline(__always)
+    public func setState(_ k: Int, _ i: Int, _ v: SIMD16<Float>) {
+        let key = k == 0 ? stateKeys.0 : k == 1 ? stateKeys.1 : stateKeys.2
+        SC.store(slot(k), i, v, stochastic: stochasticState, key: key, counter: first &+ i)
+    }
+
+    @inlinable @inline(__always)
+    public func tail<R>(from start: Int, count rest: Int, states: Int, readOnly: Bool,
+                        _ body: (CodecStreams) -> R) -> R {
+        // One zero-padded vector (64 bytes at most) of each stream: param, grad, three slots, master, copy.
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64 * 7) { scratch -> R in
+            let base = UnsafeMutableRawPointer(scratch.baseAddress!)
+            base.initializeMemory(as: UInt8.self, repeating: 0, count: 64 * 7)
+            var t = self
+            t.param = base; t.grad = UnsafeRawPointer(base + 64)
+            t.s0 = base + 128; t.s1 = base + 192; t.s2 = base + 256
+            t.master = master == nil ? nil : (base + 320).assumingMemoryBound(to: Float.self)
+            t.copy = copy == nil ? nil : base + 384
+            t.first = first &+ start
+            func move(_ from: UnsafeRawPointer, _ to: UnsafeMutableRawPointer, _ width: Int) {
+                to.copyMemory(from: from, byteCount: rest * width)
+            }
+            move(param + start * PC.bytes, t.param, PC.bytes)
+            move(grad + start * GC.bytes, base + 64, GC.bytes)
+            for k in 0..<states { move(slot(k) + start * SC.bytes, t.slot(k), SC.bytes) }
+            if let master { move(master + start, base + 320, 4) }
+            let result = body(t)
+            if !readOnly {
+                move(t.param, param + start * PC.bytes, PC.bytes)
+                if let master { move(base + 320, UnsafeMutableRawPointer(master + start), 4) }
+                if let copy { move(base + 384, copy + start * 2, 2) }
+            }
+            for k in 0..<states { move(t.slot(k), slot(k) + start * SC.bytes, SC.bytes) }
+            return result
+        }
+    }
+}
+
+/// The Adam family on a mixed-precision tensor: the fused loop for the common layouts (16-bit parameters and
+/// gradients with float32 or their own state; float32 parameters with 16-bit gradients, the offload form), the
+/// staged pass around `fallback` (the float32 kernel) for the rest and for AdaFix.
+@inlinable
+public func mixedAdamKernel<P: ArithmeticPolicy>(_: P.Type, _ s: MixedStreams, _ n: Int, _ c: AdamCoefficients<Float>,
+                                                 _ v: AdamVariant, fallback: (Streams<Float>, Int) -> Double) -> Double {
+    @inline(__always) func fused<PC: LaneCodec, GC: LaneCodec, SC: LaneCodec>(_: PC.Type, _: GC.Type, _: SC.Type) -> Double {
+        adamFamilyDispatch(P.self, CodecStreams<PC, GC, SC>(s), n, c, v, NoStats<Float>.self).0
+    }
+    guard !v.trackStep else { return stagedKernel(P.self, s, n, fallback) }
+    switch (s.layout.param, s.layout.grad, s.layout.state) {
+    case (.bfloat16, .bfloat16, .float32): return fused(BFloat16Codec.self, BFloat16Codec.self, Float32Codec.self)
+    case (.bfloat16, .bfloat16, .bfloat16): return fused(BFloat16Codec.self, BFloat16Codec.self, BFloat16Codec.self)
+    case (.float16, .float16, .float32): return fused(Float16Codec.self, Float16Codec.self, Float32Codec.self)
+    case (.float16, .float16, .float16): return fused(Float16Codec.self, Float16Codec.self, Float16Codec.self)
+    case (.float32, .bfloat16, .float32): return fused(Float32Codec.self, BFloat16Codec.self, Float32Codec.self)
+    case (.float32, .float16, .float32): return fused(Float32Codec.self, Float16Codec.self, Float32Codec.self)
+    default: return stagedKernel(P.self, s, n, fallback)
     }
 }

@@ -109,7 +109,7 @@ struct Tensor {
             let s = mixed(grad, from: at, key: key)
             switch c {
             case .none: return 0
-            case let .adam(c32, _, v): return k.staged(s, n) { k.adam32($0, $1, c32, v) }
+            case let .adam(c32, _, v): return k.mixedAdam(s, n, c32, v)
             case let .sgd(c32, _, v): return k.staged(s, n) { k.sgd32($0, $1, c32, v) }
             case let .rmsprop(c32, _, v): return k.staged(s, n) { k.rmsprop32($0, $1, c32, v) }
             case let .adagrad(c32, _, l2): return k.staged(s, n) { k.adagrad32($0, $1, c32, l2) }

@@ -262,6 +262,55 @@ final class MixedPrecisionTests: XCTestCase {
         }
     }
 
+    /// The fused Adam loop (16-bit conversions in registers) and the staged pass around the float32 kernel do the
+    /// same operations in the same order: bit for bit the same, on every tier, for every fused layout with and
+    /// without master weights, copy-out and stochastic rounding, at sizes around the vector width and the blocks.
+    func testFusedAdamEqualsTheStagedPassBitForBit() throws {
+        let layouts: [TensorLayout] = [
+            TensorLayout(param: .bfloat16), TensorLayout(param: .bfloat16, state: .bfloat16),
+            TensorLayout(param: .bfloat16, state: .bfloat16, stochasticRounding: [.parameters, .state]),
+            TensorLayout(param: .bfloat16, masterWeights: true), TensorLayout(param: .float16),
+            TensorLayout(param: .float16, state: .float16), TensorLayout(param: .float16, masterWeights: true),
+            TensorLayout(param: .float32, grad: .bfloat16, copy: .bfloat16),
+            TensorLayout(param: .float32, grad: .bfloat16, copy: .bfloat16, stochasticRounding: .parameters),
+            TensorLayout(param: .float32, grad: .float16, copy: .float16),
+        ]
+        let configs = configurations.filter { $0.1.algorithm == .adam }
+        for kernels in availableKernelSets {
+            for layout in layouts {
+                for (name, config) in configs {
+                    for n in [5, 16, 17, 1037, 3000] {
+                        let problem = Problem(count: n, seed: UInt64(n) &+ 2)
+                        let slots = try config.stateSlots().count
+                        func buffers() -> [TypedBuffer] {
+                            [TypedBuffer(layout.param, problem.start(as: Float.self)),
+                             TypedBuffer(layout.grad, problem.gradient(3, as: Float.self))]
+                                + (0..<3).map { k in TypedBuffer(layout.state, problem.gradient(10 + k, as: Float.self).map { abs($0) }) }
+                                + [TypedBuffer(.float32, problem.start(as: Float.self).map { $0 + 1e-3 }),
+                                   TypedBuffer(layout.copy ?? .bfloat16, Array(repeating: 0, count: n))]
+                        }
+                        let a = buffers(), b = buffers()
+                        func streams(_ x: [TypedBuffer]) -> MixedStreams {
+                            MixedStreams(param: x[0].raw, grad: UnsafeRawPointer(x[1].raw), s0: slots > 0 ? x[2].raw : nil,
+                                         s1: slots > 1 ? x[3].raw : nil, s2: slots > 2 ? x[4].raw : nil,
+                                         master: layout.masterWeights ? x[5].raw.assumingMemoryBound(to: Float.self) : nil,
+                                         copy: layout.copy == nil ? nil : x[6].raw, layout: layout, stateCount: slots,
+                                         key: 99, first: 0)
+                        }
+                        let coefficients = AdamCoefficients<Float>(config.raw, step: 3)
+                        let variant = AdamVariant(hasL2: config.raw.weight_decay != 0 && !config.flags.contains(.decoupledWeightDecay),
+                                                  decoupled: config.flags.contains(.decoupledWeightDecay),
+                                                  amsgrad: config.flags.contains(.amsgrad), updateV: true, trackStep: false,
+                                                  saveGradient: false)
+                        _ = kernels.mixedAdam(streams(a), n, coefficients, variant)
+                        _ = kernels.staged(streams(b), n) { kernels.adam32($0, $1, coefficients, variant) }
+                        XCTAssertEqual(a.map(\.bits), b.map(\.bits), "\(isaName(kernels)) \(layout) \(name) n=\(n)")
+                    }
+                }
+            }
+        }
+    }
+
     /// Runs `steps` steps of tensors of `sizes` elements; returns every stored bit.
     func run(_ config: Config, _ layout: TensorLayout, kernels: KernelSet = .baseline, steps: Int, seed: UInt64 = 7,
              threads: Int = 1, sizes: [Int] = [1037, 40]) throws -> [[UInt64]] {
