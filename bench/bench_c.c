@@ -314,7 +314,7 @@ static void bench_mixed(const mixed_layout *l, size_t n, int threads, double bud
         memcpy(sorted, times[k], sizeof(double) * rounds);
         qsort(sorted, rounds, sizeof(double), compare_double);
         double median = quantile(sorted, rounds, 0.5), scale = 1e9 / n;
-        printf("side=c algorithm=%s contender=%s tensors=1 elements=%zu threads=%d ns_per_element=%.4f "
+        printf("side=c algorithm=%s group=mixed contender=%s tensors=1 elements=%zu threads=%d ns_per_element=%.4f "
                "us_per_call=%.3f ns_min=%.4f ns_q1=%.4f ns_q3=%.4f ns_max=%.4f rounds=%d reps=%zu "
                "bytes_per_element=%d us_rounds=",
                l->name, mixed_names[k], n, threads, median * scale, median * 1e6, sorted[0] * scale,

@@ -386,8 +386,57 @@ def _others_cpus(start, end):
 
 
 def emit_missing(name, tensors, per, threads, reason, group):
-    print(f"missing side=py algorithm=adam group={group} contender={name} tensors={tensors} "
+    algorithm = "adam_bf16" if group == "mixed" else "adam"
+    print(f"missing side=py algorithm={algorithm} group={group} contender={name} tensors={tensors} "
           f"elements={tensors * per} threads={threads} reason={reason}", flush=True)
+
+
+def mixed_builders(per, grads):
+    """bf16 parameters (16-bit gradients, as autograd makes them) through each face that takes them: torch's fused
+    Adam (its layout: bf16 state), adamcore.torch in that layout and with float32 state and master weights,
+    DeepSpeed's CPUAdam with float32 state, and the offload form (float32 master, bf16 gradients, bf16 copy-out)
+    through adamcore's numpy face. Bytes per element in MIXED_BYTES."""
+    def bf16_params():
+        params = [torch.ones(per, dtype=torch.bfloat16, requires_grad=True)]
+        params[0].grad = torch.from_numpy(grads[0]).to(torch.bfloat16)
+        return params
+
+    def torch_fused():
+        opt = torch.optim.Adam(bf16_params(), lr=1e-3, fused=True)
+        return opt.step, None
+
+    def adamcore_torch_adam(**kwargs):
+        def build():
+            opt = adamcore_torch.Adam(bf16_params(), lr=1e-3, **kwargs)
+            return opt.step, None
+        return build
+
+    def deepspeed():
+        opt = DeepSpeedCPUAdam(bf16_params(), lr=1e-3, adamw_mode=False)
+        return opt.step, None
+
+    def adamcore_offload():
+        core = adamcore._core.Optimizer(adamcore.configs.adam(lr=1e-3))
+        master = np.ones(per, np.float32)
+        copy = np.zeros(per, np.uint16)
+        grad = torch.from_numpy(grads[0]).to(torch.bfloat16).view(torch.int16).numpy()
+        core.add_tensor(0, master, [], (adamcore._core.FLOAT32, adamcore._core.BFLOAT16, adamcore._core.FLOAT32, 0,
+                                        adamcore._core.BFLOAT16, copy, None))
+        gs = [grad]
+        return (lambda: core.step(gs)), None
+
+    out = [("torch_fused_bf16", "torch", torch_fused),
+           ("adamcore_torch_bf16_state", "adamcore_torch", adamcore_torch_adam(state_dtype=torch.bfloat16)),
+           ("adamcore_torch_fp32_state", "adamcore_torch", adamcore_torch_adam()),
+           ("adamcore_torch_master", "adamcore_torch", adamcore_torch_adam(master_weights=True)),
+           ("deepspeed_fp32_state", "deepspeed", deepspeed),
+           ("adamcore_offload_bf16", "numpy", adamcore_offload)]
+    return [(name, 1, per, needs, build) for name, needs, build in out]
+
+
+# Bytes a step moves per element, by contender of the mixed group (reads + writes; bf16 2, fp32 4).
+MIXED_BYTES = {"torch_fused_bf16": 14, "adamcore_torch_bf16_state": 14, "adamcore_torch_fp32_state": 22,
+               "deepspeed_fp32_state": 22, "adamcore_torch_master": 28, "adamcore_offload_bf16": 28}
 
 
 def run_group(specs, threads, budget, rounds, group, skip, only=(), cap=None):
@@ -450,10 +499,12 @@ def run_group(specs, threads, budget, rounds, group, skip, only=(), cap=None):
         t = sorted(entry.times)
         q1, median, q3 = statistics.quantiles(t, n=4, method="inclusive") if len(t) > 1 else (t[0], t[0], t[0])
         ns = lambda x: f"{x * 1e9 / n:.4f}"  # noqa: E731
-        print(f"side=py algorithm=adam group={group} contender={entry.name} tensors={entry.tensors} elements={n} "
+        algorithm = "adam_bf16" if group == "mixed" else "adam"
+        nbytes = MIXED_BYTES.get(entry.name, BYTES_PER_ELEMENT["adam"])
+        print(f"side=py algorithm={algorithm} group={group} contender={entry.name} tensors={entry.tensors} elements={n} "
               f"threads={threads} ns_per_element={ns(median)} us_per_call={median * 1e6:.3f} "
               f"ns_min={ns(t[0])} ns_q1={ns(q1)} ns_q3={ns(q3)} ns_max={ns(t[-1])} rounds={len(t)} "
-              f"reps={entry.reps} bytes_per_element={BYTES_PER_ELEMENT['adam']}{load} "
+              f"reps={entry.reps} bytes_per_element={nbytes}{load} "
               f"us_rounds={','.join(f'{x * 1e6:.3f}' for x in entry.times)}", flush=True)
     del entries
 
@@ -534,6 +585,10 @@ def main():
         if not args.quick or threads == 1:  # the smoke run exercises the group once
             run_group(pertensor_builders(grads_small, grads_flat, reuse), threads, budget, rounds, "pertensor", skip,
                       only, cap)
+        for per in ([65536] if args.quick else [65536, 1 << 24]):
+            grads = [rng.standard_normal(per, dtype=np.float32)]
+            run_group(mixed_builders(per, grads), threads, budget, rounds, "mixed", skip, only, cap)
+            del grads
         if reuse[2]:
             print(f"# pertensor, {threads} thread{'s' if threads > 1 else ''}: new-gradient variants: of the new "
                   f".grad tensors, {100 * reuse[0] / reuse[2]:.0f}% got their parameter's previous gradient address "

@@ -255,6 +255,61 @@ def pertensor_tables(rows, missing):
     return "\n".join(out)
 
 
+def mixed_tables(rows, missing):
+    """Mixed precision (issue 13). C: each layout's object step beside the roofline of the same bytes and the
+    float32 object step, ratios of times taken round by round. Python: bf16 parameters through every face, against
+    torch's fused step in its own layout (bf16 state) and DeepSpeed's CPUAdam (float32 state)."""
+    mixed = [r for r in rows if r["group"] == "mixed"]
+    lost = [m for m in missing if m["group"] == "mixed"]
+    if not mixed and not lost:
+        return ""
+    out = []
+    c = {(r["algorithm"], r["elements"], r["threads"], r["contender"]): r for r in mixed if r["side"] == "c"}
+    layouts = list(dict.fromkeys(r["algorithm"] for r in mixed if r["side"] == "c"))
+    if layouts:
+        out += ["\nMixed precision, C (optimizer object, Adam): ns per element (GB/s); time / roofline's and time / "
+                "the float32 object step's, median (min–max) over paired rounds\n",
+                "| layout | B/elem | size | threads | adamcore | roofline, same bytes | / roofline | float32 step | / float32 |",
+                "|---|---|---|---|---|---|---|---|---|"]
+        for layout in layouts:
+            for threads in (1, 2):
+                for n in sorted({k[1] for k in c if k[0] == layout}):
+                    me, roof, f32 = (c.get((layout, n, threads, k)) for k in ("adamcore_object", "roofline",
+                                                                              "adamcore_object_fp32"))
+                    if not me:
+                        continue
+                    cells = [layout, str(bytes_per_element(me)), size_label(me), str(threads),
+                             f"{spread(me)} ({gbps(me):.0f})"]
+                    cells += [f"{spread(roof)} ({gbps(roof):.0f})", ratio_text(paired(me, roof))] if roof else ["", ""]
+                    cells += [spread(f32), ratio_text(paired(me, f32))] if f32 else ["", ""]
+                    out.append("| " + " | ".join(cells) + " |")
+    py = {(r["elements"], r["threads"], r["contender"]): r for r in mixed if r["side"] == "py"}
+    names = ["torch_fused_bf16", "adamcore_torch_bf16_state", "adamcore_torch_fp32_state", "adamcore_torch_master",
+             "deepspeed_fp32_state", "adamcore_offload_bf16"]
+    if py or lost:
+        out += ["\nMixed precision, Python, bf16 parameters and gradients (Adam): ns per element (B/elem); speedup = "
+                "torch fused's time / this one's (torch keeps bf16 state), and DeepSpeed CPUAdam's / this one's "
+                "(float32 state both), per paired round\n",
+                "| size | threads | contender | B/elem | ns/element | vs torch fused bf16 | vs DeepSpeed |",
+                "|---|---|---|---|---|---|---|"]
+        for threads in (1, 2):
+            for n in sorted({k[0] for k in py if k[1] == threads}):
+                torch_row, ds_row = py.get((n, threads, "torch_fused_bf16")), py.get((n, threads, "deepspeed_fp32_state"))
+                for name in names:
+                    r = py.get((n, threads, name))
+                    if r is None:
+                        reason = next((m["reason"] for m in lost if m["threads"] == threads and m["contender"] == name
+                                       and m["elements"] == n), None)
+                        if reason:
+                            out.append(f"| {n} | {threads} | {name} | | missing: {reason} | | |")
+                        continue
+                    vs_torch = ratio_text(paired(torch_row, r)) if torch_row and name != "torch_fused_bf16" else ""
+                    vs_ds = ratio_text(paired(ds_row, r)) if ds_row and name.startswith("adamcore") else ""
+                    out.append(f"| {size_label(r)} | {threads} | {name} | {bytes_per_element(r)} | {spread(r)} | "
+                               f"{vs_torch} | {vs_ds} |")
+    return "\n".join(out)
+
+
 def plot(rows, path):
     import matplotlib
     matplotlib.use("Agg")
@@ -295,7 +350,8 @@ def main():
     rows, notes, missing = read(args.results)
     if not rows and not missing:
         raise SystemExit("no results")
-    parts = ["\n".join(notes), tables(rows, missing), torch_table(rows, missing), pertensor_tables(rows, missing)]
+    parts = ["\n".join(notes), tables(rows, missing), torch_table(rows, missing), pertensor_tables(rows, missing),
+             mixed_tables(rows, missing)]
     text = "\n".join(p for p in parts if p) + "\n"
     print(text)
     if args.markdown:

@@ -487,3 +487,40 @@ public func mixedAdamKernel<P: ArithmeticPolicy>(_: P.Type, _ s: MixedStreams, _
     default: return stagedKernel(P.self, s, n, fallback)
     }
 }
+
+/// bfloat16 storage for Swift callers: float32's upper 16 bits. `init(_:)` rounds to nearest even, as the kernels'
+/// writes do; `float` widens exactly.
+@frozen
+public struct BFloat16: Sendable, Equatable, Hashable {
+    public var bitPattern: UInt16
+    @inlinable public init(bitPattern: UInt16) { self.bitPattern = bitPattern }
+    public init(_ x: Float) { bitPattern = DType.bfloat16.roundedBits(x) }
+    @inlinable public var float: Float { Float(bitPattern: UInt32(bitPattern) << 16) }
+}
+
+/// An element type a Swift caller's buffer can hold: Float, Double, Float16 (where Swift has it) and BFloat16.
+public protocol StorageElement: BitwiseCopyable {
+    static var storage: DType { get }
+}
+extension Float: StorageElement { @inlinable public static var storage: DType { .float32 } }
+extension Double: StorageElement { @inlinable public static var storage: DType { .float64 } }
+extension BFloat16: StorageElement { @inlinable public static var storage: DType { .bfloat16 } }
+#if !((os(macOS) || targetEnvironment(macCatalyst)) && arch(x86_64))
+extension Float16: StorageElement { @inlinable public static var storage: DType { .float16 } }
+#endif
+
+extension Optimizer {
+    /// Registers a tensor of any storage types from typed buffers: `grad` may hold another type than `param` (see
+    /// TensorLayout.validate), the state (library-owned) is `state`'s type (nil: float32 for 16-bit parameters,
+    /// else the parameter's), and `masterWeights` keeps a float32 master of a 16-bit parameter.
+    public func addTensor<P: StorageElement, G: StorageElement>(
+        _ param: UnsafeMutableBufferPointer<P>, grad: UnsafeBufferPointer<G>, group: Int = 0, state: DType? = nil,
+        masterWeights: Bool = false, stochasticRounding: StochasticRounding = []
+    ) throws(AdamCoreError) -> Int {
+        guard grad.count == param.count else { throw fail(ADAMCORE_E_LENGTH) }
+        let layout = TensorLayout(param: P.storage, grad: G.storage, state: state, masterWeights: masterWeights,
+                                  stochasticRounding: stochasticRounding)
+        return try addTensor(group: group, layout: layout, param: UnsafeMutableRawPointer(param.baseAddress),
+                             grad: UnsafeRawPointer(grad.baseAddress), count: param.count, state: nil, stateCount: 0)
+    }
+}

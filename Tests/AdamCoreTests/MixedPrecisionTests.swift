@@ -557,6 +557,40 @@ final class MixedPrecisionTests: XCTestCase {
         }
     }
 
+    /// The Swift face: typed Float16 and BFloat16 buffers register and step as the raw layout does.
+    func testTypedSwiftBuffersOfFloat16AndBFloat16() throws {
+        XCTAssertEqual(BFloat16(1.00390625).bitPattern, bits16(1.00390625, .bfloat16), "a tie rounds to even")
+        XCTAssertEqual(BFloat16(-3.1).float, Float(value16(bits16(-3.1, .bfloat16), .bfloat16)))
+        let n = 40
+        let problem = Problem(count: n, seed: 4)
+        let p16 = UnsafeMutableBufferPointer<Float16>.allocate(capacity: n)
+        let g16 = UnsafeMutableBufferPointer<Float16>.allocate(capacity: n)
+        let pb = UnsafeMutableBufferPointer<BFloat16>.allocate(capacity: n)
+        let gb = UnsafeMutableBufferPointer<BFloat16>.allocate(capacity: n)
+        defer { p16.deallocate(); g16.deallocate(); pb.deallocate(); gb.deallocate() }
+        for (i, x) in problem.start(as: Float.self).enumerated() { p16[i] = Float16(x); pb[i] = BFloat16(Float(x)) }
+        for (i, x) in problem.gradient(1, as: Float.self).enumerated() { g16[i] = Float16(x); gb[i] = BFloat16(Float(x)) }
+        let opt = try Optimizer(.adamW(lr: 1e-2, weightDecay: 0.1))
+        XCTAssertEqual(try opt.addTensor(p16, grad: UnsafeBufferPointer(g16)), 0)
+        XCTAssertEqual(try opt.addTensor(pb, grad: UnsafeBufferPointer(gb), masterWeights: true), 1)
+        try opt.step()
+        // Against the raw-pointer registration of the same layouts.
+        let other = try Optimizer(.adamW(lr: 1e-2, weightDecay: 0.1))
+        let c16 = try register(other, TensorLayout(param: .float16), problem.start(as: Float.self))
+        let cb = try register(other, TensorLayout(param: .bfloat16, masterWeights: true), problem.start(as: Float.self))
+        let grads = [TypedBuffer(.float16, problem.gradient(1, as: Float.self)), TypedBuffer(.bfloat16, problem.gradient(1, as: Float.self))]
+        try withExtendedLifetime(grads) {
+            try grads.map { UnsafeRawPointer($0.raw) as UnsafeRawPointer? }.withUnsafeBufferPointer {
+                _ = try other.step(grads: $0.baseAddress, count: 2)
+            }
+        }
+        XCTAssertEqual(p16.map { UInt64($0.bitPattern) }, c16.param.bits)
+        XCTAssertEqual(pb.map { UInt64($0.bitPattern) }, cb.param.bits)
+        XCTAssertThrowsError(try opt.addTensor(pb, grad: UnsafeBufferPointer(g16))) {   // bf16 with fp16 gradients
+            XCTAssertEqual($0 as? AdamCoreError, AdamCoreError(ADAMCORE_E_DTYPE))
+        }
+    }
+
     /// The non-finite guard, AMP's grad_scale and the statistics on 16-bit gradients.
     func testGuardGradScaleAndStatisticsWorkOnSixteenBitTensors() throws {
         let layout = TensorLayout(param: .bfloat16)
