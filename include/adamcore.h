@@ -349,6 +349,12 @@ ADAMCORE_API int adamcore_optimizer_add_tensor_desc(adamcore_optimizer *optimize
  *  resolved (no zeros for defaults), count, param, grad, master (the library's or the caller's), copy; state NULL
  *  (use adamcore_optimizer_state_buffer) and state_count the slot count. */
 ADAMCORE_API int adamcore_optimizer_get_tensor_desc(adamcore_optimizer *optimizer, size_t tensor, adamcore_tensor_desc *desc);
+/** One stateless step of the tensor *desc describes, of any layout above: Adam/AdamW/AMSGrad, SGD, RMSprop, AdaGrad
+ *  (AdaFix: the optimizer object). Every buffer is the caller's: desc->state holds the config's state_count slots
+ *  in state_dtype, and master weights (with the flag) are desc->master. rounding_seed keys stochastic rounding
+ *  with `step`. On any error nothing is written. */
+ADAMCORE_API int adamcore_step_desc(const adamcore_config *config, int64_t step, const adamcore_tensor_desc *desc,
+                                    uint64_t rounding_seed);
 /** The stochastic-rounding seed (0 until set); checkpoints keep it. */
 ADAMCORE_API int adamcore_optimizer_set_rounding_seed(adamcore_optimizer *optimizer, uint64_t seed);
 ADAMCORE_API int adamcore_optimizer_get_rounding_seed(adamcore_optimizer *optimizer, uint64_t *seed);

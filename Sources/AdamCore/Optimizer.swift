@@ -153,30 +153,16 @@ public final class Optimizer {
                           master: UnsafeMutablePointer<Float>? = nil, copy: UnsafeMutableRawPointer? = nil)
         throws(AdamCoreError) -> Int {
         guard groups.indices.contains(group) else { throw fail(ADAMCORE_E_INDEX) }
-        try layout.validate()
-        guard layout.masterWeights || master == nil, layout.copy != nil || copy == nil else { throw fail(ADAMCORE_E_DTYPE) }
         let config = groups[group]
         let slots = config.stateCount
-        let paramRange = try layout.param.range(param, count)
-        let gradRange = grad == nil ? nil : try layout.grad.range(grad, count)
+        let b = try TensorBuffers(layout: layout, count: count, param: param, grad: grad, state: state,
+                                  stateCount: stateCount, slots: slots, master: master, masterRequired: false, copy: copy)
+        for r in b.all {
+            for t in tensors where t.overlaps(r) { throw fail(ADAMCORE_E_OVERLAP) }
+        }
+        let paramRange = b.param, gradRange = b.grad, copyRange = b.copy
         var given: [UnsafeMutableRawPointer?] = [nil, nil, nil]
-        var ranges = [paramRange] + (gradRange.map { [$0] } ?? [])
-        if let state {
-            guard stateCount == slots else { throw fail(ADAMCORE_E_STATE) }
-            for k in 0..<slots {
-                ranges.append(try layout.state.range(state[k], count))
-                given[k] = state[k]
-            }
-        } else {
-            guard stateCount == 0 || stateCount == slots else { throw fail(ADAMCORE_E_STATE) }
-        }
-        let masterRange = master == nil ? ByteRange.empty : try DType.float32.range(master, count)
-        let copyRange = layout.copy == nil ? ByteRange.empty : try layout.copy!.range(copy, count)
-        ranges += [masterRange, copyRange]
-        for i in ranges.indices {
-            for j in ranges.indices where j > i && ranges[i].overlaps(ranges[j]) { throw fail(ADAMCORE_E_OVERLAP) }
-            for t in tensors where t.overlaps(ranges[i]) { throw fail(ADAMCORE_E_OVERLAP) }
-        }
+        if let state { for k in 0..<slots { given[k] = state[k] } }
         let owns = state == nil && slots > 0
         if owns {
             for k in 0..<slots {

@@ -524,3 +524,83 @@ extension Optimizer {
                              grad: UnsafeRawPointer(grad.baseAddress), count: param.count, state: nil, stateCount: 0)
     }
 }
+
+/// A tensor's buffers checked against its layout: each not NULL, aligned to its element and in range, the state
+/// slots exactly `slots` (when given), master weights given exactly when the layout has them and `masterRequired`,
+/// a copy exactly when it has one, and no two overlapping (the gradient is only read, but a read of memory the step
+/// writes would make the result depend on the order of the work).
+struct TensorBuffers {
+    let param: ByteRange
+    let grad: ByteRange?
+    let state: [ByteRange]
+    let master: ByteRange
+    let copy: ByteRange
+
+    init(layout: TensorLayout, count: Int, param: UnsafeMutableRawPointer?, grad: UnsafeRawPointer?,
+         state: UnsafePointer<UnsafeMutableRawPointer?>?, stateCount: Int, slots: Int,
+         master: UnsafeMutablePointer<Float>?, masterRequired: Bool, copy: UnsafeMutableRawPointer?)
+        throws(AdamCoreError) {
+        try layout.validate()
+        guard layout.masterWeights || master == nil, layout.copy != nil || copy == nil else { throw fail(ADAMCORE_E_DTYPE) }
+        self.param = try layout.param.range(param, count)
+        self.grad = grad == nil ? nil : try layout.grad.range(grad, count)
+        var ranges: [ByteRange] = []
+        if let state {
+            guard stateCount == slots else { throw fail(ADAMCORE_E_STATE) }
+            for k in 0..<slots { ranges.append(try layout.state.range(state[k], count)) }
+        } else {
+            guard stateCount == 0 || stateCount == slots else { throw fail(ADAMCORE_E_STATE) }
+        }
+        self.state = ranges
+        if layout.masterWeights && masterRequired && master == nil { throw fail(ADAMCORE_E_NULL_POINTER) }
+        self.master = master == nil ? .empty : try DType.float32.range(master, count)
+        self.copy = layout.copy == nil ? .empty : try layout.copy!.range(copy, count)
+        let all = [self.param] + (self.grad.map { [$0] } ?? []) + ranges + [self.master, self.copy]
+        for i in all.indices {
+            for j in all.indices where j > i && all[i].overlaps(all[j]) { throw fail(ADAMCORE_E_OVERLAP) }
+        }
+    }
+
+    var all: [ByteRange] { [param] + (grad.map { [$0] } ?? []) + state + [master, copy] }
+}
+
+extension Step {
+    /// One stateless step of a tensor of any layout (the C API's adamcore_step_desc): Adam, AdamW, AMSGrad, SGD,
+    /// RMSprop, AdaGrad. The caller owns every buffer: `state` holds the config's slots, in its state dtype, and
+    /// master weights are the caller's. `seed` keys stochastic rounding with `step` (tensor index 0).
+    /// AdaFix needs its gate and L across calls: the optimizer object.
+    public static func mixed(_ config: adamcore_config, step: Int64, layout: TensorLayout, count: Int,
+                             param: UnsafeMutableRawPointer?, grad: UnsafeRawPointer?,
+                             state: UnsafePointer<UnsafeMutableRawPointer?>?, stateCount: Int,
+                             master: UnsafeMutablePointer<Float>? = nil, copy: UnsafeMutableRawPointer? = nil,
+                             seed: UInt64 = 0, kernels: KernelSet = .baseline) throws(AdamCoreError) {
+        let c = try ValidConfig(config)
+        guard c.algorithm != .adafix else { throw fail(ADAMCORE_E_ALGORITHM) }
+        guard step >= 1 else { throw fail(ADAMCORE_E_STEP) }
+        guard grad != nil else { throw fail(ADAMCORE_E_NULL_POINTER) }
+        guard c.stateCount == 0 || state != nil else { throw fail(ADAMCORE_E_STATE) }
+        let b = try TensorBuffers(layout: layout, count: count, param: param, grad: grad, state: state,
+                                  stateCount: stateCount, slots: c.stateCount, master: master, masterRequired: true,
+                                  copy: copy)
+        let slot = { (k: Int) in k < c.stateCount ? state![k] : nil }
+        let tensor = Tensor(layout: layout, group: 0, count: count, param: param!, grad: grad, s0: slot(0), s1: slot(1),
+                            s2: slot(2), master: master, copy: copy, stateCount: c.stateCount, ownsState: false,
+                            ownsMaster: false, ownRanges: (b.param, .empty, .empty, .empty, b.master, b.copy),
+                            gradRange: b.grad ?? .empty)
+        let coefficients = GroupCoefficients(c, step: step, updateV: true, gradScale: 1)
+        let key = layout.stochasticRounding.isEmpty ? 0 : roundingKey(seed: seed, step: step, tensor: 0)
+        _ = chunked(count, inline: tensor.update(grad!, coefficients, kernels, 0..<count, key: key),
+                    TensorChunk(tensor: tensor, grad: grad!, coefficients: coefficients, kernels: kernels, key: key))
+    }
+}
+
+/// A stateless mixed-precision step's work item: the tensor's elements `range` (chunks start at multiples of
+/// chunkElements, so the generator's counters are the tensor's element indices for any split).
+struct TensorChunk: ChunkBody {
+    let tensor: Tensor
+    let grad: UnsafeRawPointer
+    let coefficients: GroupCoefficients
+    let kernels: KernelSet
+    let key: UInt64
+    func callAsFunction(_ r: Range<Int>) -> Double { tensor.update(grad, coefficients, kernels, r, key: key) }
+}

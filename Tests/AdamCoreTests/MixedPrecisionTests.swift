@@ -557,6 +557,55 @@ final class MixedPrecisionTests: XCTestCase {
         }
     }
 
+    /// The stateless mixed step (C's adamcore_step_desc) is the optimizer object's step of one tensor, bit for bit:
+    /// every layout and configuration but AdaFix, 12 steps, a tensor large enough to split across 2 threads.
+    func testStatelessMixedStepEqualsTheOptimizerObject() throws {
+        for threads in [1, 2] {
+            try Threading.setThreadCount(threads)
+            for (name, config) in configurations where config.algorithm != .adafix {
+                let slots = try config.stateSlots().count
+                let initial = config.algorithm == .adagrad ? config.raw.initial_accumulator_value : 0
+                for (layoutName, var layout) in mixedLayouts {
+                    if layout.state == .bfloat16 { layout.stochasticRounding.insert(.state) }
+                    let n = threads == 2 ? 70_001 : 1037
+                    let problem = Problem(count: n, seed: 8)
+                    let opt = try Optimizer(config)
+                    opt.roundingSeed = 5
+                    let c = try register(opt, layout, problem.start(as: Float.self))
+                    let p = TypedBuffer(layout.param, problem.start(as: Float.self))
+                    let state = (0..<slots).map { _ in TypedBuffer(layout.state, Array(repeating: initial, count: n)) }
+                    let master = TypedBuffer(.float32, p.values)
+                    let copy = layout.copy.map { TypedBuffer($0, Array(repeating: 0, count: n)) }
+                    for t in 1...12 {
+                        let g = TypedBuffer(layout.grad, problem.gradient(t, as: Float.self))
+                        try withExtendedLifetime(g) {
+                            try [UnsafeRawPointer(g.raw) as UnsafeRawPointer?].withUnsafeBufferPointer {
+                                _ = try opt.step(grads: $0.baseAddress, count: 1)
+                            }
+                            try state.map { Optional($0.raw) }.withUnsafeBufferPointer { s in
+                                try Step.mixed(config.raw, step: Int64(t), layout: layout, count: n, param: p.raw,
+                                               grad: UnsafeRawPointer(g.raw), state: slots > 0 ? s.baseAddress : nil,
+                                               stateCount: slots,
+                                               master: layout.masterWeights ? master.raw.assumingMemoryBound(to: Float.self) : nil,
+                                               copy: copy?.raw, seed: 5)
+                            }
+                        }
+                    }
+                    let what = "\(name), \(layoutName), \(threads) threads"
+                    XCTAssertEqual(p.bits, c.param.bits, what)
+                    if let copy { XCTAssertEqual(copy.bits, c.copy!.bits, what) }
+                    for k in 0..<slots {
+                        XCTAssertEqual(state[k].bits, TypedBufferView(try opt.stateBuffer(tensor: 0, slot: k), layout.state, n).bits, what)
+                    }
+                }
+            }
+        }
+        XCTAssertThrowsError(try Step.mixed(Config.adafix(lr: 1e-2).raw, step: 1, layout: TensorLayout(param: .bfloat16),
+                                            count: 0, param: nil, grad: nil, state: nil, stateCount: 0)) {
+            XCTAssertEqual($0 as? AdamCoreError, AdamCoreError(ADAMCORE_E_ALGORITHM))
+        }
+    }
+
     /// The Swift face: typed Float16 and BFloat16 buffers register and step as the raw layout does.
     func testTypedSwiftBuffersOfFloat16AndBFloat16() throws {
         XCTAssertEqual(BFloat16(1.00390625).bitPattern, bits16(1.00390625, .bfloat16), "a tie rounds to even")

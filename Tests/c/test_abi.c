@@ -1952,6 +1952,46 @@ static void test_mixed_precision(void) {
     adamcore_optimizer_destroy(same);
     adamcore_optimizer_destroy(other);
     adamcore_optimizer_destroy(opt);
+
+    /* The stateless form: the same bits as a one-tensor optimizer; its errors leave every buffer as it was. */
+    adamcore_optimizer *single = NULL;
+    CHECK(adamcore_optimizer_create(&c, &single) == ADAMCORE_OK, "create");
+    uint16_t a[N], b[N];
+    float m1[N] = {0}, v1[N] = {0};
+    for (int i = 0; i < N; i++) a[i] = b[i] = bf16_of((float)sin(3.0 * i));
+    ADAMCORE_TENSOR_DESC_INIT(&one);
+    one.param_dtype = ADAMCORE_BFLOAT16; one.param = a; one.count = N;
+    CHECK(adamcore_optimizer_add_tensor_desc(single, 0, &one, NULL) == ADAMCORE_OK, "one bf16 tensor");
+    void *slots1[2] = {m1, v1};
+    adamcore_tensor_desc st;
+    ADAMCORE_TENSOR_DESC_INIT(&st);
+    st.param_dtype = ADAMCORE_BFLOAT16; st.param = b; st.count = N; st.state = slots1; st.state_count = 2;
+    int same_bits = 1;
+    for (int t = 1; t <= 10; t++) {
+        for (int i = 0; i < N; i++) hg[i] = bf16_of((float)cos(0.5 * t + i));
+        st.grad = hg;
+        const void *gs[1] = {hg};
+        CHECK(adamcore_optimizer_step(single, gs, 1) == ADAMCORE_OK, "object step %d", t);
+        CHECK(adamcore_step_desc(&c, t, &st, 0) == ADAMCORE_OK, "stateless step %d", t);
+        same_bits &= memcmp(a, b, sizeof a) == 0;
+    }
+    CHECK(same_bits, "adamcore_step_desc gives the optimizer object's bits");
+    adamcore_optimizer_destroy(single);
+    FRESH_DESC(arena.h, ADAMCORE_BFLOAT16);
+    d->grad = arena.hg;
+    EXPECT_STATUS(ADAMCORE_E_STATE, adamcore_step_desc(&c, 1, d, 0));             /* Adam's two slots missing */
+    EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_step_desc(NULL, 1, d, 0));
+    EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_step_desc(&c, 1, NULL, 0));
+    adamcore_config sgd = config_of(ADAMCORE_SGD);
+    sgd.lr = 0.1;
+    EXPECT_STATUS(ADAMCORE_E_STEP, adamcore_step_desc(&sgd, 0, d, 0));
+    d->flags = ADAMCORE_TENSOR_MASTER_WEIGHTS;                                       /* stateless: the caller's master */
+    EXPECT_STATUS(ADAMCORE_E_NULL_POINTER, adamcore_step_desc(&sgd, 1, d, 0));
+    d->flags = 0;
+    d->grad = arena.h + 3;                                                           /* the gradient overlaps the parameter */
+    EXPECT_STATUS(ADAMCORE_E_OVERLAP, adamcore_step_desc(&sgd, 1, d, 0));
+    adamcore_config fix = config_of(ADAMCORE_ADAFIX);
+    EXPECT_STATUS(ADAMCORE_E_ALGORITHM, adamcore_step_desc(&fix, 1, d, 0));
 #undef FRESH_DESC
 }
 
