@@ -185,6 +185,43 @@ static void fuzz_stateless(reader *r) {
      * in-range lengths are fuzzed; the misuse matrix covers the rest). Misaligned and aliased pointers are. */
     REQUIRE(named(adamcore_adam_step_f32(cp, 1, n > 0 ? n - 1 : 0, (float *)((char *)f[0] + 1), f[1], f[2], f[3], NULL)));
     REQUIRE(named(adamcore_adam_step_f32(cp, 1, n, f[0], f[0], f[2], f[3], NULL)));
+    /* Tensor descriptions of any dtypes, flags and buffers (each buffer a block of n doubles, so every dtype fits;
+     * offsets 1 and 2 misalign them for some dtypes), through the stateless step and a registration. */
+    adamcore_tensor_desc desc;
+    ADAMCORE_TENSOR_DESC_INIT(&desc);
+    desc.param_dtype = next_byte(r) % 6 - 1;
+    desc.grad_dtype = next_byte(r) % 6 - 1;
+    desc.state_dtype = next_byte(r) % 6 - 1;
+    desc.copy_dtype = next_byte(r) % 6 - 1;
+    desc.flags = next_byte(r) & 1 ? next_u32(r) : next_byte(r) % 8;
+    desc.count = n;
+    uint8_t shift = next_byte(r);
+    desc.param = (char *)d[0] + (shift & 3 ? 0 : shift % 3);
+    desc.grad = next_byte(r) % 8 ? d[1] : (const void *)d[0];   /* sometimes the parameter itself */
+    void *slots_given[3] = {d[2], d[3], next_byte(r) % 8 ? (void *)d[4] : (void *)d[2]};
+    desc.state = next_byte(r) % 4 ? slots_given : NULL;
+    desc.state_count = next_byte(r) % 4;
+    desc.master = next_byte(r) & 1 ? (float *)d[5] : NULL;
+    desc.copy = next_byte(r) & 1 ? (void *)f[5] : NULL;
+    const adamcore_tensor_desc *dp = sized_copy(r, &desc, sizeof desc, next_byte(r) % 4 ? (uint32_t)sizeof desc
+                                                                                         : next_u32(r));
+    if (!dp) return;
+    REQUIRE(named(adamcore_step_desc(cp, step, dp, next_u32(r))));
+    adamcore_optimizer *o = NULL;
+    if (adamcore_optimizer_create(cp, &o) == ADAMCORE_OK) {
+        size_t index = 0;
+        int added = adamcore_optimizer_add_tensor_desc(o, next_byte(r) % 2, dp, &index);
+        REQUIRE(named(added));
+        if (added == ADAMCORE_OK) {
+            adamcore_tensor_desc back;
+            ADAMCORE_TENSOR_DESC_INIT(&back);
+            REQUIRE(adamcore_optimizer_get_tensor_desc(o, index, &back) == ADAMCORE_OK);
+            REQUIRE(back.count == n && back.param == dp->param);
+            const void *g[1] = {dp->grad ? dp->grad : d[1]};
+            REQUIRE(named(adamcore_optimizer_step(o, g, 1)));
+        }
+        REQUIRE(adamcore_optimizer_destroy(o) == ADAMCORE_OK);
+    }
 }
 
 /* Mode 1: a program of optimizer calls.
