@@ -254,7 +254,8 @@ test-bench: $(BUILD)/bench_c python
 	$(BUILD)/bench_c quick > $(BUILD)/bench/c-quick.txt
 	PYTHONPATH=$(BUILD)/python $(PYTHON) bench/bench_py.py --quick > $(BUILD)/bench/py-quick.txt
 	$(PYTHON) bench/report.py $(BUILD)/bench/c-quick.txt $(BUILD)/bench/py-quick.txt > $(BUILD)/bench/quick-report.md
-	@grep -q "adamcore_py" $(BUILD)/bench/quick-report.md && echo "bench smoke run: ok"
+	@grep -q "adamcore_py" $(BUILD)/bench/quick-report.md && grep -q "Mixed precision, C" $(BUILD)/bench/quick-report.md \
+		&& grep -q "adamcore_torch_fp32_state" $(BUILD)/bench/quick-report.md && echo "bench smoke run: ok"
 
 # ---------------------------------------------------------------------------------------------------------------
 install: $(LIB)

@@ -112,6 +112,22 @@ static const char *isa_name(int isa) {
     return isa == ADAMCORE_ISA_AVX512 ? "AVX-512" : isa == ADAMCORE_ISA_AVX2_FMA ? "AVX2+FMA" : "baseline";
 }
 
+/* One result line: the median of `r` rounds' times (seconds per call) with its spread, and every round's time. */
+static void report(const char *algorithm, const char *group, const char *contender, size_t tensors, size_t n,
+                   int threads, const double *times, int r, size_t reps, int bytes) {
+    double sorted[MAX_ROUNDS];
+    memcpy(sorted, times, sizeof(double) * r);
+    qsort(sorted, r, sizeof(double), compare_double);
+    double median = quantile(sorted, r, 0.5), scale = 1e9 / n;
+    printf("side=c algorithm=%s group=%s contender=%s tensors=%zu elements=%zu threads=%d ns_per_element=%.4f "
+           "us_per_call=%.3f ns_min=%.4f ns_q1=%.4f ns_q3=%.4f ns_max=%.4f rounds=%d reps=%zu bytes_per_element=%d "
+           "us_rounds=",
+           algorithm, group, contender, tensors, n, threads, median * scale, median * 1e6, sorted[0] * scale,
+           quantile(sorted, r, 0.25) * scale, quantile(sorted, r, 0.75) * scale, sorted[r - 1] * scale, r, reps, bytes);
+    for (int i = 0; i < r; i++) printf("%s%.3f", i ? "," : "", times[i] * 1e6);
+    printf("\n");
+}
+
 /* One size: `tensors` tensors of `per` elements each (tensors > 1 only for the object, the layout case). */
 static void bench(const char *algorithm, size_t tensors, size_t per, int threads, double budget) {
     size_t n = tensors * per;
@@ -188,22 +204,8 @@ static void bench(const char *algorithm, size_t tensors, size_t per, int threads
             if (k == 5) CHECK(adamcore_select_isa(best_isa));
         }
     }
-    for (int k = 0; k < CONTENDERS; k++) {
-        int r = done[k];
-        if (r == 0) continue;
-        double sorted[MAX_ROUNDS];
-        memcpy(sorted, times[k], sizeof(double) * r);
-        qsort(sorted, r, sizeof(double), compare_double);
-        double median = quantile(sorted, r, 0.5), scale = 1e9 / n;
-        printf("side=c algorithm=%s contender=%s tensors=%zu elements=%zu threads=%d ns_per_element=%.4f "
-               "us_per_call=%.3f ns_min=%.4f ns_q1=%.4f ns_q3=%.4f ns_max=%.4f rounds=%d reps=%zu "
-               "bytes_per_element=%d us_rounds=",
-               algorithm, names[k], tensors, n, threads, median * scale, median * 1e6, sorted[0] * scale,
-               quantile(sorted, r, 0.25) * scale, quantile(sorted, r, 0.75) * scale, sorted[r - 1] * scale, r, reps,
-               ams ? 36 : 28);
-        for (int i = 0; i < r; i++) printf("%s%.3f", i ? "," : "", times[k][i] * 1e6);
-        printf("\n");
-    }
+    for (int k = 0; k < CONTENDERS; k++)
+        if (done[k]) report(algorithm, "sizes", names[k], tensors, n, threads, times[k], done[k], reps, ams ? 36 : 28);
     fflush(stdout);
     adamcore_optimizer_destroy(opt);
     adamcore_optimizer_destroy(measured);
@@ -309,20 +311,8 @@ static void bench_mixed(const mixed_layout *l, size_t n, int threads, double bud
             times[k][round] = (now() - t0) / reps;
         }
     }
-    for (int k = 0; k < K; k++) {
-        double sorted[MAX_ROUNDS];
-        memcpy(sorted, times[k], sizeof(double) * rounds);
-        qsort(sorted, rounds, sizeof(double), compare_double);
-        double median = quantile(sorted, rounds, 0.5), scale = 1e9 / n;
-        printf("side=c algorithm=%s group=mixed contender=%s tensors=1 elements=%zu threads=%d ns_per_element=%.4f "
-               "us_per_call=%.3f ns_min=%.4f ns_q1=%.4f ns_q3=%.4f ns_max=%.4f rounds=%d reps=%zu "
-               "bytes_per_element=%d us_rounds=",
-               l->name, mixed_names[k], n, threads, median * scale, median * 1e6, sorted[0] * scale,
-               quantile(sorted, rounds, 0.25) * scale, quantile(sorted, rounds, 0.75) * scale,
-               sorted[rounds - 1] * scale, rounds, reps, k == 2 ? 28 : l->bytes);
-        for (int i = 0; i < rounds; i++) printf("%s%.3f", i ? "," : "", times[k][i] * 1e6);
-        printf("\n");
-    }
+    for (int k = 0; k < K; k++)
+        report(l->name, "mixed", mixed_names[k], 1, n, threads, times[k], rounds, reps, k == 2 ? 28 : l->bytes);
     fflush(stdout);
     adamcore_optimizer_destroy(opt);
     adamcore_optimizer_destroy(fp32);
