@@ -2,10 +2,13 @@ import CAdamCore
 
 // Storage types and mixed precision. A tensor whose buffers are all float32 (or all float64) runs the kernels on
 // them directly. Any other layout (16-bit parameters, gradients or state, fp32 master weights, a 16-bit copy-out)
-// runs the same float32 kernels through one pass per block of `stageElements`: each 16-bit stream is widened into
-// an L1-resident float32 block, the kernel updates the block, and what it wrote is rounded back. Memory is read and
-// written once, at the storage width: the lever out of cache, where every fp32 step meets the DRAM roofline. Every
-// conversion is in the shim (adamcore_shim_widen_* / round_*); this file only moves blocks.
+// computes in float32 and is read and written once, at its storage width (the lever out of cache, where every fp32
+// step meets the DRAM roofline), in one of two forms that give the same bits:
+//   - fused (the Adam family's common layouts): the kernel loop reads and writes through `CodecStreams`, which
+//     convert each vector in registers;
+//   - staged (everything else): each 16-bit stream is widened into an L1-resident float32 block of
+//     `stageElements`, the float32 kernel updates the block, and what it wrote is rounded back.
+// Every conversion is in the shim (adamcore_shim_widen_* / round_*), reached through the `LaneCodec` types.
 
 /// How a buffer's elements are stored.
 public enum DType: Sendable, Equatable, CaseIterable {

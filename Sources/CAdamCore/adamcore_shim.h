@@ -181,13 +181,43 @@ static inline adamcore_shim_u16x16 adamcore_shim_round_bf16_stochastic(adamcore_
     adamcore_shim_u32x16 nan = (adamcore_shim_u32x16)(x != x);
     return __builtin_convertvector((rounded & ~nan) | (((bits >> 16) | 0x40u) & nan), adamcore_shim_u16x16);
 }
-/* binary16 <-> float32: widening is exact; narrowing rounds to nearest even (the hardware's and C's rule). */
+/* binary16 <-> float32: widening is exact; narrowing rounds to nearest even. With F16C (the AVX2 and AVX-512 tiers)
+ * one vcvtph2ps / vcvtps2ph; without it (the x86-64 baseline) the same results by integer arithmetic on the bit
+ * patterns, vectorized (the compiler's own fallback is one library call per lane). NaN stays NaN, quieted, with
+ * the payload's top bits, as vcvtps2ph keeps them. Elsewhere (ARM's FCVT) the compiler's vector conversion. */
+#if defined(__F16C__) || !defined(__x86_64__)
 static inline adamcore_shim_f32x16 adamcore_shim_widen_f16(adamcore_shim_u16x16 x) {
     return __builtin_convertvector((adamcore_shim_f16x16)x, adamcore_shim_f32x16);
 }
 static inline adamcore_shim_u16x16 adamcore_shim_round_f16(adamcore_shim_f32x16 x) {
     return (adamcore_shim_u16x16)__builtin_convertvector(x, adamcore_shim_f16x16);
 }
+#else
+static inline adamcore_shim_f32x16 adamcore_shim_widen_f16(adamcore_shim_u16x16 x) {
+    adamcore_shim_u32x16 h = __builtin_convertvector(x, adamcore_shim_u32x16);
+    adamcore_shim_u32x16 sign = (h & 0x8000u) << 16, em = h & 0x7fffu;
+    adamcore_shim_u32x16 wide = (em << 13) + 0x38000000u;                 /* exponent rebiased by 127 - 15 */
+    wide += 0x38000000u & (adamcore_shim_u32x16)(em >= 0x7c00u);          /* Inf and NaN: exponent all ones */
+    adamcore_shim_u32x16 subnormal = (adamcore_shim_u32x16)(em < 0x400u);
+    adamcore_shim_f32x16 small = __builtin_convertvector(em, adamcore_shim_f32x16) * 5.9604644775390625e-08f; /* 2^-24 */
+    return (adamcore_shim_f32x16)(sign | (wide & ~subnormal) | ((adamcore_shim_u32x16)small & subnormal));
+}
+static inline adamcore_shim_u16x16 adamcore_shim_round_f16(adamcore_shim_f32x16 x) {
+    adamcore_shim_u32x16 b = (adamcore_shim_u32x16)x;
+    adamcore_shim_u32x16 sign = (b >> 16) & 0x8000u, a = b & 0x7fffffffu;
+    /* Normal results: rebias and round the 13 dropped bits to nearest even; a carry past 0x7bff gives Inf. */
+    adamcore_shim_u32x16 normal = (a - 0x38000000u + 0xfffu + ((a >> 13) & 1u)) >> 13;
+    /* Subnormal results (|x| < 2^-14): adding 0.5 leaves |x| in units of 2^-24, rounded to nearest even. */
+    adamcore_shim_f32x16 shifted = (adamcore_shim_f32x16)a + 0.5f;
+    adamcore_shim_u32x16 subnormal = (adamcore_shim_u32x16)shifted - 0x3f000000u;
+    adamcore_shim_u32x16 tiny = (adamcore_shim_u32x16)(a < 0x38800000u);
+    adamcore_shim_u32x16 h = (normal & ~tiny) | (subnormal & tiny);
+    adamcore_shim_u32x16 big = (adamcore_shim_u32x16)(a >= 0x47800000u), nan = (adamcore_shim_u32x16)(a > 0x7f800000u);
+    h = (h & ~big) | (0x7c00u & big);
+    h = (h & ~nan) | ((0x7e00u | ((a >> 13) & 0x3ffu)) & nan);
+    return __builtin_convertvector(h | sign, adamcore_shim_u16x16);
+}
+#endif
 
 /* The stochastic-rounding generator: counter based, so a value depends only on (key, element index), never on the
  * thread, the ISA or the order of the work. Two rounds of a 32-bit integer hash (Wellons' lowbias32 finaliser,

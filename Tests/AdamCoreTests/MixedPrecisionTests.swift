@@ -606,6 +606,34 @@ final class MixedPrecisionTests: XCTestCase {
         }
     }
 
+    /// The binary16 conversions this test module compiles are the baseline's integer ones (no F16C here): every
+    /// one of the 65536 patterns widens to Swift's Float(Float16), and every float32 whose low 8 bits are zero (16.7M
+    /// values, every rounding tie and both sides of it among them, subnormal results, overflow, Inf and NaN)
+    /// rounds to Swift's Float16(Float).
+    func testBinary16ConversionsAgreeWithSwiftsOnEveryValue() {
+        var wrong = 0
+        for base in stride(from: 0, to: 65536, by: 16) {
+            var v = SIMD16<UInt16>()
+            for lane in 0..<16 { v[lane] = UInt16(base + lane) }
+            let wide = adamcore_shim_widen_f16(v)
+            for lane in 0..<16 {
+                let h = Float16(bitPattern: v[lane])
+                if h.isNaN ? !wide[lane].isNaN : wide[lane].bitPattern != Float(h).bitPattern { wrong += 1 }
+            }
+        }
+        XCTAssertEqual(wrong, 0, "widening")
+        for base in stride(from: UInt64(0), to: 1 << 32, by: 16 << 8) {
+            var v = SIMD16<Float>()
+            for lane in 0..<16 { v[lane] = Float(bitPattern: UInt32(base + UInt64(lane) << 8)) }
+            let narrow = adamcore_shim_round_f16(v)
+            for lane in 0..<16 {
+                let want = Float16(v[lane])
+                if want.isNaN ? !Float16(bitPattern: narrow[lane]).isNaN : narrow[lane] != want.bitPattern { wrong += 1 }
+            }
+        }
+        XCTAssertEqual(wrong, 0, "rounding")
+    }
+
     /// The Swift face: typed Float16 and BFloat16 buffers register and step as the raw layout does.
     func testTypedSwiftBuffersOfFloat16AndBFloat16() throws {
         XCTAssertEqual(BFloat16(1.00390625).bitPattern, bits16(1.00390625, .bfloat16), "a tie rounds to even")
