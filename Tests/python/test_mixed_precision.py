@@ -155,7 +155,7 @@ def test_bf16_model_trains_through_adamw(state_dtype):
             opt.zero_grad()
             loss.backward()
             opt.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
         return losses
     fp32 = train(torch.float32)
     plain = train(torch.bfloat16, state_dtype=state_dtype)
@@ -307,6 +307,34 @@ def test_numpy_sixteen_bit_arrays(dtype):
         q.grad = torch.from_numpy(g.astype(np.float32)).to(q.dtype)
         theirs.step()
     assert np.array_equal(p.astype(np.float32), q.detach().float().numpy())
+
+
+@pytest.mark.parametrize("kw", [dict(state_dtype="bfloat16"), dict(master_weights=True),
+                                dict(state_dtype="bfloat16", stochastic_rounding=True, rounding_seed=11)],
+                         ids=["bf16-state", "master", "stochastic"])
+def test_numpy_precision_keywords_step_as_adamcore_torch(kw):
+    """The numpy face takes adamcore.torch's state_dtype, master_weights, stochastic_rounding and rounding_seed,
+    and steps bit for bit as it does (the same library call)."""
+    p0 = start(dtype=torch.float32).numpy().astype(ml_dtypes.bfloat16)
+    gs = [g.numpy().astype(ml_dtypes.bfloat16) for g in grads(30, dtype=torch.float32)]
+    p = p0.copy()
+    opt = adamcore.AdamW([p], lr=1e-2, **kw)
+    for g in gs:
+        opt.step([g])
+    q = torch.nn.Parameter(torch.from_numpy(p0.astype(np.float32)).to(torch.bfloat16))
+    tkw = {k: (torch.bfloat16 if v == "bfloat16" else v) for k, v in kw.items()}
+    theirs = act.AdamW([q], lr=1e-2, **tkw)
+    for g in gs:
+        q.grad = torch.from_numpy(g.astype(np.float32)).to(torch.bfloat16)
+        theirs.step()
+    assert np.array_equal(p.view(np.uint16), q.detach().view(torch.int16).numpy().view(np.uint16))
+    if "master_weights" in kw:
+        assert np.array_equal(opt.state[0]["master_param"], theirs.state[q]["master_param"].numpy())
+        restored = adamcore.AdamW([p.copy()], lr=1e-2, **kw)
+        restored.load_state_dict(opt.state_dict())
+        assert np.array_equal(restored.state[0]["master_param"], opt.state[0]["master_param"])
+    with pytest.raises(TypeError, match="unknown keyword"):
+        adamcore.AdamW([p.copy()], lr=1e-2, master_weight=True)
 
 
 def test_core_layouts_are_validated_with_nothing_registered():

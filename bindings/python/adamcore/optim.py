@@ -34,6 +34,17 @@ def _raw(array: Any) -> Any:
     return array.view(np.uint16) if _is_bfloat16(array) else array
 
 
+_PRECISION_KEYS = ("state_dtype", "master_weights", "stochastic_rounding", "rounding_seed")
+
+
+def _numpy_dtype(dtype):
+    """A state dtype as numpy spells it (ml_dtypes' bfloat16 for "bfloat16")."""
+    if dtype == "bfloat16" or getattr(dtype, "__name__", None) == "bfloat16" or str(dtype) == "bfloat16":
+        import ml_dtypes
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(dtype)
+
+
 def _hyperparameters(group: Dict[str, Any]) -> List[Any]:
     """What a step compares with what it last gave the core: any edit of a group (item assignment, update, |=,
     pop, setdefault, ...) shows as a difference here, with no need to intercept each way of making it."""
@@ -51,7 +62,15 @@ class Optimizer:
 
     _make_config: Callable[..., _core.Config]
 
-    def __init__(self, params: Iterable[Any], defaults: Dict[str, Any]):
+    def __init__(self, params: Iterable[Any], defaults: Dict[str, Any], precision: Optional[Dict[str, Any]] = None):
+        precision = dict(precision or {})
+        unknown = set(precision) - set(_PRECISION_KEYS)
+        if unknown:
+            raise TypeError(f"{type(self).__name__}: unknown keyword argument(s) {sorted(unknown)}")
+        # Mixed precision (16-bit parameters): state_dtype (None: float32 for 16-bit parameters, else theirs),
+        # master_weights, stochastic_rounding (bfloat16 writes), rounding_seed; as adamcore.torch takes them.
+        self._precision = (precision.get("state_dtype"), bool(precision.get("master_weights", False)),
+                           bool(precision.get("stochastic_rounding", False)), int(precision.get("rounding_seed", 0)))
         self.defaults = dict(defaults)
         groups = list(params)
         if not groups:
@@ -88,23 +107,35 @@ class Optimizer:
         dtypes = [_dtype_of(p, f"params[{first + i}]") for i, p in enumerate(params)]
         if self._core is None:
             self._core = _core.Optimizer(config)
+            self._core.rounding_seed = self._precision[3]
             index = 0
         else:
             index = self._core.add_group(config)
+        wanted, masters, stochastic, _ = self._precision
         for p, dtype in zip(params, dtypes):
             sixteen = dtype in (np.float16, "bfloat16")
-            state_dtype = np.float32 if sixteen else dtype   # 16-bit parameters keep float32 state
+            state_dtype = _numpy_dtype(wanted) if wanted is not None else np.dtype(np.float32 if sixteen else dtype)
+            state_code = "bfloat16" if state_dtype.name == "bfloat16" else state_dtype.type
+            if state_code not in _CODES:
+                raise TypeError(f"{type(self).__name__}: state_dtype {state_dtype} is not float32, float64, float16 "
+                                "or bfloat16")
             shape = getattr(p, "shape", None) or (len(memoryview(p).cast("B")) // np.dtype(dtype).itemsize,)
             fill = getattr(config, "initial_accumulator_value", 0.0)
             slots = {name: np.full(shape, fill if name == "sum" else 0.0, dtype=state_dtype)
                      for name in config.state_names}
-            if sixteen:
+            master = np.asarray(p, dtype=np.float32).copy() if masters and sixteen else None
+            flags = (_core.TENSOR_MASTER_WEIGHTS if master is not None else 0) \
+                | (_core.TENSOR_STOCHASTIC_PARAM if stochastic and dtype == "bfloat16" else 0) \
+                | (_core.TENSOR_STOCHASTIC_STATE if stochastic and state_code == "bfloat16" else 0)
+            if sixteen or state_code != dtype:
                 code = _CODES[dtype]
-                self._core.add_tensor(index, _raw(p), list(slots.values()), (code, code, _core.FLOAT32, 0, 0, None, None))
-                self._bf16.append(dtype == "bfloat16")
+                self._core.add_tensor(index, _raw(p), [_raw(s) for s in slots.values()],
+                                      (code, code, _CODES[state_code], flags, 0, None, master))
             else:
                 self._core.add_tensor(index, p, list(slots.values()))
-                self._bf16.append(False)
+            self._bf16.append(dtype == "bfloat16")
+            if master is not None:
+                slots["master_param"] = master   # saved and loaded with the state; the core steps it
             self.state[len(self._params)] = slots
             self._params.append(p)
         merged["params"] = list(range(first, len(self._params)))
@@ -271,10 +302,10 @@ class Adam(Optimizer):
     _make_config = staticmethod(_configs.adam)
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
-                 maximize=False, eps_root=0.0, amsgrad_optax_order=False, bias_correction=True):
+                 maximize=False, eps_root=0.0, amsgrad_optax_order=False, bias_correction=True, **precision):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                                       maximize=maximize, eps_root=eps_root, amsgrad_optax_order=amsgrad_optax_order,
-                                      bias_correction=bias_correction, decoupled_weight_decay=False))
+                                      bias_correction=bias_correction, decoupled_weight_decay=False), precision)
 
 
 class AdamW(Optimizer):
@@ -282,10 +313,10 @@ class AdamW(Optimizer):
     _make_config = staticmethod(_configs.adam)
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
-                 maximize=False, eps_root=0.0, amsgrad_optax_order=False, bias_correction=True):
+                 maximize=False, eps_root=0.0, amsgrad_optax_order=False, bias_correction=True, **precision):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                                       maximize=maximize, eps_root=eps_root, amsgrad_optax_order=amsgrad_optax_order,
-                                      bias_correction=bias_correction, decoupled_weight_decay=True))
+                                      bias_correction=bias_correction, decoupled_weight_decay=True), precision)
 
 
 class SGD(Optimizer):
@@ -293,9 +324,9 @@ class SGD(Optimizer):
     _make_config = staticmethod(_configs.sgd)
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *,
-                 maximize=False):
+                 maximize=False, **precision):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                                      nesterov=nesterov, maximize=maximize))
+                                      nesterov=nesterov, maximize=maximize), precision)
 
 
 class RMSprop(Optimizer):
@@ -303,9 +334,9 @@ class RMSprop(Optimizer):
     _make_config = staticmethod(_configs.rmsprop)
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, *,
-                 maximize=False):
+                 maximize=False, **precision):
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
-                                      centered=centered, maximize=maximize))
+                                      centered=centered, maximize=maximize), precision)
 
 
 class Adagrad(Optimizer):
@@ -313,9 +344,10 @@ class Adagrad(Optimizer):
     _make_config = staticmethod(_configs.adagrad)
 
     def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10, *,
-                 maximize=False):
+                 maximize=False, **precision):
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
-                                      initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize))
+                                      initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize),
+                         precision)
 
 
 class AdaFix(Optimizer):
