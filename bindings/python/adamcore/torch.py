@@ -13,14 +13,16 @@ parameter keeps its own ``state[p]['step']``, which may be reset or edited (``de
 ``|=``, replacing ``"params"``); ``p.data = ...`` is followed (state kept); deepcopy and pickling work.
 
 Mixed precision: parameters may be float32, float64, bfloat16 or float16 (gradients in the parameter's dtype,
-as autograd makes them); every class takes three more keyword arguments:
+as autograd makes them); Adam, AdamW, SGD, RMSprop and Adagrad take four more keyword arguments:
 ``state_dtype`` (None: float32 for 16-bit parameters, else the parameter's; ``torch.bfloat16``; or the 16-bit
 parameter's own dtype, torch's layout), ``master_weights=True`` (16-bit parameters step a float32 master copy,
 kept in ``state[p]['master_param']``, and are written as its rounded copy) and ``stochastic_rounding=True``
 (bfloat16 writes round stochastically; ``rounding_seed=`` makes them reproducible). The arithmetic is float32.
 
 Refused with an error, never ignored: ``capturable=True`` and ``differentiable=True`` (no CPU meaning here),
-parameters that are not contiguous CPU tensors of those dtypes, sparse or non-contiguous gradients. ``foreach`` and ``fused`` are accepted and kept (adamcore has one implementation);
+parameters that are not contiguous CPU tensors of those dtypes, a ``state_dtype`` that does not fit a parameter,
+16-bit parameters for ``AdaFix``, sparse or non-contiguous gradients. ``foreach`` and ``fused`` are accepted and
+kept (adamcore has one implementation);
 ``fused=True`` also lets ``GradScaler`` hand the loss scale to the step, as torch's fused optimizers do.
 ``AdaFix.step(closure)`` evaluates the closure again after the update: the same minibatch's gradient at the new
 parameters, which refines the Lipschitz estimate (or construct it with ``next_gradient=True``).
