@@ -157,8 +157,8 @@ public final class Optimizer {
         let slots = config.stateCount
         let b = try TensorBuffers(layout: layout, count: count, param: param, grad: grad, state: state,
                                   stateCount: stateCount, slots: slots, master: master, masterRequired: false, copy: copy)
-        for r in b.all {
-            for t in tensors where t.overlaps(r) { throw fail(ADAMCORE_E_OVERLAP) }
+        for k in 0..<TensorBuffers.count {
+            for t in tensors where t.overlaps(b.range(k)) { throw fail(ADAMCORE_E_OVERLAP) }
         }
         let paramRange = b.param, gradRange = b.grad, copyRange = b.copy
         var given: [UnsafeMutableRawPointer?] = [nil, nil, nil]
@@ -195,7 +195,7 @@ public final class Optimizer {
                             s0: given[0], s1: given[1], s2: given[2], master: masterWeights, copy: copy,
                             stateCount: slots, ownsState: owns, ownsMaster: ownsMaster,
                             ownRanges: (paramRange, range(given[0]), range(given[1]), range(given[2]), ownMaster, copyRange),
-                            gradRange: gradRange ?? ByteRange.empty)
+                            gradRange: gradRange)
         // A measured step's figures still wait in segments laid out for the old split: publish them first.
         publishStats()
         reservePerTensor(tensors.count + 1)
@@ -236,26 +236,23 @@ public final class Optimizer {
         return (tensors[tensor].count, tensors[tensor].dtype.cValue)
     }
 
-    /// A tensor's parameter buffer, its registered gradient (nil: none) and its number of state slots.
-    public func paramBuffer(_ tensor: Int) throws(AdamCoreError) -> UnsafeMutableRawPointer {
-        guard tensors.indices.contains(tensor) else { throw fail(ADAMCORE_E_INDEX) }
-        return tensors[tensor].param
-    }
-    public func registeredGrad(_ tensor: Int) throws(AdamCoreError) -> UnsafeRawPointer? {
-        guard tensors.indices.contains(tensor) else { throw fail(ADAMCORE_E_INDEX) }
-        return tensors[tensor].grad
-    }
-    public func stateCount(ofTensor tensor: Int) throws(AdamCoreError) -> Int {
-        guard tensors.indices.contains(tensor) else { throw fail(ADAMCORE_E_INDEX) }
-        return tensors[tensor].stateCount
+    /// What a registered tensor is: its layout, element count, buffers (master weights: the library's or the
+    /// caller's, nil without) and number of state slots.
+    public struct Description {
+        public let layout: TensorLayout
+        public let count: Int
+        public let param: UnsafeMutableRawPointer
+        public let grad: UnsafeRawPointer?
+        public let master: UnsafeMutablePointer<Float>?
+        public let copy: UnsafeMutableRawPointer?
+        public let stateCount: Int
     }
 
-    /// A tensor's layout, and its master weights (library- or caller-owned; nil without) and copy-out buffer.
-    public func tensorLayout(_ tensor: Int) throws(AdamCoreError)
-        -> (layout: TensorLayout, master: UnsafeMutablePointer<Float>?, copy: UnsafeMutableRawPointer?) {
+    public func tensorLayout(_ tensor: Int) throws(AdamCoreError) -> Description {
         guard tensors.indices.contains(tensor) else { throw fail(ADAMCORE_E_INDEX) }
         let t = tensors[tensor]
-        return (t.layout, t.master, t.copy)
+        return Description(layout: t.layout, count: t.count, param: t.param, grad: t.grad, master: t.master,
+                           copy: t.copy, stateCount: t.stateCount)
     }
 
     /// The state buffer in `slot` of `tensor` (library- or caller-owned).

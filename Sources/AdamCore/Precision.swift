@@ -348,11 +348,17 @@ public func stagedKernel<P: ArithmeticPolicy>(_: P.Type, _ s: MixedStreams, _ n:
 
 /// float32 views of one or two read-only streams (two: AdaFix's g and g', or g and the saved gradient), block by
 /// block, for the reductions (max |g|, the non-finite count, ||g' - g||^2); `body` gets each block's views and
-/// length. A float32 stream is its own view.
+/// length. A float32 stream is its own view; when every stream is float32, `body` sees all `n` elements at once.
+/// (Blocks are multiples of the reductions' own blocks, so sums come out the same either way.)
 @inlinable
 public func stagedReadKernel<P: ArithmeticPolicy>(_: P.Type, _ a: UnsafeRawPointer, _ aType: DType, _ b: UnsafeRawPointer?,
                                             _ bType: DType, _ n: Int,
                                             _ body: (UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Void) {
+    if aType == .float32 && (b == nil || bType == .float32) {
+        let fa = a.assumingMemoryBound(to: Float.self)
+        body(fa, b?.assumingMemoryBound(to: Float.self) ?? fa, n)
+        return
+    }
     withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * stageElements) { scratch in
         let base = scratch.baseAddress!
         @inline(__always) func view(_ p: UnsafeRawPointer, _ type: DType, _ at: Int, _ count: Int,
@@ -531,13 +537,29 @@ extension Optimizer {
 /// A tensor's buffers checked against its layout: each not NULL, aligned to its element and in range, the state
 /// slots exactly `slots` (when given), master weights given exactly when the layout has them and `masterRequired`,
 /// a copy exactly when it has one, and no two overlapping (the gradient is only read, but a read of memory the step
-/// writes would make the result depend on the order of the work).
+/// writes would make the result depend on the order of the work). No allocation: the stateless step runs it on
+/// every call.
 struct TensorBuffers {
-    let param: ByteRange
-    let grad: ByteRange?
-    let state: [ByteRange]
-    let master: ByteRange
-    let copy: ByteRange
+    /// param, grad, three state slots, master, copy; `.empty` where absent.
+    private(set) var ranges: (ByteRange, ByteRange, ByteRange, ByteRange, ByteRange, ByteRange, ByteRange) =
+        (.empty, .empty, .empty, .empty, .empty, .empty, .empty)
+    static let count = 7
+
+    func range(_ k: Int) -> ByteRange {
+        switch k {
+        case 0: return ranges.0
+        case 1: return ranges.1
+        case 2: return ranges.2
+        case 3: return ranges.3
+        case 4: return ranges.4
+        case 5: return ranges.5
+        default: return ranges.6
+        }
+    }
+    var param: ByteRange { ranges.0 }
+    var grad: ByteRange { ranges.1 }
+    var master: ByteRange { ranges.5 }
+    var copy: ByteRange { ranges.6 }
 
     init(layout: TensorLayout, count: Int, param: UnsafeMutableRawPointer?, grad: UnsafeRawPointer?,
          state: UnsafePointer<UnsafeMutableRawPointer?>?, stateCount: Int, slots: Int,
@@ -545,26 +567,23 @@ struct TensorBuffers {
         throws(AdamCoreError) {
         try layout.validate()
         guard layout.masterWeights || master == nil, layout.copy != nil || copy == nil else { throw fail(ADAMCORE_E_DTYPE) }
-        self.param = try layout.param.range(param, count)
-        self.grad = grad == nil ? nil : try layout.grad.range(grad, count)
-        var ranges: [ByteRange] = []
+        ranges.0 = try layout.param.range(param, count)
+        if grad != nil { ranges.1 = try layout.grad.range(grad, count) }
         if let state {
             guard stateCount == slots else { throw fail(ADAMCORE_E_STATE) }
-            for k in 0..<slots { ranges.append(try layout.state.range(state[k], count)) }
+            if slots > 0 { ranges.2 = try layout.state.range(state[0], count) }
+            if slots > 1 { ranges.3 = try layout.state.range(state[1], count) }
+            if slots > 2 { ranges.4 = try layout.state.range(state[2], count) }
         } else {
             guard stateCount == 0 || stateCount == slots else { throw fail(ADAMCORE_E_STATE) }
         }
-        self.state = ranges
         if layout.masterWeights && masterRequired && master == nil { throw fail(ADAMCORE_E_NULL_POINTER) }
-        self.master = master == nil ? .empty : try DType.float32.range(master, count)
-        self.copy = layout.copy == nil ? .empty : try layout.copy!.range(copy, count)
-        let all = [self.param] + (self.grad.map { [$0] } ?? []) + ranges + [self.master, self.copy]
-        for i in all.indices {
-            for j in all.indices where j > i && all[i].overlaps(all[j]) { throw fail(ADAMCORE_E_OVERLAP) }
+        if master != nil { ranges.5 = try DType.float32.range(master, count) }
+        if let type = layout.copy { ranges.6 = try type.range(copy, count) }
+        for i in 0..<Self.count {
+            for j in (i + 1)..<Self.count where range(i).overlaps(range(j)) { throw fail(ADAMCORE_E_OVERLAP) }
         }
     }
-
-    var all: [ByteRange] { [param] + (grad.map { [$0] } ?? []) + state + [master, copy] }
 }
 
 extension Step {
@@ -585,11 +604,13 @@ extension Step {
         let b = try TensorBuffers(layout: layout, count: count, param: param, grad: grad, state: state,
                                   stateCount: stateCount, slots: c.stateCount, master: master, masterRequired: true,
                                   copy: copy)
-        let slot = { (k: Int) in k < c.stateCount ? state![k] : nil }
-        let tensor = Tensor(layout: layout, group: 0, count: count, param: param!, grad: grad, s0: slot(0), s1: slot(1),
-                            s2: slot(2), master: master, copy: copy, stateCount: c.stateCount, ownsState: false,
-                            ownsMaster: false, ownRanges: (b.param, .empty, .empty, .empty, b.master, b.copy),
-                            gradRange: b.grad ?? .empty)
+        let slots = c.stateCount
+        let tensor = Tensor(layout: layout, group: 0, count: count, param: param!, grad: grad,
+                            s0: slots > 0 ? state![0] : nil, s1: slots > 1 ? state![1] : nil,
+                            s2: slots > 2 ? state![2] : nil, master: master, copy: copy, stateCount: slots,
+                            ownsState: false, ownsMaster: false,
+                            ownRanges: (b.param, b.range(2), b.range(3), b.range(4), b.master, b.copy),
+                            gradRange: b.grad)
         let coefficients = GroupCoefficients(c, step: step, updateV: true, gradScale: 1)
         let key = layout.stochasticRounding.isEmpty ? 0 : roundingKey(seed: seed, step: step, tensor: 0)
         _ = chunked(count, inline: tensor.update(grad!, coefficients, kernels, 0..<count, key: key),

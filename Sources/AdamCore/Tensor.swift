@@ -154,28 +154,27 @@ struct Tensor {
         return result
     }
 
+    // The reductions: float64 gradients directly, every other type through float32 views (stagedRead: the buffer
+    // itself for float32, widened blocks for 16-bit types).
+
     func maxAbs(_ grad: UnsafeRawPointer, _ k: KernelSet, _ range: Range<Int>) -> Double {
         let at = range.lowerBound, n = range.count
-        switch layout.grad {
-        case .float32: return k.maxAbs32(grad.assumingMemoryBound(to: Float.self) + at, n)
-        case .float64: return k.maxAbs64(grad.assumingMemoryBound(to: Double.self) + at, n)
-        case .bfloat16, .float16:
-            var m = 0.0
-            k.stagedRead(grad + 2 * at, layout.grad, nil, layout.grad, n) { a, _, b in m = Swift.max(m, k.maxAbs32(a, b)) }
-            return m
+        if layout.grad == .float64 { return k.maxAbs64(grad.assumingMemoryBound(to: Double.self) + at, n) }
+        var m = 0.0
+        k.stagedRead(grad + at * layout.grad.byteSize, layout.grad, nil, layout.grad, n) { a, _, b in
+            m = Swift.max(m, k.maxAbs32(a, b))
         }
+        return m
     }
 
     func nonFiniteCount(_ grad: UnsafeRawPointer, _ k: KernelSet, _ range: Range<Int>) -> Double {
         let at = range.lowerBound, n = range.count
-        switch layout.grad {
-        case .float32: return k.nonFiniteCount32(grad.assumingMemoryBound(to: Float.self) + at, n)
-        case .float64: return k.nonFiniteCount64(grad.assumingMemoryBound(to: Double.self) + at, n)
-        case .bfloat16, .float16:
-            var total = 0.0
-            k.stagedRead(grad + 2 * at, layout.grad, nil, layout.grad, n) { a, _, b in total += k.nonFiniteCount32(a, b) }
-            return total
+        if layout.grad == .float64 { return k.nonFiniteCount64(grad.assumingMemoryBound(to: Double.self) + at, n) }
+        var total = 0.0
+        k.stagedRead(grad + at * layout.grad.byteSize, layout.grad, nil, layout.grad, n) { a, _, b in
+            total += k.nonFiniteCount32(a, b)
         }
+        return total
     }
 
     /// ||a - b||^2 over `range`: a gradient (grad's type) and g' (grad's type) or the saved gradient (`bIsState`:
@@ -183,13 +182,10 @@ struct Tensor {
     func diffNormSquared(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ k: KernelSet, _ range: Range<Int>,
                          bIsState: Bool = false) -> Double {
         let at = range.lowerBound, n = range.count
-        let bType = bIsState ? layout.state : layout.grad
         if layout.grad == .float64 {
             return k.diffNormSquared64(a.assumingMemoryBound(to: Double.self) + at, b.assumingMemoryBound(to: Double.self) + at, n)
         }
-        if layout.grad == .float32 && bType == .float32 {
-            return k.diffNormSquared32(a.assumingMemoryBound(to: Float.self) + at, b.assumingMemoryBound(to: Float.self) + at, n)
-        }
+        let bType = bIsState ? layout.state : layout.grad
         var total = 0.0
         k.stagedRead(a + at * layout.grad.byteSize, layout.grad, b + at * bType.byteSize, bType, n) { x, y, c in
             total += k.diffNormSquared32(x, y, c)

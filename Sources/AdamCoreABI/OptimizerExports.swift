@@ -130,9 +130,8 @@ func layout(of d: adamcore_tensor_desc) throws(AdamCoreError) -> TensorLayout {
 public func adamcore_optimizer_get_tensor_desc_(_ handle: OpaquePointer?, _ tensor: UInt,
                                                 _ desc: UnsafeMutablePointer<adamcore_tensor_desc>?) -> Int32 {
     status { () throws(AdamCoreError) in
-        let opt = try optimizer(handle)
-        let (l, master, copy) = try opt.tensorLayout(position(tensor))
-        let info = try opt.tensorInfo(position(tensor))
+        let t = try optimizer(handle).tensorLayout(position(tensor))
+        let l = t.layout
         var flags: UInt32 = l.masterWeights ? ADAMCORE_TENSOR_MASTER_WEIGHTS.rawValue : 0
         if l.stochasticRounding.contains(.parameters) { flags |= ADAMCORE_TENSOR_STOCHASTIC_PARAM.rawValue }
         if l.stochasticRounding.contains(.state) { flags |= ADAMCORE_TENSOR_STOCHASTIC_STATE.rawValue }
@@ -142,12 +141,12 @@ public func adamcore_optimizer_get_tensor_desc_(_ handle: OpaquePointer?, _ tens
         d.state_dtype = Int32(l.state.cValue.rawValue)
         d.flags = flags
         d.copy_dtype = l.copy.map { Int32($0.cValue.rawValue) } ?? 0
-        d.count = info.count
-        d.param = try opt.paramBuffer(position(tensor))
-        d.grad = try opt.registeredGrad(position(tensor))
-        d.state_count = try opt.stateCount(ofTensor: position(tensor))
-        d.master = master
-        d.copy = copy
+        d.count = t.count
+        d.param = t.param
+        d.grad = t.grad
+        d.state_count = t.stateCount
+        d.master = t.master
+        d.copy = t.copy
         try writeSized(d, to: desc, oldest: oldestTensorDescSize)
     }
 }
