@@ -61,30 +61,7 @@ public final class KernelSet: @unchecked Sendable {
     public static let baseline = KernelSet(policy: UnfusedArithmetic.self, isa: ADAMCORE_ISA_BASELINE)
 }
 
-/// Typed access to a kernel set, so generic code can pick the Float or Double entry.
-public protocol Steppable: KernelScalar {
-    static func adam(_ k: KernelSet) -> (Streams<Self>, Int, AdamCoefficients<Self>, AdamVariant) -> Double
-    static func sgd(_ k: KernelSet) -> (Streams<Self>, Int, SGDCoefficients<Self>, SGDVariant) -> Double
-    static func rmsprop(_ k: KernelSet) -> (Streams<Self>, Int, RMSpropCoefficients<Self>, RMSpropVariant) -> Double
-    static func adagrad(_ k: KernelSet) -> (Streams<Self>, Int, AdagradCoefficients<Self>, Bool) -> Double
-    static func maxAbs(_ k: KernelSet) -> (UnsafePointer<Self>, Int) -> Double
-    static func diffNormSquared(_ k: KernelSet) -> (UnsafePointer<Self>, UnsafePointer<Self>, Int) -> Double
-}
-
-extension Float: Steppable {
-    @inlinable public static func adam(_ k: KernelSet) -> (Streams<Float>, Int, AdamCoefficients<Float>, AdamVariant) -> Double { k.adam32 }
-    @inlinable public static func sgd(_ k: KernelSet) -> (Streams<Float>, Int, SGDCoefficients<Float>, SGDVariant) -> Double { k.sgd32 }
-    @inlinable public static func rmsprop(_ k: KernelSet) -> (Streams<Float>, Int, RMSpropCoefficients<Float>, RMSpropVariant) -> Double { k.rmsprop32 }
-    @inlinable public static func adagrad(_ k: KernelSet) -> (Streams<Float>, Int, AdagradCoefficients<Float>, Bool) -> Double { k.adagrad32 }
-    @inlinable public static func maxAbs(_ k: KernelSet) -> (UnsafePointer<Float>, Int) -> Double { k.maxAbs32 }
-    @inlinable public static func diffNormSquared(_ k: KernelSet) -> (UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Double { k.diffNormSquared32 }
-}
-
-extension Double: Steppable {
-    @inlinable public static func adam(_ k: KernelSet) -> (Streams<Double>, Int, AdamCoefficients<Double>, AdamVariant) -> Double { k.adam64 }
-    @inlinable public static func sgd(_ k: KernelSet) -> (Streams<Double>, Int, SGDCoefficients<Double>, SGDVariant) -> Double { k.sgd64 }
-    @inlinable public static func rmsprop(_ k: KernelSet) -> (Streams<Double>, Int, RMSpropCoefficients<Double>, RMSpropVariant) -> Double { k.rmsprop64 }
-    @inlinable public static func adagrad(_ k: KernelSet) -> (Streams<Double>, Int, AdagradCoefficients<Double>, Bool) -> Double { k.adagrad64 }
-    @inlinable public static func maxAbs(_ k: KernelSet) -> (UnsafePointer<Double>, Int) -> Double { k.maxAbs64 }
-    @inlinable public static func diffNormSquared(_ k: KernelSet) -> (UnsafePointer<Double>, UnsafePointer<Double>, Int) -> Double { k.diffNormSquared64 }
-}
+/// The element types of the one-dtype entry points (float32, float64): the kernels' compute types.
+public protocol Steppable: KernelScalar & StorageElement {}
+extension Float: Steppable {}
+extension Double: Steppable {}

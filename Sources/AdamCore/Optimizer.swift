@@ -490,16 +490,18 @@ public final class Optimizer {
         return .applied
     }
 
-    /// One coefficient entry per distinct (group, step) among the stepped tensors, and each tensor's index into
-    /// them. Usually every tensor of a group shares its step, so this computes one entry per group; capacity for
+    /// One coefficient entry per distinct (group, step, compute type) among the stepped tensors, and each tensor's
+    /// index into them. Usually every tensor of a group shares its step and type, so this computes one entry per
+    /// group; capacity for
     /// one per tensor was reserved at registration, so it never allocates.
     private func prepareCoefficients(updateV: Bool, gradScale: Double) {
         coefficients.removeAll(keepingCapacity: true)
         coefficientKeys.removeAll(keepingCapacity: true)
-        var previous = CoefficientKey(group: -1, step: 0)
+        var previous = CoefficientKey(group: -1, step: 0, inDouble: false)
         var last = -1
         for i in tensors.indices where stepGrads[i] != nil {
-            let key = CoefficientKey(group: tensors[i].group, step: tensorSteps[i] + 1)
+            let key = CoefficientKey(group: tensors[i].group, step: tensorSteps[i] + 1,
+                                     inDouble: tensors[i].computesInDouble)
             if key != previous {
                 // A short search of the newest entries covers groups whose tensors alternate; past it, append.
                 last = -1
@@ -508,7 +510,7 @@ public final class Optimizer {
                 }
                 if last < 0 {
                     coefficients.append(GroupCoefficients(groups[key.group], step: key.step, updateV: updateV,
-                                                          gradScale: gradScale))
+                                                          gradScale: gradScale, inDouble: key.inDouble))
                     coefficientKeys.append(key)
                     last = coefficients.count - 1
                 }
@@ -541,18 +543,15 @@ public final class Optimizer {
 
     // MARK: Internals
 
-    /// Runs one phase over every work item (in parallel when the step is large) for the tensors selected in
-    /// `stepGrads`, and returns the items' results summed in item order, which makes the result independent of
-    /// the thread count.
+    /// Runs one phase over every work item for the tensors selected in `stepGrads` (StepJob.execute: the items'
+    /// results combined in item order, independent of the thread count).
     private func runJob(_ phase: StepJob.Phase) -> Double {
         var elements = 0
         for i in tensors.indices where stepGrads[i] != nil { elements += tensors[i].count }
-        let threads = elements >= Threading.minimumElements ? Threading.threadCount : 1
         job.roundingSeed = roundingSeed
         return tensors.withUnsafeBufferPointer { t in
             items.withUnsafeBufferPointer { w in
                 tensorSteps.withUnsafeBufferPointer { steps in
-                    job.phase = phase
                     job.grads = UnsafePointer(stepGrads)
                     job.coefficientIndex = UnsafePointer(coefficientIndex)
                     job.tensors = t.baseAddress
@@ -563,10 +562,7 @@ public final class Optimizer {
                         job.tensors = nil; job.items = nil; job.grads = nil; job.coefficientIndex = nil
                         job.tensorSteps = nil
                     }
-                    WorkerPool.shared.run(job, threads: threads)
-                    var total = 0.0
-                    for i in 0..<w.count { total += job.partials[i] }
-                    return total
+                    return job.execute(phase, elements: elements)
                 }
             }
         }
@@ -577,4 +573,5 @@ public final class Optimizer {
 struct CoefficientKey: Equatable {
     let group: Int
     let step: Int64
+    let inDouble: Bool
 }

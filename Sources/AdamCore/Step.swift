@@ -1,52 +1,60 @@
 import CAdamCore
 
-/// Stateless steps: one in-place update of one buffer set. Every function validates all of its arguments before
-/// it writes anything, and throws the header's status on any problem (nothing has been modified then).
+/// Stateless steps: one in-place update of one caller-owned buffer set. Every function validates all of its
+/// arguments before it writes anything, and throws the header's status on any problem (nothing has been modified
+/// then). A call is a plan of one tensor on the optimizer's executor (`StepJob.runOne`): its buffers are checked as
+/// a registration's are (`TensorBuffers`), and the coefficients, kernels and work items are the optimizer's, so a
+/// stateless step gives the optimizer object's bits.
 ///
-/// The pointer forms mirror the C API (and back it); the buffer-pointer forms below check that all buffers have
-/// the gradient's length.
+/// The pointer forms mirror the C API (and back it); the buffer-pointer forms check that all buffers have the
+/// gradient's length; the array forms take the state as the config's slots in order (`makeState`).
 public enum Step {
-    // MARK: Pointer forms
+    /// A call's state slots in the config's slot order (ValidConfig.slot), nil past its stateCount.
+    typealias Slots = (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, UnsafeMutableRawPointer?)
+
+    // MARK: Any layout
+
+    /// One step of a tensor of any layout (the C API's adamcore_step_desc): Adam, AdamW, AMSGrad, SGD, RMSprop,
+    /// AdaGrad. `state` holds the config's slots, in its state dtype; master weights are the caller's. `seed` keys
+    /// stochastic rounding with `step` (tensor index 0). AdaFix needs its gate and L across calls: the optimizer.
+    public static func update(_ config: adamcore_config, step: Int64, layout: TensorLayout, count: Int,
+                              param: UnsafeMutableRawPointer?, grad: UnsafeRawPointer?,
+                              state: UnsafePointer<UnsafeMutableRawPointer?>?, stateCount: Int,
+                              master: UnsafeMutablePointer<Float>? = nil, copy: UnsafeMutableRawPointer? = nil,
+                              seed: UInt64 = 0, kernels: KernelSet = .baseline) throws(AdamCoreError) {
+        let c = try ValidConfig(config)
+        guard c.algorithm != .adafix else { throw fail(ADAMCORE_E_ALGORITHM) }
+        guard step >= 1 else { throw fail(ADAMCORE_E_STEP) }
+        guard grad != nil else { throw fail(ADAMCORE_E_NULL_POINTER) }
+        guard c.stateCount == 0 || state != nil else { throw fail(ADAMCORE_E_STATE) }
+        let tensor = try callerTensor(layout, count, param, grad, state: state, stateCount: stateCount,
+                                      slots: c.stateCount, master: master, copy: copy)
+        _ = StepJob.runOne(.update, tensor, grad: grad!, coefficients: coefficients(c, step, tensor), step: step,
+                           seed: seed, kernels: kernels)
+    }
+
+    // MARK: Pointer forms (one dtype)
 
     /// Adam / AdamW / AMSGrad (`maxExpAvgSq` exactly when the config has `.amsgrad`).
-    @inlinable
     public static func adam<T: Steppable>(
         _ config: adamcore_config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
         expAvg: UnsafeMutablePointer<T>?, expAvgSq: UnsafeMutablePointer<T>?, maxExpAvgSq: UnsafeMutablePointer<T>?,
         kernels: KernelSet = .baseline
     ) throws(AdamCoreError) {
-        let c = try validated(config, for: .adam, step: step)
-        let amsgrad = c.flags.contains(.amsgrad)
-        let s = try streams(count, param, grad, expAvg, expAvgSq, maxExpAvgSq, required: amsgrad ? 3 : 2)
-        let variant = AdamVariant(hasL2: hasL2(c), decoupled: hasDecoupledDecay(c), amsgrad: amsgrad, updateV: true, trackStep: false, saveGradient: false)
-        let coefficients = AdamCoefficients<T>(config, step: step)
-        _ = chunked(count, inline: T.adam(kernels)(s, count, coefficients, variant),
-                    UpdateChunk(kernel: T.adam(kernels), s: s, c: coefficients, v: variant))
+        try plainUpdate(config, .adam, step, count, T.storage, param, grad, (raw(expAvg), raw(expAvgSq), raw(maxExpAvgSq)),
+                        kernels)
     }
 
     /// AdaFix on a buffer set that is the whole model: v is updated only if max|grad| >= lipschitz * lr.
-    @inlinable
     public static func adafix<T: Steppable>(
         _ config: adamcore_config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
         expAvg: UnsafeMutablePointer<T>?, expAvgSq: UnsafeMutablePointer<T>?, lipschitz: Double,
         kernels: KernelSet = .baseline
     ) throws(AdamCoreError) -> adamcore_adafix_result {
-        let c = try validated(config, for: .adafix, step: step)
-        // The next-gradient mode needs the optimizer object, which keeps the previous gradient.
-        guard !c.flags.contains(.adafixNextGradient) else { throw fail(ADAMCORE_E_FLAGS) }
-        guard lipschitz.isFinite, lipschitz >= 0 else { throw fail(ADAMCORE_E_LIPSCHITZ) }
-        let s = try streams(count, param, grad, expAvg, expAvgSq, nil, required: 2)
-        let maxAbs = chunked(count, inline: T.maxAbs(kernels)(s.grad, count), MaxAbsChunk(kernel: T.maxAbs(kernels), a: s.grad))
-        let update = adafixGate(maxAbsGrad: maxAbs, lipschitz: lipschitz, lr: config.lr)
-        let variant = AdamVariant(hasL2: hasL2(c), decoupled: hasDecoupledDecay(c), amsgrad: false, updateV: update, trackStep: true, saveGradient: false)
-        let coefficients = AdamCoefficients<T>(config, step: step)
-        let norm = chunked(count, inline: T.adam(kernels)(s, count, coefficients, variant),
-                           UpdateChunk(kernel: T.adam(kernels), s: s, c: coefficients, v: variant))
-        return adamcore_adafix_result(max_abs_grad: maxAbs, step_norm_sq: norm, v_updated: update ? 1 : 0, reserved: 0)
+        try plainAdafix(config, step, count, T.storage, param, grad, (raw(expAvg), raw(expAvgSq), nil), lipschitz, kernels)
     }
 
     /// L = max(L, ||newGrad - grad|| / sqrt(stepNormSquared)); unchanged when stepNormSquared is 0.
-    @inlinable
     public static func adafixLipschitz<T: Steppable>(
         count: Int, grad: UnsafePointer<T>?, newGrad: UnsafePointer<T>?, stepNormSquared: Double, lipschitz: Double,
         kernels: KernelSet = .baseline
@@ -54,28 +62,22 @@ public enum Step {
         guard lipschitz.isFinite, lipschitz >= 0 else { throw fail(ADAMCORE_E_LIPSCHITZ) }
         guard stepNormSquared.isFinite, stepNormSquared >= 0 else { throw fail(ADAMCORE_E_NONFINITE) }
         // Both are only read, so they may overlap; they must be valid buffers.
-        _ = try ByteRange(grad, count: count, of: T.self)
-        _ = try ByteRange(newGrad, count: count, of: T.self)
-        let diff = chunked(count, inline: T.diffNormSquared(kernels)(grad!, newGrad!, count),
-                           DifferenceChunk(kernel: T.diffNormSquared(kernels), a: grad!, b: newGrad!))
+        _ = try T.storage.range(grad, count)
+        _ = try T.storage.range(newGrad, count)
+        let diff = StepJob.runOne(.difference, readTensor(T.storage, count, grad!), grad: grad!, other: newGrad!,
+                                  kernels: kernels)
         return try raiseLipschitz(lipschitz, diffNormSquared: diff, stepNormSquared: stepNormSquared)
     }
 
     /// SGD (`momentumBuffer` exactly when momentum > 0; at step 1 it is overwritten with the gradient).
-    @inlinable
     public static func sgd<T: Steppable>(
         _ config: adamcore_config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
         momentumBuffer: UnsafeMutablePointer<T>?, kernels: KernelSet = .baseline
     ) throws(AdamCoreError) {
-        let c = try validated(config, for: .sgd, step: step)
-        let s = try streams(count, param, grad, momentumBuffer, nil, nil, required: c.stateCount)
-        let coefficients = SGDCoefficients<T>(config), variant = sgdVariant(c, step: step)
-        _ = chunked(count, inline: T.sgd(kernels)(s, count, coefficients, variant),
-                    UpdateChunk(kernel: T.sgd(kernels), s: s, c: coefficients, v: variant))
+        try plainUpdate(config, .sgd, step, count, T.storage, param, grad, (raw(momentumBuffer), nil, nil), kernels)
     }
 
     /// RMSprop (`gradAvg` exactly when centered, `momentumBuffer` exactly when momentum > 0).
-    @inlinable
     public static func rmsprop<T: Steppable>(
         _ config: adamcore_config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
         squareAvg: UnsafeMutablePointer<T>?, gradAvg: UnsafeMutablePointer<T>?, momentumBuffer: UnsafeMutablePointer<T>?,
@@ -83,29 +85,22 @@ public enum Step {
     ) throws(AdamCoreError) {
         let c = try validated(config, for: .rmsprop, step: step)
         let centered = c.flags.contains(.centered), momentum = config.momentum > 0
-        // The named C arguments, checked for presence, then packed into the kernel's slot order.
+        // The one place the named buffers become slots: square_avg, then grad_avg when centered, then the
+        // momentum buffer (ValidConfig.slot). Each must be given exactly when the config uses it.
         guard squareAvg != nil, gradAvg != nil || !centered, momentumBuffer != nil || !momentum else {
             throw fail(ADAMCORE_E_NULL_POINTER)
         }
         guard gradAvg == nil || centered, momentumBuffer == nil || momentum else { throw fail(ADAMCORE_E_STATE) }
-        let s = try streams(count, param, grad, squareAvg, centered ? gradAvg : momentumBuffer,
-                            centered ? momentumBuffer : nil, required: c.stateCount)
-        let coefficients = RMSpropCoefficients<T>(config), variant = rmspropVariant(c)
-        _ = chunked(count, inline: T.rmsprop(kernels)(s, count, coefficients, variant),
-                    UpdateChunk(kernel: T.rmsprop(kernels), s: s, c: coefficients, v: variant))
+        let slots: Slots = centered ? (raw(squareAvg), raw(gradAvg), raw(momentumBuffer)) : (raw(squareAvg), raw(momentumBuffer), nil)
+        try plainUpdate(config, .rmsprop, step, count, T.storage, param, grad, slots, kernels)
     }
 
     /// AdaGrad.
-    @inlinable
     public static func adagrad<T: Steppable>(
         _ config: adamcore_config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
         stateSum: UnsafeMutablePointer<T>?, kernels: KernelSet = .baseline
     ) throws(AdamCoreError) {
-        let c = try validated(config, for: .adagrad, step: step)
-        let s = try streams(count, param, grad, stateSum, nil, nil, required: 1)
-        let coefficients = AdagradCoefficients<T>(config, step: step), l2 = hasL2(c)
-        _ = chunked(count, inline: T.adagrad(kernels)(s, count, coefficients, l2),
-                    UpdateChunk(kernel: T.adagrad(kernels), s: s, c: coefficients, v: l2))
+        try plainUpdate(config, .adagrad, step, count, T.storage, param, grad, (raw(stateSum), nil, nil), kernels)
     }
 
     // MARK: Buffer-pointer forms (Swift)
@@ -175,41 +170,14 @@ public enum Step {
         _ config: Config, step: Int, param: inout [T], grad: [T], state: inout [[T]], kernels: KernelSet = .baseline
     ) throws(AdamCoreError) {
         let c = try ValidConfig(config.raw)
-        guard c.algorithm != .adafix else { throw fail(ADAMCORE_E_ALGORITHM) } // use adafix(_:step:param:...)
+        guard c.algorithm != .adafix else { throw fail(ADAMCORE_E_ALGORITHM) }  // use adafix(_:step:param:...)
         guard state.count == c.stateCount else { throw fail(ADAMCORE_E_STATE) }
         try sameLength(grad.count, param.count)
         for slot in state where slot.count != grad.count { throw fail(ADAMCORE_E_LENGTH) }
-        let n = grad.count, t = Int64(step), raw = config.raw
-        let outcome: AdamCoreError? = withSlots(&state) { s in
-            param.withUnsafeMutableBufferPointer { p in
-                grad.withUnsafeBufferPointer { g in
-                    do throws(AdamCoreError) {
-                        switch c.algorithm {
-                        case .adam:
-                            try adam(raw, step: t, count: n, param: p.baseAddress, grad: g.baseAddress, expAvg: s[0],
-                                     expAvgSq: s[1], maxExpAvgSq: s[2], kernels: kernels)
-                        case .sgd:
-                            try sgd(raw, step: t, count: n, param: p.baseAddress, grad: g.baseAddress, momentumBuffer: s[0],
-                                    kernels: kernels)
-                        case .rmsprop:
-                            let centered = c.flags.contains(.centered), momentum = raw.momentum > 0
-                            try rmsprop(raw, step: t, count: n, param: p.baseAddress, grad: g.baseAddress, squareAvg: s[0],
-                                        gradAvg: centered ? s[1] : nil,
-                                        momentumBuffer: momentum ? s[centered ? 2 : 1] : nil, kernels: kernels)
-                        case .adagrad:
-                            try adagrad(raw, step: t, count: n, param: p.baseAddress, grad: g.baseAddress, stateSum: s[0],
-                                        kernels: kernels)
-                        case .adafix:
-                            break
-                        }
-                        return nil
-                    } catch {
-                        return error
-                    }
-                }
-            }
+        let outcome: Result<Void, AdamCoreError> = withArrays(&param, grad, &state) { (p, g, s) throws(AdamCoreError) in
+            try plainUpdate(config.raw, c.algorithm, Int64(step), grad.count, T.storage, p, g, s, kernels)
         }
-        if let outcome { throw outcome }
+        try outcome.get()
     }
 
     /// AdaFix on arrays that are the whole model (state: exp_avg, exp_avg_sq); see the pointer form.
@@ -219,38 +187,130 @@ public enum Step {
     ) throws(AdamCoreError) -> adamcore_adafix_result {
         guard state.count == 2 else { throw fail(ADAMCORE_E_STATE) }
         try sameLength(grad.count, param.count, state[0].count, state[1].count)
-        let n = grad.count, raw = config.raw
-        let outcome: Result<adamcore_adafix_result, AdamCoreError> = withSlots(&state) { s in
-            param.withUnsafeMutableBufferPointer { p in
-                grad.withUnsafeBufferPointer { g in
-                    do throws(AdamCoreError) {
-                        return .success(try adafix(raw, step: Int64(step), count: n, param: p.baseAddress,
-                                                   grad: g.baseAddress, expAvg: s[0], expAvgSq: s[1], lipschitz: lipschitz,
-                                                   kernels: kernels))
-                    } catch {
+        let outcome: Result<adamcore_adafix_result, AdamCoreError> = withArrays(&param, grad, &state) { (p, g, s) throws(AdamCoreError) in
+            try plainAdafix(config.raw, Int64(step), grad.count, T.storage, p, g, s, lipschitz, kernels)
+        }
+        return try outcome.get()
+    }
+
+    /// Runs `body` with the base addresses of param, grad and up to three state arrays (nil for absent slots).
+    private static func withArrays<T, R>(
+        _ param: inout [T], _ grad: [T], _ state: inout [[T]],
+        _ body: (UnsafeMutableRawPointer?, UnsafeRawPointer?, Slots) throws(AdamCoreError) -> R
+    ) -> Result<R, AdamCoreError> {
+        func call(_ s: Slots) -> Result<R, AdamCoreError> {
+            param.withUnsafeMutableBytes { p in
+                grad.withUnsafeBytes { g in
+                    do throws(AdamCoreError) { return .success(try body(p.baseAddress, g.baseAddress, s)) } catch {
                         return .failure(error)
                     }
                 }
             }
         }
-        return try outcome.get()
-    }
-
-    /// Runs `body` with base pointers of up to three state arrays (nil for absent slots).
-    static func withSlots<T, R>(_ state: inout [[T]], _ body: ([UnsafeMutablePointer<T>?]) -> R) -> R {
-        state.withUnsafeMutableBufferPointer { slots in
-            func nest(_ k: Int, _ pointers: [UnsafeMutablePointer<T>?]) -> R {
-                guard k < slots.count else { return body(pointers + Array(repeating: nil, count: 3 - pointers.count)) }
-                return slots[k].withUnsafeMutableBufferPointer { nest(k + 1, pointers + [$0.baseAddress]) }
+        return state.withUnsafeMutableBufferPointer { slots in
+            func nest(_ k: Int, _ s: Slots) -> Result<R, AdamCoreError> {
+                guard k < slots.count else { return call(s) }
+                return slots[k].withUnsafeMutableBytes { bytes in
+                    var next = s
+                    switch k {
+                    case 0: next.0 = bytes.baseAddress
+                    case 1: next.1 = bytes.baseAddress
+                    default: next.2 = bytes.baseAddress
+                    }
+                    return nest(k + 1, next)
+                }
             }
-            return nest(0, [])
+            return nest(0, (nil, nil, nil))
         }
     }
 
+    // MARK: The one-tensor plan
+
+    /// A typed call of `algorithm` (any but AdaFix): the config, then the buffers (`plainTensor`), then the update.
+    private static func plainUpdate(
+        _ config: adamcore_config, _ algorithm: Algorithm, _ step: Int64, _ count: Int, _ dtype: DType,
+        _ param: UnsafeMutableRawPointer?, _ grad: UnsafeRawPointer?, _ slots: Slots, _ kernels: KernelSet
+    ) throws(AdamCoreError) {
+        let c = try validated(config, for: algorithm, step: step)
+        let tensor = try plainTensor(c, count, dtype, param, grad, slots)
+        _ = StepJob.runOne(.update, tensor, grad: grad!, coefficients: coefficients(c, step, tensor), kernels: kernels)
+    }
+
+    /// A typed AdaFix call: the gate (max|g| against L * lr, seed 001 Algorithm 1 line 4), then the update, which
+    /// holds v when the gate is closed and measures ||dx||^2.
+    private static func plainAdafix(
+        _ config: adamcore_config, _ step: Int64, _ count: Int, _ dtype: DType, _ param: UnsafeMutableRawPointer?,
+        _ grad: UnsafeRawPointer?, _ slots: Slots, _ lipschitz: Double, _ kernels: KernelSet
+    ) throws(AdamCoreError) -> adamcore_adafix_result {
+        let c = try validated(config, for: .adafix, step: step)
+        // The next-gradient mode needs the optimizer object, which keeps the previous gradient.
+        guard !c.flags.contains(.adafixNextGradient) else { throw fail(ADAMCORE_E_FLAGS) }
+        guard lipschitz.isFinite, lipschitz >= 0 else { throw fail(ADAMCORE_E_LIPSCHITZ) }
+        let tensor = try plainTensor(c, count, dtype, param, grad, slots)
+        let maxAbs = StepJob.runOne(.maxAbs, tensor, grad: grad!, kernels: kernels)
+        let update = adafixGate(maxAbsGrad: maxAbs, lipschitz: lipschitz, lr: config.lr)
+        let norm = StepJob.runOne(.update, tensor, grad: grad!,
+                                  coefficients: coefficients(c, step, tensor, updateV: update), kernels: kernels)
+        return adamcore_adafix_result(max_abs_grad: maxAbs, step_norm_sq: norm, v_updated: update ? 1 : 0, reserved: 0)
+    }
+
+    /// The buffers of a typed call: param and grad given, exactly the config's first stateCount slots given (a
+    /// missing one is NULL_POINTER, an extra one STATE), then every check of a registration.
+    private static func plainTensor(_ c: ValidConfig, _ count: Int, _ dtype: DType, _ param: UnsafeMutableRawPointer?,
+                                    _ grad: UnsafeRawPointer?, _ slots: Slots) throws(AdamCoreError) -> Tensor {
+        guard param != nil, grad != nil else { throw fail(ADAMCORE_E_NULL_POINTER) }
+        func check(_ k: Int, _ slot: UnsafeMutableRawPointer?) throws(AdamCoreError) {
+            if (k < c.stateCount) != (slot != nil) { throw fail(slot != nil ? ADAMCORE_E_STATE : ADAMCORE_E_NULL_POINTER) }
+        }
+        try check(0, slots.0)
+        try check(1, slots.1)
+        try check(2, slots.2)
+        var s = slots
+        let made: Result<Tensor, AdamCoreError> = withUnsafeMutablePointer(to: &s) {
+            $0.withMemoryRebound(to: UnsafeMutableRawPointer?.self, capacity: 3) { state in
+                do throws(AdamCoreError) {
+                    return .success(try callerTensor(.plain(dtype), count, param, grad, state: state,
+                                                     stateCount: c.stateCount, slots: c.stateCount, master: nil, copy: nil))
+                } catch {
+                    return .failure(error)
+                }
+            }
+        }
+        return try made.get()
+    }
+
+    /// A caller-owned tensor for one call, its buffers checked by TensorBuffers (master weights required when the
+    /// layout has them).
+    private static func callerTensor(
+        _ layout: TensorLayout, _ count: Int, _ param: UnsafeMutableRawPointer?, _ grad: UnsafeRawPointer?,
+        state: UnsafePointer<UnsafeMutableRawPointer?>?, stateCount: Int, slots: Int,
+        master: UnsafeMutablePointer<Float>?, copy: UnsafeMutableRawPointer?
+    ) throws(AdamCoreError) -> Tensor {
+        let b = try TensorBuffers(layout: layout, count: count, param: param, grad: grad, state: state,
+                                  stateCount: stateCount, slots: slots, master: master, masterRequired: true, copy: copy)
+        return Tensor(layout: layout, group: 0, count: count, param: param!, grad: grad,
+                      s0: slots > 0 ? state![0] : nil, s1: slots > 1 ? state![1] : nil, s2: slots > 2 ? state![2] : nil,
+                      master: master, copy: copy, stateCount: slots, ownsState: false, ownsMaster: false,
+                      ownRanges: (b.param, b.range(2), b.range(3), b.range(4), b.master, b.copy), gradRange: b.grad)
+    }
+
+    /// A tensor that a reduction only reads: `data` (its parameter field is never written through).
+    private static func readTensor(_ dtype: DType, _ count: Int, _ data: UnsafeRawPointer) -> Tensor {
+        Tensor(layout: .plain(dtype), group: 0, count: count, param: UnsafeMutableRawPointer(mutating: data), grad: data,
+               s0: nil, s1: nil, s2: nil, master: nil, copy: nil, stateCount: 0, ownsState: false, ownsMaster: false,
+               ownRanges: (.empty, .empty, .empty, .empty, .empty, .empty), gradRange: .empty)
+    }
+
+    private static func coefficients(_ c: ValidConfig, _ step: Int64, _ tensor: Tensor, updateV: Bool = true)
+        -> GroupCoefficients {
+        GroupCoefficients(c, step: step, updateV: updateV, gradScale: 1, inDouble: tensor.computesInDouble)
+    }
+
+    private static func raw<T>(_ p: UnsafeMutablePointer<T>?) -> UnsafeMutableRawPointer? { p.map { UnsafeMutableRawPointer($0) } }
+
     // MARK: Shared checks
 
-    /// The prologue of every stateless step: a valid config of `algorithm`, and step >= 1.
-    @inlinable
+    /// The prologue of every typed stateless step: a valid config of `algorithm`, and step >= 1.
     static func validated(_ config: adamcore_config, for algorithm: Algorithm, step: Int64)
         throws(AdamCoreError) -> ValidConfig {
         let c = try ValidConfig(config)
@@ -259,133 +319,12 @@ public enum Step {
         return c
     }
 
-    /// Validates param, grad and the state pointers (the first `required` non-NULL, the rest NULL), their sizes,
-    /// alignment and disjointness, and packs them for a kernel. Allocation-free: it runs on every call.
-    @inlinable
-    static func streams<T: KernelScalar>(
-        _ count: Int, _ param: UnsafeMutablePointer<T>?, _ grad: UnsafePointer<T>?,
-        _ s0: UnsafeMutablePointer<T>?, _ s1: UnsafeMutablePointer<T>?, _ s2: UnsafeMutablePointer<T>?,
-        required: Int
-    ) throws(AdamCoreError) -> Streams<T> {
-        guard let param, let grad else { throw fail(ADAMCORE_E_NULL_POINTER) }
-        func check(_ slot: Int, _ isPresent: Bool) throws(AdamCoreError) {
-            if (slot < required) != isPresent { throw fail(isPresent ? ADAMCORE_E_STATE : ADAMCORE_E_NULL_POINTER) }
-        }
-        try check(0, s0 != nil)
-        try check(1, s1 != nil)
-        try check(2, s2 != nil)
-        let p = try ByteRange(param, count: count, of: T.self), g = try ByteRange(grad, count: count, of: T.self)
-        let r0 = required > 0 ? try ByteRange(s0, count: count, of: T.self) : nil
-        let r1 = required > 1 ? try ByteRange(s1, count: count, of: T.self) : nil
-        let r2 = required > 2 ? try ByteRange(s2, count: count, of: T.self) : nil
-        let all = (p, g, r0, r1, r2)
-        func at(_ k: Int) -> ByteRange? {
-            switch k { case 0: return all.0; case 1: return all.1; case 2: return all.2; case 3: return all.3
-            default: return all.4 }
-        }
-        for i in 0..<5 {
-            for j in (i + 1)..<5 {
-                if let a = at(i), let b = at(j), a.overlaps(b) { throw fail(ADAMCORE_E_OVERLAP) }
-            }
-        }
-        return Streams(param: param, grad: grad, s0: s0 ?? param, s1: s1 ?? param, s2: s2 ?? param)
-    }
-
     /// Throws ADAMCORE_E_LENGTH unless every optional count is nil or equal to `count`.
     static func sameLength(_ count: Int, _ a: Int?, _ b: Int? = nil, _ c: Int? = nil, _ d: Int? = nil)
         throws(AdamCoreError) {
         func same(_ x: Int?) -> Bool { x == nil || x == count }
         guard same(a), same(b), same(c), same(d) else { throw fail(ADAMCORE_E_LENGTH) }
     }
-}
-
-// MARK: - Chunking
-
-/// One kernel call over a sub-range of a buffer set, with its combination rule (sum, or max for maxima).
-@usableFromInline
-protocol ChunkBody {
-    func callAsFunction(_ range: Range<Int>) -> Double
-    static var combinesByMax: Bool { get }
-}
-
-extension ChunkBody {
-    @inlinable static var combinesByMax: Bool { false }
-}
-
-/// Runs `body` over [0, count) in the optimizer's fixed chunks (in parallel when large) and combines the chunks'
-/// results in chunk order, so a one-buffer step gives the optimizer object's bits for any thread count.
-/// Up to one chunk runs inline and allocates nothing.
-/// `inline` is the same call on the whole buffer, evaluated for small buffers (no job object, no allocation).
-@inlinable
-func chunked<B: ChunkBody>(_ count: Int, inline: @autoclosure () -> Double, _ body: @autoclosure () -> B) -> Double {
-    guard count > chunkElements else { return inline() }
-    let job = RangeJob(count: count, body: body())
-    WorkerPool.shared.run(job, threads: count >= Threading.minimumElements ? Threading.threadCount : 1)
-    return job.combined()
-}
-
-@usableFromInline
-final class RangeJob<B: ChunkBody>: ParallelTask {
-    @usableFromInline let itemCount: Int
-    @usableFromInline let count: Int
-    @usableFromInline let body: B
-    @usableFromInline let results: UnsafeMutablePointer<Double>
-
-    @inlinable
-    init(count: Int, body: B) {
-        self.count = count
-        self.body = body
-        itemCount = (count + chunkElements - 1) / chunkElements
-        results = .allocate(capacity: itemCount)
-    }
-
-    @inlinable
-    deinit { results.deallocate() }
-
-    @inlinable
-    func run(item: Int) {
-        let start = item * chunkElements
-        results[item] = body(start..<Swift.min(start + chunkElements, count))
-    }
-
-    @inlinable
-    func combined() -> Double {
-        var total = results[0]
-        for i in 1..<itemCount { total = B.combinesByMax ? Swift.max(total, results[i]) : total + results[i] }
-        return total
-    }
-}
-
-/// An update kernel (any algorithm's: coefficients C, variant V) over a sub-range of one buffer set.
-@usableFromInline
-struct UpdateChunk<T: KernelScalar, C, V>: ChunkBody {
-    @usableFromInline let kernel: (Streams<T>, Int, C, V) -> Double
-    @usableFromInline let s: Streams<T>
-    @usableFromInline let c: C
-    @usableFromInline let v: V
-    @inlinable init(kernel: @escaping (Streams<T>, Int, C, V) -> Double, s: Streams<T>, c: C, v: V) {
-        self.kernel = kernel; self.s = s; self.c = c; self.v = v
-    }
-    @inlinable func callAsFunction(_ r: Range<Int>) -> Double { kernel(s.advanced(by: r.lowerBound), r.count, c, v) }
-}
-
-@usableFromInline
-struct MaxAbsChunk<T: KernelScalar>: ChunkBody {
-    @usableFromInline let kernel: (UnsafePointer<T>, Int) -> Double
-    @usableFromInline let a: UnsafePointer<T>
-    @inlinable init(kernel: @escaping (UnsafePointer<T>, Int) -> Double, a: UnsafePointer<T>) { self.kernel = kernel; self.a = a }
-    @inlinable func callAsFunction(_ r: Range<Int>) -> Double { kernel(a + r.lowerBound, r.count) }
-    @inlinable static var combinesByMax: Bool { true }
-}
-
-@usableFromInline
-struct DifferenceChunk<T: KernelScalar>: ChunkBody {
-    @usableFromInline let kernel: (UnsafePointer<T>, UnsafePointer<T>, Int) -> Double
-    @usableFromInline let a: UnsafePointer<T>
-    @usableFromInline let b: UnsafePointer<T>
-    @inlinable init(kernel: @escaping (UnsafePointer<T>, UnsafePointer<T>, Int) -> Double, a: UnsafePointer<T>,
-                    b: UnsafePointer<T>) { self.kernel = kernel; self.a = a; self.b = b }
-    @inlinable func callAsFunction(_ r: Range<Int>) -> Double { kernel(a + r.lowerBound, b + r.lowerBound, r.count) }
 }
 
 // MARK: - Rules shared by the stateless functions and the optimizer object

@@ -7,32 +7,40 @@ import Darwin
 
 // A registered tensor, its dtype, and the per-step coefficients its kernels take.
 
-/// Per-step scalars of one group, for both dtypes.
-enum GroupCoefficients {
-    case none
-    case adam(AdamCoefficients<Float>, AdamCoefficients<Double>, AdamVariant)
-    case sgd(SGDCoefficients<Float>, SGDCoefficients<Double>, SGDVariant)
-    case rmsprop(RMSpropCoefficients<Float>, RMSpropCoefficients<Double>, RMSpropVariant)
-    case adagrad(AdagradCoefficients<Float>, AdagradCoefficients<Double>, Bool)
+/// Per-step scalars of one group's algorithm in compute type T, with the variant of its loop.
+enum Coefficients<T: KernelScalar> {
+    case adam(AdamCoefficients<T>, AdamVariant)
+    case sgd(SGDCoefficients<T>, SGDVariant)
+    case rmsprop(RMSpropCoefficients<T>, RMSpropVariant)
+    case adagrad(AdagradCoefficients<T>, Bool)
 
     init(_ c: ValidConfig, step: Int64, updateV: Bool, gradScale: Double) {
         switch c.algorithm {
         case .adam, .adafix:
             let adafix = c.algorithm == .adafix
-            let variant = AdamVariant(hasL2: hasL2(c), decoupled: hasDecoupledDecay(c), amsgrad: c.flags.contains(.amsgrad), updateV: updateV,
-                                      trackStep: adafix, saveGradient: adafix && c.flags.contains(.adafixNextGradient))
-            self = .adam(AdamCoefficients(c.raw, step: step, gradScale: gradScale),
-                         AdamCoefficients(c.raw, step: step, gradScale: gradScale), variant)
+            let variant = AdamVariant(hasL2: hasL2(c), decoupled: hasDecoupledDecay(c), amsgrad: c.flags.contains(.amsgrad),
+                                      updateV: updateV, trackStep: adafix,
+                                      saveGradient: adafix && c.flags.contains(.adafixNextGradient))
+            self = .adam(AdamCoefficients(c.raw, step: step, gradScale: gradScale), variant)
         case .sgd:
-            self = .sgd(SGDCoefficients(c.raw, gradScale: gradScale), SGDCoefficients(c.raw, gradScale: gradScale),
-                        sgdVariant(c, step: step))
+            self = .sgd(SGDCoefficients(c.raw, gradScale: gradScale), sgdVariant(c, step: step))
         case .rmsprop:
-            self = .rmsprop(RMSpropCoefficients(c.raw, gradScale: gradScale),
-                            RMSpropCoefficients(c.raw, gradScale: gradScale), rmspropVariant(c))
+            self = .rmsprop(RMSpropCoefficients(c.raw, gradScale: gradScale), rmspropVariant(c))
         case .adagrad:
-            self = .adagrad(AdagradCoefficients(c.raw, step: step, gradScale: gradScale),
-                            AdagradCoefficients(c.raw, step: step, gradScale: gradScale), hasL2(c))
+            self = .adagrad(AdagradCoefficients(c.raw, step: step, gradScale: gradScale), hasL2(c))
         }
+    }
+}
+
+/// A (group, step)'s coefficients in the compute type of the tensors that take them (Tensor.computesInDouble):
+/// computed only for that type.
+enum GroupCoefficients {
+    case float32(Coefficients<Float>)
+    case float64(Coefficients<Double>)
+
+    init(_ c: ValidConfig, step: Int64, updateV: Bool, gradScale: Double, inDouble: Bool) {
+        self = inDouble ? .float64(Coefficients(c, step: step, updateV: updateV, gradScale: gradScale))
+            : .float32(Coefficients(c, step: step, updateV: updateV, gradScale: gradScale))
     }
 }
 
@@ -57,6 +65,8 @@ struct Tensor {
     let gradRange: ByteRange
 
     var dtype: DType { layout.param }
+    /// float64 tensors compute in float64; every other layout in float32.
+    var computesInDouble: Bool { layout.param == .float64 }
 
     func slot(_ k: Int) -> UnsafeMutableRawPointer? { k == 0 ? s0 : k == 1 ? s1 : k == 2 ? s2 : nil }
 
@@ -99,32 +109,37 @@ struct Tensor {
                             stateCount: stateCount, key: key, first: at)
     }
 
-    /// Runs this tensor's kernel on elements `range`; returns ||dx||^2 for AdaFix, else 0. `key`: the
-    /// stochastic-rounding key of this tensor's step (see roundingKey).
+    /// Runs this tensor's kernel on elements `range`; returns ||dx||^2 for AdaFix, else 0. `c` is in this tensor's
+    /// compute type; `key`: the stochastic-rounding key of this tensor's step (see roundingKey).
     @inline(__always)
     func update(_ grad: UnsafeRawPointer, _ c: GroupCoefficients, _ k: KernelSet, _ range: Range<Int>,
                 key: UInt64) -> Double {
         let n = range.count, at = range.lowerBound
-        guard layout.isPlain else {
-            let s = mixed(grad, from: at, key: key)
-            switch c {
-            case .none: return 0
-            case let .adam(c32, _, v): return k.mixedAdam(s, n, c32, v)
-            case let .sgd(c32, _, v): return k.staged(s, n) { k.sgd32($0, $1, c32, v) }
-            case let .rmsprop(c32, _, v): return k.staged(s, n) { k.rmsprop32($0, $1, c32, v) }
-            case let .adagrad(c32, _, l2): return k.staged(s, n) { k.adagrad32($0, $1, c32, l2) }
+        switch c {
+        case let .float64(c64):
+            let s = streams(grad, Double.self, from: at)
+            switch c64 {
+            case let .adam(c, v): return k.adam64(s, n, c, v)
+            case let .sgd(c, v): return k.sgd64(s, n, c, v)
+            case let .rmsprop(c, v): return k.rmsprop64(s, n, c, v)
+            case let .adagrad(c, l2): return k.adagrad64(s, n, c, l2)
             }
-        }
-        switch (c, dtype) {
-        case (.none, _): return 0
-        case let (.adam(c32, _, v), .float32): return k.adam32(streams(grad, Float.self, from: at), n, c32, v)
-        case let (.adam(_, c64, v), _): return k.adam64(streams(grad, Double.self, from: at), n, c64, v)
-        case let (.sgd(c32, _, v), .float32): return k.sgd32(streams(grad, Float.self, from: at), n, c32, v)
-        case let (.sgd(_, c64, v), _): return k.sgd64(streams(grad, Double.self, from: at), n, c64, v)
-        case let (.rmsprop(c32, _, v), .float32): return k.rmsprop32(streams(grad, Float.self, from: at), n, c32, v)
-        case let (.rmsprop(_, c64, v), _): return k.rmsprop64(streams(grad, Double.self, from: at), n, c64, v)
-        case let (.adagrad(c32, _, l2), .float32): return k.adagrad32(streams(grad, Float.self, from: at), n, c32, l2)
-        case let (.adagrad(_, c64, l2), _): return k.adagrad64(streams(grad, Double.self, from: at), n, c64, l2)
+        case let .float32(c32) where layout.isPlain:
+            let s = streams(grad, Float.self, from: at)
+            switch c32 {
+            case let .adam(c, v): return k.adam32(s, n, c, v)
+            case let .sgd(c, v): return k.sgd32(s, n, c, v)
+            case let .rmsprop(c, v): return k.rmsprop32(s, n, c, v)
+            case let .adagrad(c, l2): return k.adagrad32(s, n, c, l2)
+            }
+        case let .float32(c32):
+            let s = mixed(grad, from: at, key: key)
+            switch c32 {
+            case let .adam(c, v): return k.mixedAdam(s, n, c, v)
+            case let .sgd(c, v): return k.staged(s, n) { k.sgd32($0, $1, c, v) }
+            case let .rmsprop(c, v): return k.staged(s, n) { k.rmsprop32($0, $1, c, v) }
+            case let .adagrad(c, l2): return k.staged(s, n) { k.adagrad32($0, $1, c, l2) }
+            }
         }
     }
 
@@ -134,8 +149,11 @@ struct Tensor {
                          _ stats: UnsafeMutablePointer<KernelStats>, key: UInt64) -> Double {
         let n = range.count, at = range.lowerBound
         let result: Double
-        switch (c, dtype) {
-        case let (.adam(c32, _, v), _) where !layout.isPlain:
+        switch c {
+        case let .float64(.adam(c64, v)): result = k.adamStats64(streams(grad, Double.self, from: at), n, c64, v, stats)
+        case let .float32(.adam(c32, v)) where layout.isPlain:
+            result = k.adamStats32(streams(grad, Float.self, from: at), n, c32, v, stats)
+        case let .float32(.adam(c32, v)):
             var merged = KernelStats()
             result = k.staged(mixed(grad, from: at, key: key), n) { s, b in
                 var block = KernelStats()
@@ -144,8 +162,6 @@ struct Tensor {
                 return r
             }
             stats.pointee = merged
-        case let (.adam(c32, _, v), .float32): result = k.adamStats32(streams(grad, Float.self, from: at), n, c32, v, stats)
-        case let (.adam(_, c64, v), .float64): result = k.adamStats64(streams(grad, Double.self, from: at), n, c64, v, stats)
         default:
             stats.pointee = KernelStats()
             return update(grad, c, k, range, key: key)

@@ -140,7 +140,7 @@ public func adamcore_step_desc_(_ c: UnsafePointer<adamcore_config>?, _ step: In
                                 _ desc: UnsafePointer<adamcore_tensor_desc>?, _ seed: UInt64) -> Int32 {
     status { () throws(AdamCoreError) in
         let d = try readSized(desc, oldest: oldestTensorDescSize, defaults: adamcore_tensor_desc())
-        try Step.mixed(config(c), step: step, layout: layout(of: d), count: count(UInt(bitPattern: d.count)),
+        try Step.update(config(c), step: step, layout: layout(of: d), count: count(UInt(bitPattern: d.count)),
                        param: d.param, grad: d.grad, state: d.state, stateCount: position(UInt(bitPattern: d.state_count)),
                        master: d.master, copy: d.copy, seed: seed, kernels: activeKernels)
     }
