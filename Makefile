@@ -71,7 +71,7 @@ PY_OUT := $(BUILD)/python/adamcore
 PY_EXT := $(PY_OUT)/_core$(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))" 2>/dev/null)
 PY_INCLUDE := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_paths()['include'])" 2>/dev/null)
 PY_FILES := $(filter-out %.c %.h,$(wildcard $(PY_SRC)/*))
-PY_C_SOURCES := $(PY_SRC)/_core.c $(PY_SRC)/_torch.c
+PY_C_SOURCES := $(addprefix $(PY_SRC)/,_core.c _buffers.c _config.c _stateless.c _optimizer.c _torch.c)
 
 python: $(PY_EXT) $(patsubst $(PY_SRC)/%,$(PY_OUT)/%,$(PY_FILES))
 

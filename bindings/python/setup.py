@@ -25,7 +25,8 @@ setup(
     version=VERSION,
     ext_modules=[Extension(
         "adamcore._core",
-        sources=["adamcore/_core.c", "adamcore/_torch.c"],
+        sources=["adamcore/_core.c", "adamcore/_buffers.c", "adamcore/_config.c", "adamcore/_stateless.c",
+                 "adamcore/_optimizer.c", "adamcore/_torch.c"],
         depends=["adamcore/_core.h"],
         include_dirs=[str(ROOT / "include")],
         library_dirs=[str(ROOT / "build" / "lib")],

@@ -1,6 +1,7 @@
 /*
- * What the shim's source files share: the Optimizer object's layout and a few helpers (_core.c defines them).
- * _core.c holds buffers, configs, the Optimizer type and the module; _torch.c the torch fast path.
+ * What the shim's source files share. _core.c: the module and its exception; _buffers.c: argument buffers;
+ * _config.c: the Config type; _stateless.c: the stateless steps; _optimizer.c: the Optimizer type; _torch.c: the
+ * adamcore.torch fast path.
  */
 #ifndef ADAMCORE_PY_CORE_H
 #define ADAMCORE_PY_CORE_H
@@ -56,11 +57,37 @@ typedef struct {
     TorchBinding torch;       /* adamcore.torch's per-tensor records (_torch.c) */
 } OptimizerObject;
 
+/* _core.c */
 PyObject *raise_status(int status);
+
+/* _buffers.c */
 int dtype_of(const Py_buffer *view);
 int fits(const Py_buffer *view, int dtype);
 size_t dtype_size(int dtype);
+const char *dtype_name(int dtype);
 int get_buffer(PyObject *obj, Py_buffer *view, int writable, const char *what, Py_ssize_t index);
+int get_typed_buffer(PyObject *obj, Py_buffer *view, int writable, int dtype, const char *what, Py_ssize_t index);
+size_t element_count(const Py_buffer *view);
+
+/* _config.c */
+typedef struct {
+    PyObject_HEAD
+    adamcore_config config;
+    size_t state_count;
+} ConfigObject;
+extern PyTypeObject ConfigType;
+const adamcore_config *as_config(PyObject *obj, const char *what);
+int config_type_ready(void);
+
+/* _stateless.c: module functions */
+PyObject *stateless_step(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *stateless_adafix_step(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *stateless_adafix_lipschitz(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+
+/* _optimizer.c */
+extern PyTypeObject OptimizerType;
+extern PyTypeObject *StatsType;
+int optimizer_types_ready(void);
 int check_ready(OptimizerObject *self);
 PyObject *step_result(int status);
 int step_options_of(PyObject *grad_scale, PyObject *found_inf, adamcore_step_options *options);
