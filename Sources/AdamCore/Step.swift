@@ -10,7 +10,7 @@ import CAdamCore
 /// gradient's length; the array forms take the state as the config's slots in order (`makeState`).
 public enum Step {
     /// A call's state slots in the config's slot order (ValidConfig.slot), nil past its stateCount.
-    typealias Slots = (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, UnsafeMutableRawPointer?)
+    @usableFromInline typealias Slots = (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, UnsafeMutableRawPointer?)
 
     // MARK: Any layout
 
@@ -34,73 +34,72 @@ public enum Step {
     }
 
     // MARK: Pointer forms (one dtype)
+    // Inlinable wrappers that only convert pointers: the C exports specialize them, and everything else is the
+    // non-generic raw path below (an unspecialized generic call costs metadata lookups on every call).
 
     /// Adam / AdamW / AMSGrad (`maxExpAvgSq` exactly when the config has `.amsgrad`).
+    @inlinable
     public static func adam<T: Steppable>(
         _ config: adamcore_config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
         expAvg: UnsafeMutablePointer<T>?, expAvgSq: UnsafeMutablePointer<T>?, maxExpAvgSq: UnsafeMutablePointer<T>?,
         kernels: KernelSet = .baseline
     ) throws(AdamCoreError) {
-        try plainUpdate(config, .adam, step, count, T.storage, param, grad, (raw(expAvg), raw(expAvgSq), raw(maxExpAvgSq)),
-                        kernels)
+        try plainUpdate(config, .adam, step, count, T.storage, UnsafeMutableRawPointer(param), UnsafeRawPointer(grad),
+                        (UnsafeMutableRawPointer(expAvg), UnsafeMutableRawPointer(expAvgSq),
+                         UnsafeMutableRawPointer(maxExpAvgSq)), kernels)
     }
 
     /// AdaFix on a buffer set that is the whole model: v is updated only if max|grad| >= lipschitz * lr.
+    @inlinable
     public static func adafix<T: Steppable>(
         _ config: adamcore_config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
         expAvg: UnsafeMutablePointer<T>?, expAvgSq: UnsafeMutablePointer<T>?, lipschitz: Double,
         kernels: KernelSet = .baseline
     ) throws(AdamCoreError) -> adamcore_adafix_result {
-        try plainAdafix(config, step, count, T.storage, param, grad, (raw(expAvg), raw(expAvgSq), nil), lipschitz, kernels)
+        try plainAdafix(config, step, count, T.storage, UnsafeMutableRawPointer(param), UnsafeRawPointer(grad),
+                        (UnsafeMutableRawPointer(expAvg), UnsafeMutableRawPointer(expAvgSq), nil), lipschitz, kernels)
     }
 
     /// L = max(L, ||newGrad - grad|| / sqrt(stepNormSquared)); unchanged when stepNormSquared is 0.
+    @inlinable
     public static func adafixLipschitz<T: Steppable>(
         count: Int, grad: UnsafePointer<T>?, newGrad: UnsafePointer<T>?, stepNormSquared: Double, lipschitz: Double,
         kernels: KernelSet = .baseline
     ) throws(AdamCoreError) -> Double {
-        guard lipschitz.isFinite, lipschitz >= 0 else { throw fail(ADAMCORE_E_LIPSCHITZ) }
-        guard stepNormSquared.isFinite, stepNormSquared >= 0 else { throw fail(ADAMCORE_E_NONFINITE) }
-        // Both are only read, so they may overlap; they must be valid buffers.
-        _ = try T.storage.range(grad, count)
-        _ = try T.storage.range(newGrad, count)
-        let diff = StepJob.runOne(.difference, readTensor(T.storage, count, grad!), grad: grad!, other: newGrad!,
-                                  kernels: kernels)
-        return try raiseLipschitz(lipschitz, diffNormSquared: diff, stepNormSquared: stepNormSquared)
+        try plainLipschitz(count, T.storage, UnsafeRawPointer(grad), UnsafeRawPointer(newGrad), stepNormSquared,
+                           lipschitz, kernels)
     }
 
     /// SGD (`momentumBuffer` exactly when momentum > 0; at step 1 it is overwritten with the gradient).
+    @inlinable
     public static func sgd<T: Steppable>(
         _ config: adamcore_config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
         momentumBuffer: UnsafeMutablePointer<T>?, kernels: KernelSet = .baseline
     ) throws(AdamCoreError) {
-        try plainUpdate(config, .sgd, step, count, T.storage, param, grad, (raw(momentumBuffer), nil, nil), kernels)
+        try plainUpdate(config, .sgd, step, count, T.storage, UnsafeMutableRawPointer(param), UnsafeRawPointer(grad),
+                        (UnsafeMutableRawPointer(momentumBuffer), nil, nil), kernels)
     }
 
     /// RMSprop (`gradAvg` exactly when centered, `momentumBuffer` exactly when momentum > 0).
+    @inlinable
     public static func rmsprop<T: Steppable>(
         _ config: adamcore_config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
         squareAvg: UnsafeMutablePointer<T>?, gradAvg: UnsafeMutablePointer<T>?, momentumBuffer: UnsafeMutablePointer<T>?,
         kernels: KernelSet = .baseline
     ) throws(AdamCoreError) {
-        let c = try validated(config, for: .rmsprop, step: step)
-        let centered = c.flags.contains(.centered), momentum = config.momentum > 0
-        // The one place the named buffers become slots: square_avg, then grad_avg when centered, then the
-        // momentum buffer (ValidConfig.slot). Each must be given exactly when the config uses it.
-        guard squareAvg != nil, gradAvg != nil || !centered, momentumBuffer != nil || !momentum else {
-            throw fail(ADAMCORE_E_NULL_POINTER)
-        }
-        guard gradAvg == nil || centered, momentumBuffer == nil || momentum else { throw fail(ADAMCORE_E_STATE) }
-        let slots: Slots = centered ? (raw(squareAvg), raw(gradAvg), raw(momentumBuffer)) : (raw(squareAvg), raw(momentumBuffer), nil)
-        try plainUpdate(config, .rmsprop, step, count, T.storage, param, grad, slots, kernels)
+        try plainRMSprop(config, step, count, T.storage, UnsafeMutableRawPointer(param), UnsafeRawPointer(grad),
+                         UnsafeMutableRawPointer(squareAvg), UnsafeMutableRawPointer(gradAvg),
+                         UnsafeMutableRawPointer(momentumBuffer), kernels)
     }
 
     /// AdaGrad.
+    @inlinable
     public static func adagrad<T: Steppable>(
         _ config: adamcore_config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
         stateSum: UnsafeMutablePointer<T>?, kernels: KernelSet = .baseline
     ) throws(AdamCoreError) {
-        try plainUpdate(config, .adagrad, step, count, T.storage, param, grad, (raw(stateSum), nil, nil), kernels)
+        try plainUpdate(config, .adagrad, step, count, T.storage, UnsafeMutableRawPointer(param), UnsafeRawPointer(grad),
+                        (UnsafeMutableRawPointer(stateSum), nil, nil), kernels)
     }
 
     // MARK: Buffer-pointer forms (Swift)
@@ -226,8 +225,41 @@ public enum Step {
 
     // MARK: The one-tensor plan
 
+    /// adafixLipschitz's raw path: both gradients are only read, so they may overlap; they must be valid buffers.
+    @usableFromInline
+    static func plainLipschitz(_ count: Int, _ dtype: DType, _ grad: UnsafeRawPointer?, _ newGrad: UnsafeRawPointer?,
+                               _ stepNormSquared: Double, _ lipschitz: Double, _ kernels: KernelSet)
+        throws(AdamCoreError) -> Double {
+        guard lipschitz.isFinite, lipschitz >= 0 else { throw fail(ADAMCORE_E_LIPSCHITZ) }
+        guard stepNormSquared.isFinite, stepNormSquared >= 0 else { throw fail(ADAMCORE_E_NONFINITE) }
+        _ = try dtype.range(grad, count)
+        _ = try dtype.range(newGrad, count)
+        let diff = StepJob.runOne(.difference, readTensor(dtype, count, grad!), grad: grad!, other: newGrad!,
+                                  kernels: kernels)
+        return try raiseLipschitz(lipschitz, diffNormSquared: diff, stepNormSquared: stepNormSquared)
+    }
+
+    /// rmsprop's raw path: the one place the named buffers become slots (square_avg, then grad_avg when centered,
+    /// then the momentum buffer: ValidConfig.slot). Each must be given exactly when the config uses it.
+    @usableFromInline
+    static func plainRMSprop(
+        _ config: adamcore_config, _ step: Int64, _ count: Int, _ dtype: DType, _ param: UnsafeMutableRawPointer?,
+        _ grad: UnsafeRawPointer?, _ squareAvg: UnsafeMutableRawPointer?, _ gradAvg: UnsafeMutableRawPointer?,
+        _ momentumBuffer: UnsafeMutableRawPointer?, _ kernels: KernelSet
+    ) throws(AdamCoreError) {
+        let c = try validated(config, for: .rmsprop, step: step)
+        let centered = c.flags.contains(.centered), momentum = config.momentum > 0
+        guard squareAvg != nil, gradAvg != nil || !centered, momentumBuffer != nil || !momentum else {
+            throw fail(ADAMCORE_E_NULL_POINTER)
+        }
+        guard gradAvg == nil || centered, momentumBuffer == nil || momentum else { throw fail(ADAMCORE_E_STATE) }
+        let slots: Slots = centered ? (squareAvg, gradAvg, momentumBuffer) : (squareAvg, momentumBuffer, nil)
+        try plainUpdate(config, .rmsprop, step, count, dtype, param, grad, slots, kernels)
+    }
+
     /// A typed call of `algorithm` (any but AdaFix): the config, then the buffers (`plainTensor`), then the update.
-    private static func plainUpdate(
+    @usableFromInline
+    static func plainUpdate(
         _ config: adamcore_config, _ algorithm: Algorithm, _ step: Int64, _ count: Int, _ dtype: DType,
         _ param: UnsafeMutableRawPointer?, _ grad: UnsafeRawPointer?, _ slots: Slots, _ kernels: KernelSet
     ) throws(AdamCoreError) {
@@ -238,7 +270,8 @@ public enum Step {
 
     /// A typed AdaFix call: the gate (max|g| against L * lr, seed 001 Algorithm 1 line 4), then the update, which
     /// holds v when the gate is closed and measures ||dx||^2.
-    private static func plainAdafix(
+    @usableFromInline
+    static func plainAdafix(
         _ config: adamcore_config, _ step: Int64, _ count: Int, _ dtype: DType, _ param: UnsafeMutableRawPointer?,
         _ grad: UnsafeRawPointer?, _ slots: Slots, _ lipschitz: Double, _ kernels: KernelSet
     ) throws(AdamCoreError) -> adamcore_adafix_result {
@@ -266,17 +299,12 @@ public enum Step {
         try check(1, slots.1)
         try check(2, slots.2)
         var s = slots
-        let made: Result<Tensor, AdamCoreError> = withUnsafeMutablePointer(to: &s) {
-            $0.withMemoryRebound(to: UnsafeMutableRawPointer?.self, capacity: 3) { state in
-                do throws(AdamCoreError) {
-                    return .success(try callerTensor(.plain(dtype), count, param, grad, state: state,
-                                                     stateCount: c.stateCount, slots: c.stateCount, master: nil, copy: nil))
-                } catch {
-                    return .failure(error)
-                }
-            }
+        // A homogeneous tuple's elements are laid out as an array of its element type.
+        return try withUnsafeMutablePointer(to: &s) { (p) throws(AdamCoreError) -> Tensor in
+            let state = UnsafeRawPointer(p).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
+            return try callerTensor(.plain(dtype), count, param, grad, state: state, stateCount: c.stateCount,
+                                    slots: c.stateCount, master: nil, copy: nil)
         }
-        return try made.get()
     }
 
     /// A caller-owned tensor for one call, its buffers checked by TensorBuffers (master weights required when the
@@ -305,8 +333,6 @@ public enum Step {
         -> GroupCoefficients {
         GroupCoefficients(c, step: step, updateV: updateV, gradScale: 1, inDouble: tensor.computesInDouble)
     }
-
-    private static func raw<T>(_ p: UnsafeMutablePointer<T>?) -> UnsafeMutableRawPointer? { p.map { UnsafeMutableRawPointer($0) } }
 
     // MARK: Shared checks
 
