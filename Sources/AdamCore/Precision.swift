@@ -153,12 +153,16 @@ public struct MixedStreams {
     public var key: UInt64
     /// The tensor's element index of element 0 (the generator's counter); a multiple of 16.
     public var first: Int
+    /// As Streams.prefetchAhead.
+    public var prefetchAhead: Bool
 
     public init(param: UnsafeMutableRawPointer, grad: UnsafeRawPointer, s0: UnsafeMutableRawPointer?,
                 s1: UnsafeMutableRawPointer?, s2: UnsafeMutableRawPointer?, master: UnsafeMutablePointer<Float>?,
-                copy: UnsafeMutableRawPointer?, layout: TensorLayout, stateCount: Int, key: UInt64, first: Int) {
+                copy: UnsafeMutableRawPointer?, layout: TensorLayout, stateCount: Int, key: UInt64, first: Int,
+                prefetchAhead: Bool = false) {
         self.param = param; self.grad = grad; self.s0 = s0; self.s1 = s1; self.s2 = s2; self.master = master
         self.copy = copy; self.layout = layout; self.stateCount = stateCount; self.key = key; self.first = first
+        self.prefetchAhead = prefetchAhead
     }
 
     @inlinable @inline(__always)
@@ -394,6 +398,7 @@ public struct CodecStreams<PC: LaneCodec, GC: LaneCodec, SC: LaneCodec>: VectorS
     public var stateKeys: (UInt64, UInt64, UInt64)
     /// The tensor's element index of element 0 (the generator's counter); a multiple of 16.
     public var first: Int
+    public var prefetchAhead: Bool
 
     @inlinable @inline(__always)
     public init(_ s: MixedStreams) {
@@ -408,6 +413,19 @@ public struct CodecStreams<PC: LaneCodec, GC: LaneCodec, SC: LaneCodec>: VectorS
         paramKey = parameterKey(s.key)
         stateKeys = (stateKey(s.key, 0), stateKey(s.key, 1), stateKey(s.key, 2))
         first = s.first
+        prefetchAhead = s.prefetchAhead
+    }
+
+    @inlinable @inline(__always)
+    public func prefetch(_ i: Int, states: Int) {
+        let ahead = i &+ prefetchElements
+        adamcore_shim_prefetch(param + ahead * PC.bytes)
+        adamcore_shim_prefetch(grad + ahead * GC.bytes)
+        if states > 0 { adamcore_shim_prefetch(s0 + ahead * SC.bytes) }
+        if states > 1 { adamcore_shim_prefetch(s1 + ahead * SC.bytes) }
+        if states > 2 { adamcore_shim_prefetch(s2 + ahead * SC.bytes) }
+        if let master { adamcore_shim_prefetch(master + ahead) }
+        if let copy { adamcore_shim_prefetch(copy + ahead * 2) }   // written only, but its lines are read first
     }
 
     @inlinable @inline(__always)

@@ -73,6 +73,7 @@ final class StepJob: ParallelTask {
     var others: UnsafePointer<UnsafeRawPointer?>?       // .difference: g' per tensor
     var tensorSteps: UnsafePointer<Int64>?              // per tensor: its step count before this step
     var roundingSeed: UInt64 = 0
+    var prefetch = false                                // set by execute: prefetchesAhead(elements:)
     private(set) var partials = UnsafeMutablePointer<Double>.allocate(capacity: 1)
     private(set) var thresholds = UnsafeMutablePointer<Double>.allocate(capacity: 1)  // per group: L * lr
     private var partialCapacity = 1, thresholdCapacity = 1
@@ -127,7 +128,7 @@ final class StepJob: ParallelTask {
                                  coefficients: coefficients.map { $0[coefficientIndex![index]] },
                                  key: tensorRoundingKey(tensor, seed: roundingSeed, step: tensorSteps![index] &+ 1, index: index),
                                  other: others?[index], threshold: phase == .gate ? thresholds[tensor.group] : 0,
-                                 segment: segment)
+                                 segment: segment, prefetch: prefetch)
             total = phase == .maxAbs ? Swift.max(total, result) : total + result
         }
         partials[item] = total
@@ -138,6 +139,7 @@ final class StepJob: ParallelTask {
     /// never depends on the thread count.
     func execute(_ phase: Phase, elements: Int) -> Double {
         self.phase = phase
+        prefetch = prefetchesAhead(elements: elements)
         guard itemCount > 0 else { return 0 }
         WorkerPool.shared.run(self, threads: elements >= Threading.minimumElements ? Threading.threadCount : 1)
         var total = partials[0]
@@ -155,7 +157,7 @@ final class StepJob: ParallelTask {
         guard tensor.count > chunkElements else {
             return perform(phase, tensor, grad, 0..<tensor.count, kernels, coefficients: coefficients,
                            key: tensorRoundingKey(tensor, seed: seed, step: step, index: 0), other: other, threshold: 0,
-                           segment: nil)
+                           segment: nil, prefetch: false)
         }
         let job = StepJob(kernels: kernels)
         job.itemCount = WorkItem.chunkCount(of: tensor.count)
@@ -192,10 +194,11 @@ private struct OneTensorPlan {
 @inline(__always)
 private func perform(_ phase: StepJob.Phase, _ tensor: Tensor, _ g: UnsafeRawPointer, _ range: Range<Int>,
                      _ k: KernelSet, coefficients: GroupCoefficients?, key: UInt64, other: UnsafeRawPointer?,
-                     threshold: Double, segment: UnsafeMutablePointer<KernelStats>?) -> Double {
+                     threshold: Double, segment: UnsafeMutablePointer<KernelStats>?, prefetch: Bool) -> Double {
     switch phase {
-    case .update: return tensor.update(g, coefficients!, k, range, key: key)
-    case .updateWithStats: return tensor.updateWithStats(g, coefficients!, k, range, segment!, key: key)
+    case .update: return tensor.update(g, coefficients!, k, range, key: key, prefetch: prefetch)
+    case .updateWithStats:
+        return tensor.updateWithStats(g, coefficients!, k, range, segment!, key: key, prefetch: prefetch)
     case .gate: return tensor.maxAbs(g, k, range) >= threshold ? 1 : 0
     case .maxAbs: return tensor.maxAbs(g, k, range)
     case .difference: return tensor.diffNormSquared(g, other!, k, range)

@@ -92,32 +92,35 @@ struct Tensor {
     }
 
     @inline(__always)
-    private func streams<T: KernelScalar>(_ grad: UnsafeRawPointer, _: T.Type, from start: Int) -> Streams<T> {
+    private func streams<T: KernelScalar>(_ grad: UnsafeRawPointer, _: T.Type, from start: Int,
+                                          prefetch: Bool) -> Streams<T> {
         let p = param.assumingMemoryBound(to: T.self) + start
         return Streams(param: p, grad: grad.assumingMemoryBound(to: T.self) + start,
                        s0: s0.map { $0.assumingMemoryBound(to: T.self) + start } ?? p,
                        s1: s1.map { $0.assumingMemoryBound(to: T.self) + start } ?? p,
-                       s2: s2.map { $0.assumingMemoryBound(to: T.self) + start } ?? p)
+                       s2: s2.map { $0.assumingMemoryBound(to: T.self) + start } ?? p,
+                       prefetchAhead: prefetch)
     }
 
     @inline(__always)
-    private func mixed(_ grad: UnsafeRawPointer, from at: Int, key: UInt64) -> MixedStreams {
+    private func mixed(_ grad: UnsafeRawPointer, from at: Int, key: UInt64, prefetch: Bool) -> MixedStreams {
         let state = layout.state.byteSize
         return MixedStreams(param: param + at * layout.param.byteSize, grad: grad + at * layout.grad.byteSize,
                             s0: s0.map { $0 + at * state }, s1: s1.map { $0 + at * state }, s2: s2.map { $0 + at * state },
                             master: master.map { $0 + at }, copy: copy.map { $0 + 2 * at }, layout: layout,
-                            stateCount: stateCount, key: key, first: at)
+                            stateCount: stateCount, key: key, first: at, prefetchAhead: prefetch)
     }
 
     /// Runs this tensor's kernel on elements `range`; returns ||dx||^2 for AdaFix, else 0. `c` is in this tensor's
-    /// compute type; `key`: the stochastic-rounding key of this tensor's step (see roundingKey).
+    /// compute type; `key`: the stochastic-rounding key of this tensor's step (see roundingKey); `prefetch`: whether
+    /// the loops prefetch ahead (the step streams from memory: prefetchesAhead(elements:)).
     @inline(__always)
     func update(_ grad: UnsafeRawPointer, _ c: GroupCoefficients, _ k: KernelSet, _ range: Range<Int>,
-                key: UInt64) -> Double {
+                key: UInt64, prefetch: Bool) -> Double {
         let n = range.count, at = range.lowerBound
         switch c {
         case let .float64(c64):
-            let s = streams(grad, Double.self, from: at)
+            let s = streams(grad, Double.self, from: at, prefetch: prefetch)
             switch c64 {
             case let .adam(c, v): return k.adam64(s, n, c, v)
             case let .sgd(c, v): return k.sgd64(s, n, c, v)
@@ -125,7 +128,7 @@ struct Tensor {
             case let .adagrad(c, l2): return k.adagrad64(s, n, c, l2)
             }
         case let .float32(c32) where layout.isPlain:
-            let s = streams(grad, Float.self, from: at)
+            let s = streams(grad, Float.self, from: at, prefetch: prefetch)
             switch c32 {
             case let .adam(c, v): return k.adam32(s, n, c, v)
             case let .sgd(c, v): return k.sgd32(s, n, c, v)
@@ -133,7 +136,7 @@ struct Tensor {
             case let .adagrad(c, l2): return k.adagrad32(s, n, c, l2)
             }
         case let .float32(c32):
-            let s = mixed(grad, from: at, key: key)
+            let s = mixed(grad, from: at, key: key, prefetch: prefetch)
             switch c32 {
             case let .adam(c, v): return k.mixedAdam(s, n, c, v)
             case let .sgd(c, v): return k.staged(s, n) { k.sgd32($0, $1, c, v) }
@@ -146,16 +149,17 @@ struct Tensor {
     /// `update` for the Adam family, also measuring `stats`.
     @inline(__always)
     func updateWithStats(_ grad: UnsafeRawPointer, _ c: GroupCoefficients, _ k: KernelSet, _ range: Range<Int>,
-                         _ stats: UnsafeMutablePointer<KernelStats>, key: UInt64) -> Double {
+                         _ stats: UnsafeMutablePointer<KernelStats>, key: UInt64, prefetch: Bool) -> Double {
         let n = range.count, at = range.lowerBound
         let result: Double
         switch c {
-        case let .float64(.adam(c64, v)): result = k.adamStats64(streams(grad, Double.self, from: at), n, c64, v, stats)
+        case let .float64(.adam(c64, v)):
+            result = k.adamStats64(streams(grad, Double.self, from: at, prefetch: prefetch), n, c64, v, stats)
         case let .float32(.adam(c32, v)) where layout.isPlain:
-            result = k.adamStats32(streams(grad, Float.self, from: at), n, c32, v, stats)
+            result = k.adamStats32(streams(grad, Float.self, from: at, prefetch: prefetch), n, c32, v, stats)
         case let .float32(.adam(c32, v)):
             var merged = KernelStats()
-            result = k.staged(mixed(grad, from: at, key: key), n) { s, b in
+            result = k.staged(mixed(grad, from: at, key: key, prefetch: prefetch), n) { s, b in
                 var block = KernelStats()
                 let r = k.adamStats32(s, b, c32, v, &block)
                 merged.merge(block)
@@ -164,7 +168,7 @@ struct Tensor {
             stats.pointee = merged
         default:
             stats.pointee = KernelStats()
-            return update(grad, c, k, range, key: key)
+            return update(grad, c, k, range, key: key, prefetch: prefetch)
         }
         if stats.pointee.nonFinite.isNaN { stats.pointee.nonFinite = nonFiniteCount(grad, k, range) }
         return result

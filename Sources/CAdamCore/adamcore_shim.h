@@ -46,6 +46,10 @@ static inline adamcore_shim_f64x8 adamcore_shim_sqrt_f64x8(adamcore_shim_f64x8 x
     return __builtin_elementwise_sqrt(x);
 }
 
+/* A read prefetch into every cache level (prefetcht0; it never faults, so it may point past a buffer's end).
+ * From DRAM the update loops ran 8-15% faster with one per stream and vector 2 KiB ahead (Zen 4, 1 thread). */
+static inline void adamcore_shim_prefetch(const void *_Nonnull address) { __builtin_prefetch(address, 0, 3); }
+
 /* Swift's generic pointwiseMax does not lower to vmaxps (measured: AMSGrad ran 20x slower than Adam).
  * maximum: IEEE 754-2019, a NaN in either operand gives NaN (as torch.maximum). (Maxima that ignore NaN: keep_max.) */
 static inline adamcore_shim_f32x16 adamcore_shim_maximum_f32x16(adamcore_shim_f32x16 a, adamcore_shim_f32x16 b) {

@@ -62,23 +62,27 @@ struct RunResult: Equatable {
 }
 
 /// Runs `steps` stateless steps of `config` on T buffers with kernel set `kernels`.
+/// `chunk`: take each step as calls of `chunk` elements each (not AdaFix, whose decision is over the whole tensor).
 func runKernel<T: Steppable>(_ config: Config, _ problem: Problem, steps: Int, as _: T.Type,
-                             kernels: KernelSet = .baseline) throws -> RunResult {
-    let n = problem.count
+                             kernels: KernelSet = .baseline, chunk: Int? = nil) throws -> RunResult {
+    let total = problem.count
+    precondition(chunk == nil || config.algorithm != .adafix)
     let p = OwnedBuffer<T>(problem.start(as: T.self))
     let slots = try config.stateSlots().count
     let initialState = config.algorithm == .adagrad ? config.raw.initial_accumulator_value : 0
-    let state = (0..<3).map { _ in OwnedBuffer<T>(Array(repeating: initialState, count: n)) }
-    func slot(_ k: Int) -> UnsafeMutablePointer<T>? { k < slots ? state[k].buffer.baseAddress : nil }
+    let state = (0..<3).map { _ in OwnedBuffer<T>(Array(repeating: initialState, count: total)) }
     let c = config.raw
-    let pp = p.buffer.baseAddress
     var lipschitz = 0.0
     for t in 1...steps {
         let g = OwnedBuffer<T>(problem.gradient(t, as: T.self))
-        let next = OwnedBuffer<T>(Array(repeating: 0, count: n))
-        let gp = UnsafePointer(g.buffer.baseAddress)
+        let next = OwnedBuffer<T>(Array(repeating: 0, count: total))
         // Raw pointers do not keep their object alive: pin the gradients until the step has run.
         try withExtendedLifetime((g, next)) {
+        for start in stride(from: 0, to: Swift.max(total, 1), by: chunk ?? Swift.max(total, 1)) {
+        let n = Swift.min(chunk ?? total, total - start)
+        func slot(_ k: Int) -> UnsafeMutablePointer<T>? { k < slots ? state[k].buffer.baseAddress.map { $0 + start } : nil }
+        let pp = p.buffer.baseAddress.map { $0 + start }
+        let gp = UnsafePointer(g.buffer.baseAddress.map { $0 + start })
         switch config.algorithm! {
         case .adam:
             try Step.adam(c, step: Int64(t), count: n, param: pp, grad: gp, expAvg: slot(0), expAvgSq: slot(1),
@@ -101,6 +105,7 @@ func runKernel<T: Steppable>(_ config: Config, _ problem: Problem, steps: Int, a
                              kernels: kernels)
         case .adagrad:
             try Step.adagrad(c, step: Int64(t), count: n, param: pp, grad: gp, stateSum: slot(0), kernels: kernels)
+        }
         }
         }
     }

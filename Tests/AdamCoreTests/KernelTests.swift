@@ -1,4 +1,4 @@
-import AdamCore
+@testable import AdamCore
 import CAdamCore
 import XCTest
 
@@ -104,6 +104,32 @@ final class KernelTests: XCTestCase {
                 XCTAssertEqual(bits(try runKernel(config, problem, steps: steps, as: Double.self, kernels: avx512)),
                                bits(try runKernel(config, problem, steps: steps, as: Double.self, kernels: avx2)),
                                "\(name) f64 n=\(n)")
+            }
+        }
+    }
+
+    /// A step over enough elements to stream from memory runs its loops with software prefetch: the same bits as
+    /// the loops without it. A 4M-element stateless step (which prefetches) against the same steps taken in calls of
+    /// 8192 elements (which do not; every element's update is its own): one configuration per loop shape and
+    /// state count (4M-element buffers are slow to make; all configurations would take minutes), both dtypes, every
+    /// tier. (The summing loop of AdaFix and the statistics kernels do not prefetch: see forEachVector.)
+    func testPrefetchingLoopsGiveTheSameBits() throws {
+        let n = 1 << 22
+        XCTAssertTrue(prefetchesAhead(elements: n))
+        XCTAssertFalse(prefetchesAhead(elements: chunkElements))
+        let problem = Problem(count: n, seed: 11)
+        let shapes = ["adamw", "amsgrad", "sgd nesterov", "rmsprop centered momentum maximize", "adagrad decay l2 init"]
+        XCTAssertEqual(configurations.filter { shapes.contains($0.0) }.count, shapes.count)
+        for (name, config) in configurations where shapes.contains(name) {
+            for kernels in availableKernelSets {
+                func bits(_ r: RunResult) -> [[UInt64]] { ([r.param] + r.state).map { $0.map(\.bitPattern) } }
+                let label = "\(name) [\(isaName(kernels))]"
+                XCTAssertEqual(bits(try runKernel(config, problem, steps: 2, as: Float.self, kernels: kernels)),
+                               bits(try runKernel(config, problem, steps: 2, as: Float.self, kernels: kernels,
+                                                  chunk: chunkElements)), label + " f32")
+                XCTAssertEqual(bits(try runKernel(config, problem, steps: 2, as: Double.self, kernels: kernels)),
+                               bits(try runKernel(config, problem, steps: 2, as: Double.self, kernels: kernels,
+                                                  chunk: chunkElements)), label + " f64")
             }
         }
     }

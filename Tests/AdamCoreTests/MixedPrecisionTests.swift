@@ -264,7 +264,8 @@ final class MixedPrecisionTests: XCTestCase {
 
     /// The fused Adam loop (16-bit conversions in registers) and the staged pass around the float32 kernel do the
     /// same operations in the same order: bit for bit the same, on every tier, for every fused layout with and
-    /// without master weights, copy-out and stochastic rounding, at sizes around the vector width and the blocks.
+    /// without master weights, copy-out and stochastic rounding, at sizes around the vector width and the blocks;
+    /// the fused loop with software prefetch (as large steps run it) too.
     func testFusedAdamEqualsTheStagedPassBitForBit() throws {
         let layouts: [TensorLayout] = [
             TensorLayout(param: .bfloat16), TensorLayout(param: .bfloat16, state: .bfloat16),
@@ -289,13 +290,13 @@ final class MixedPrecisionTests: XCTestCase {
                                 + [TypedBuffer(.float32, problem.start(as: Float.self).map { $0 + 1e-3 }),
                                    TypedBuffer(layout.copy ?? .bfloat16, Array(repeating: 0, count: n))]
                         }
-                        let a = buffers(), b = buffers()
-                        func streams(_ x: [TypedBuffer]) -> MixedStreams {
+                        let a = buffers(), b = buffers(), c = buffers()
+                        func streams(_ x: [TypedBuffer], prefetch: Bool = false) -> MixedStreams {
                             MixedStreams(param: x[0].raw, grad: UnsafeRawPointer(x[1].raw), s0: slots > 0 ? x[2].raw : nil,
                                          s1: slots > 1 ? x[3].raw : nil, s2: slots > 2 ? x[4].raw : nil,
                                          master: layout.masterWeights ? x[5].raw.assumingMemoryBound(to: Float.self) : nil,
                                          copy: layout.copy == nil ? nil : x[6].raw, layout: layout, stateCount: slots,
-                                         key: 99, first: 0)
+                                         key: 99, first: 0, prefetchAhead: prefetch)
                         }
                         let coefficients = AdamCoefficients<Float>(config.raw, step: 3)
                         let variant = AdamVariant(hasL2: config.raw.weight_decay != 0 && !config.flags.contains(.decoupledWeightDecay),
@@ -304,7 +305,9 @@ final class MixedPrecisionTests: XCTestCase {
                                                   saveGradient: false)
                         _ = kernels.mixedAdam(streams(a), n, coefficients, variant)
                         _ = kernels.staged(streams(b), n) { kernels.adam32($0, $1, coefficients, variant) }
+                        _ = kernels.mixedAdam(streams(c, prefetch: true), n, coefficients, variant)
                         XCTAssertEqual(a.map(\.bits), b.map(\.bits), "\(isaName(kernels)) \(layout) \(name) n=\(n)")
+                        XCTAssertEqual(a.map(\.bits), c.map(\.bits), "prefetch \(isaName(kernels)) \(layout) \(name) n=\(n)")
                     }
                 }
             }
