@@ -72,7 +72,7 @@ public protocol VectorStreams {
     /// `body` on zero-padded copies of elements [start, start + count) (count < one vector), whose param (unless
     /// `readOnly`) and first `states` state slots are copied back afterwards.
     func tail<R>(from start: Int, count: Int, states: Int, readOnly: Bool, _ body: (Self) -> R) -> R
-    /// Whether `forEachVector` calls `prefetch` before each vector (of its plain loop: not when it sums).
+    /// Whether `forEachVector` calls `prefetch` before each vector.
     var prefetchAhead: Bool { get }
     /// Prefetches element i + prefetchElements of every stream the loop reads (param, grad, the first `states`
     /// slots, and whatever else these streams read).
@@ -124,20 +124,23 @@ extension Streams: VectorStreams {
 @inlinable @inline(__always)
 func forEachVector<S: VectorStreams, P: ArithmeticPolicy>(
     _: P.Type, _ s: S, count n: Int, states: Int, readOnly: Bool = false, accumulate: Bool = false,
-    mayPrefetch: Bool = true, _ body: (S, Int, Int) -> S.Scalar.Vector
+    largeBody: Bool = false, _ body: (S, Int, Int) -> S.Scalar.Vector
 ) -> Double {
     let lanes = S.Scalar.Vector.scalarCount
     let fullEnd = n &- n % lanes
     var total = 0.0
     var i = 0
-    // Prefetch (when the streams ask for it) in the plain loop only, with one loop-invariant test per vector: a
-    // second copy of the loop, or prefetch in the summing loop too, made the kernels too large for the inliner,
-    // which then outlined adamLoop with its options as runtime flags. `mayPrefetch`: false where the body is
-    // already near that limit (the statistics kernels).
-    let prefetch = mayPrefetch && s.prefetchAhead
+    // Prefetch when the streams ask for it, with one loop-invariant test per vector. Inline in the plain loop of the
+    // plain kernels; where the body is large (`largeBody`: the statistics kernels) and in the summing loop, through
+    // one call: inline there too, the prefetches made the kernels too large for the inliner, which then outlined
+    // adamLoop with its options as runtime flags. (The call costs nothing that shows from DRAM, the only place
+    // the streams ask for prefetch.)
+    let prefetch = s.prefetchAhead
     if !accumulate {
         while i < fullEnd {
-            if prefetch { s.prefetch(i, states: states) }
+            if prefetch {
+                if largeBody { prefetchOutOfLine(s, i, states) } else { s.prefetch(i, states: states) }
+            }
             _ = body(s, i, lanes)
             i &+= lanes
         }
@@ -146,6 +149,7 @@ func forEachVector<S: VectorStreams, P: ArithmeticPolicy>(
         let blockEnd = Swift.min(i &+ reductionBlock, fullEnd)
         var partial = S.Scalar.Vector()
         while i < blockEnd {
+            if prefetch { prefetchOutOfLine(s, i, states) }
             partial += body(s, i, lanes)
             i &+= lanes
         }
@@ -161,6 +165,10 @@ func forEachVector<S: VectorStreams, P: ArithmeticPolicy>(
         return total + tail
     }
 }
+
+/// `s.prefetch(i, states:)` as a call (see forEachVector).
+@inlinable @inline(never)
+func prefetchOutOfLine<S: VectorStreams>(_ s: S, _ i: Int, _ states: Int) { s.prefetch(i, states: states) }
 
 extension Streams {
     /// The same buffers from element `offset` on.

@@ -112,7 +112,8 @@ final class KernelTests: XCTestCase {
     /// the loops without it. A 4M-element stateless step (which prefetches) against the same steps taken in calls of
     /// 8192 elements (which do not; every element's update is its own): one configuration per loop shape and
     /// state count (4M-element buffers are slow to make; all configurations would take minutes), both dtypes, every
-    /// tier. (The summing loop of AdaFix and the statistics kernels do not prefetch: see forEachVector.)
+    /// tier. Then the loops that prefetch through a call (AdaFix's summing loop, the statistics kernels), called
+    /// directly with and without prefetch: the same buffers, sums and statistics, bit for bit.
     func testPrefetchingLoopsGiveTheSameBits() throws {
         let n = 1 << 22
         XCTAssertTrue(prefetchesAhead(elements: n))
@@ -130,6 +131,30 @@ final class KernelTests: XCTestCase {
                 XCTAssertEqual(bits(try runKernel(config, problem, steps: 2, as: Double.self, kernels: kernels)),
                                bits(try runKernel(config, problem, steps: 2, as: Double.self, kernels: kernels,
                                                   chunk: chunkElements)), label + " f64")
+            }
+        }
+        let small = Problem(count: 3001, seed: 5)
+        let coefficients = AdamCoefficients<Float>(Config.adam(lr: 1e-2, weightDecay: 0.1).raw, step: 3)
+        for kernels in availableKernelSets {
+            for trackStep in [true, false] {
+                let variant = AdamVariant(hasL2: true, decoupled: false, amsgrad: !trackStep, updateV: true,
+                                          trackStep: trackStep, saveGradient: false)
+                var results: [[[UInt64]]] = []
+                for prefetch in [false, true] {
+                    let buffers = [small.start(as: Float.self), small.gradient(1, as: Float.self),
+                                   small.gradient(2, as: Float.self), small.gradient(3, as: Float.self).map { abs($0) },
+                                   small.gradient(4, as: Float.self).map { abs($0) }].map { OwnedBuffer<Float>($0) }
+                    let b = buffers.map { $0.buffer.baseAddress! }
+                    let s = Streams(param: b[0], grad: b[1], s0: b[2], s1: b[3], s2: b[4], prefetchAhead: prefetch)
+                    var stats = KernelStats()
+                    let sum = trackStep ? kernels.adam32(s, small.count, coefficients, variant)
+                                        : kernels.adamStats32(s, small.count, coefficients, variant, &stats)
+                    let measured = [stats.count, stats.nonFinite, stats.maxAbsDirection, stats.minDenom, stats.maxDenom,
+                                    stats.inverseDenomSum, stats.mSquared, stats.vSquared, stats.stepSquared,
+                                    sum].map(\.bitPattern)
+                    results.append(buffers.map { $0.values.map(\.bitPattern) } + [measured])
+                }
+                XCTAssertEqual(results[0], results[1], "\(isaName(kernels)) trackStep=\(trackStep)")
             }
         }
     }
