@@ -105,52 +105,52 @@ public enum Step {
     // MARK: Buffer-pointer forms (Swift)
 
     public static func adam<T: Steppable>(
-        _ config: Config, step: Int, param: UnsafeMutableBufferPointer<T>, grad: UnsafeBufferPointer<T>,
+        _ config: Config, step: Int64, param: UnsafeMutableBufferPointer<T>, grad: UnsafeBufferPointer<T>,
         expAvg: UnsafeMutableBufferPointer<T>, expAvgSq: UnsafeMutableBufferPointer<T>,
         maxExpAvgSq: UnsafeMutableBufferPointer<T>? = nil, kernels: KernelSet = .baseline
     ) throws(AdamCoreError) {
         try sameLength(grad.count, param.count, expAvg.count, expAvgSq.count, maxExpAvgSq?.count)
-        try adam(config.raw, step: Int64(step), count: grad.count, param: param.baseAddress, grad: grad.baseAddress,
+        try adam(config.raw, step: step, count: grad.count, param: param.baseAddress, grad: grad.baseAddress,
                  expAvg: expAvg.baseAddress, expAvgSq: expAvgSq.baseAddress, maxExpAvgSq: maxExpAvgSq?.baseAddress,
                  kernels: kernels)
     }
 
     public static func sgd<T: Steppable>(
-        _ config: Config, step: Int, param: UnsafeMutableBufferPointer<T>, grad: UnsafeBufferPointer<T>,
+        _ config: Config, step: Int64, param: UnsafeMutableBufferPointer<T>, grad: UnsafeBufferPointer<T>,
         momentumBuffer: UnsafeMutableBufferPointer<T>? = nil, kernels: KernelSet = .baseline
     ) throws(AdamCoreError) {
         try sameLength(grad.count, param.count, momentumBuffer?.count)
-        try sgd(config.raw, step: Int64(step), count: grad.count, param: param.baseAddress, grad: grad.baseAddress,
+        try sgd(config.raw, step: step, count: grad.count, param: param.baseAddress, grad: grad.baseAddress,
                 momentumBuffer: momentumBuffer?.baseAddress, kernels: kernels)
     }
 
     public static func rmsprop<T: Steppable>(
-        _ config: Config, step: Int, param: UnsafeMutableBufferPointer<T>, grad: UnsafeBufferPointer<T>,
+        _ config: Config, step: Int64, param: UnsafeMutableBufferPointer<T>, grad: UnsafeBufferPointer<T>,
         squareAvg: UnsafeMutableBufferPointer<T>, gradAvg: UnsafeMutableBufferPointer<T>? = nil,
         momentumBuffer: UnsafeMutableBufferPointer<T>? = nil, kernels: KernelSet = .baseline
     ) throws(AdamCoreError) {
         try sameLength(grad.count, param.count, squareAvg.count, gradAvg?.count, momentumBuffer?.count)
-        try rmsprop(config.raw, step: Int64(step), count: grad.count, param: param.baseAddress, grad: grad.baseAddress,
+        try rmsprop(config.raw, step: step, count: grad.count, param: param.baseAddress, grad: grad.baseAddress,
                     squareAvg: squareAvg.baseAddress, gradAvg: gradAvg?.baseAddress,
                     momentumBuffer: momentumBuffer?.baseAddress, kernels: kernels)
     }
 
     public static func adagrad<T: Steppable>(
-        _ config: Config, step: Int, param: UnsafeMutableBufferPointer<T>, grad: UnsafeBufferPointer<T>,
+        _ config: Config, step: Int64, param: UnsafeMutableBufferPointer<T>, grad: UnsafeBufferPointer<T>,
         stateSum: UnsafeMutableBufferPointer<T>, kernels: KernelSet = .baseline
     ) throws(AdamCoreError) {
         try sameLength(grad.count, param.count, stateSum.count)
-        try adagrad(config.raw, step: Int64(step), count: grad.count, param: param.baseAddress, grad: grad.baseAddress,
+        try adagrad(config.raw, step: step, count: grad.count, param: param.baseAddress, grad: grad.baseAddress,
                     stateSum: stateSum.baseAddress, kernels: kernels)
     }
 
     public static func adafix<T: Steppable>(
-        _ config: Config, step: Int, param: UnsafeMutableBufferPointer<T>, grad: UnsafeBufferPointer<T>,
+        _ config: Config, step: Int64, param: UnsafeMutableBufferPointer<T>, grad: UnsafeBufferPointer<T>,
         expAvg: UnsafeMutableBufferPointer<T>, expAvgSq: UnsafeMutableBufferPointer<T>, lipschitz: Double,
         kernels: KernelSet = .baseline
     ) throws(AdamCoreError) -> adamcore_adafix_result {
         try sameLength(grad.count, param.count, expAvg.count, expAvgSq.count)
-        return try adafix(config.raw, step: Int64(step), count: grad.count, param: param.baseAddress,
+        return try adafix(config.raw, step: step, count: grad.count, param: param.baseAddress,
                           grad: grad.baseAddress, expAvg: expAvg.baseAddress, expAvgSq: expAvgSq.baseAddress,
                           lipschitz: lipschitz, kernels: kernels)
     }
@@ -166,7 +166,7 @@ public enum Step {
 
     /// One step of any algorithm but AdaFix on arrays; `state` holds the config's slots in order (`makeState`).
     public static func step<T: Steppable>(
-        _ config: Config, step: Int, param: inout [T], grad: [T], state: inout [[T]], kernels: KernelSet = .baseline
+        _ config: Config, step: Int64, param: inout [T], grad: [T], state: inout [[T]], kernels: KernelSet = .baseline
     ) throws(AdamCoreError) {
         let c = try ValidConfig(config.raw)
         guard c.algorithm != .adafix else { throw fail(ADAMCORE_E_ALGORITHM) }  // use adafix(_:step:param:...)
@@ -174,20 +174,20 @@ public enum Step {
         try sameLength(grad.count, param.count)
         for slot in state where slot.count != grad.count { throw fail(ADAMCORE_E_LENGTH) }
         let outcome: Result<Void, AdamCoreError> = withArrays(&param, grad, &state) { (p, g, s) throws(AdamCoreError) in
-            try plainUpdate(config.raw, c.algorithm, Int64(step), grad.count, T.storage, p, g, s, kernels)
+            try plainUpdate(config.raw, c.algorithm, step, grad.count, T.storage, p, g, s, kernels)
         }
         try outcome.get()
     }
 
     /// AdaFix on arrays that are the whole model (state: exp_avg, exp_avg_sq); see the pointer form.
     public static func adafix<T: Steppable>(
-        _ config: Config, step: Int, param: inout [T], grad: [T], state: inout [[T]], lipschitz: Double,
+        _ config: Config, step: Int64, param: inout [T], grad: [T], state: inout [[T]], lipschitz: Double,
         kernels: KernelSet = .baseline
     ) throws(AdamCoreError) -> adamcore_adafix_result {
         guard state.count == 2 else { throw fail(ADAMCORE_E_STATE) }
         try sameLength(grad.count, param.count, state[0].count, state[1].count)
         let outcome: Result<adamcore_adafix_result, AdamCoreError> = withArrays(&param, grad, &state) { (p, g, s) throws(AdamCoreError) in
-            try plainAdafix(config.raw, Int64(step), grad.count, T.storage, p, g, s, lipschitz, kernels)
+            try plainAdafix(config.raw, step, grad.count, T.storage, p, g, s, lipschitz, kernels)
         }
         return try outcome.get()
     }

@@ -123,8 +123,9 @@ final class AdaFixTests: XCTestCase {
             let g = OwnedBuffer<Float>(problem.gradient(t, as: Float.self))
             let before = x.values
             try withExtendedLifetime(g) {
-                let r = try Step.adafix(Config.adafix(lr: 1e-2), step: t, param: x.buffer, grad: UnsafeBufferPointer(g.buffer),
-                                        expAvg: m.buffer, expAvgSq: v.buffer, lipschitz: lipschitz)
+                let r = try Step.adafix(Config.adafix(lr: 1e-2), step: Int64(t), param: x.buffer,
+                                        grad: UnsafeBufferPointer(g.buffer), expAvg: m.buffer, expAvgSq: v.buffer,
+                                        lipschitz: lipschitz)
                 if r.v_updated != 0 { opened += 1 } else { closed += 1 }
                 let next = OwnedBuffer<Float>(Problem.newPointGradient(g.values, before: before, after: x.values))
                 lipschitz = try withExtendedLifetime(next) {

@@ -80,7 +80,9 @@ func runKernel<T: Steppable>(_ config: Config, _ problem: Problem, steps: Int, a
         try withExtendedLifetime((g, next)) {
         for start in stride(from: 0, to: Swift.max(total, 1), by: chunk ?? Swift.max(total, 1)) {
         let n = Swift.min(chunk ?? total, total - start)
-        func slot(_ k: Int) -> UnsafeMutablePointer<T>? { k < slots ? state[k].buffer.baseAddress.map { $0 + start } : nil }
+        func slot(_ k: Int) -> UnsafeMutablePointer<T>? {
+            k < slots ? state[k].buffer.baseAddress.map { $0 + start } : nil
+        }
         let pp = p.buffer.baseAddress.map { $0 + start }
         let gp = UnsafePointer(g.buffer.baseAddress.map { $0 + start })
         switch config.algorithm! {

@@ -215,13 +215,13 @@ final class KernelTests: XCTestCase {
                 let g = problem.gradient(t, as: Float.self).map { Float($0) }
                 if config.algorithm == .adafix {
                     let before = p.map { Double($0) }
-                    let r = try Step.adafix(config, step: t, param: &p, grad: g, state: &state, lipschitz: lipschitz)
+                    let r = try Step.adafix(config, step: Int64(t), param: &p, grad: g, state: &state, lipschitz: lipschitz)
                     let next = Problem.newPointGradient(g.map { Double($0) }, before: before, after: p.map { Double($0) })
                         .map { Float($0) }
                     lipschitz = try Step.adafixLipschitz(count: 29, grad: g, newGrad: next, stepNormSquared: r.step_norm_sq,
                                                          lipschitz: lipschitz)
                 } else {
-                    try Step.step(config, step: t, param: &p, grad: g, state: &state)
+                    try Step.step(config, step: Int64(t), param: &p, grad: g, state: &state)
                 }
             }
             let expected = try runKernel(config, problem, steps: 50, as: Float.self)

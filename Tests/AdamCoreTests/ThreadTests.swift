@@ -78,7 +78,7 @@ final class ThreadTests: XCTestCase {
                         var list: [UnsafeRawPointer?] = [UnsafeRawPointer(g.buffer.baseAddress)]
                         defer { list.removeAll() }
                         try list.withUnsafeBufferPointer { try opt.step(grads: $0.baseAddress, count: 1) }
-                        return try Step.adafix(Config.adafix(lr: 1e-2), step: t, param: a.buffer,
+                        return try Step.adafix(Config.adafix(lr: 1e-2), step: Int64(t), param: a.buffer,
                                                grad: UnsafeBufferPointer(g.buffer), expAvg: m.buffer, expAvgSq: v.buffer,
                                                lipschitz: 0)
                     }

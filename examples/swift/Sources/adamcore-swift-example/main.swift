@@ -47,7 +47,7 @@ do {
     // The stateless form on arrays: the caller owns the state (one array per slot, from makeState).
     var p: [Double] = [3, -2]
     var state = try Step.makeState(for: .adam(lr: 0.1), count: 2, as: Double.self)
-    for t in 1...500 {
+    for t: Int64 in 1...500 {
         try Step.step(.adam(lr: 0.1), step: t, param: &p, grad: p.map { 2 * $0 }, state: &state)  // gradient of |p|^2
     }
     print("stateless Adam on |p|^2 from (3, -2): p = \(p)")
