@@ -1,5 +1,25 @@
 import CAdamCore
 
+/// What an AdaFix step decided and measured (the C API's adamcore_adafix_result).
+public struct AdaFixResult: Sendable, Equatable {
+    /// max |g| over the buffer: the gate's left side.
+    public var maxAbsGrad: Double
+    /// ||x_{t+1} - x_t||^2, as the parameters actually moved.
+    public var stepNormSquared: Double
+    /// Whether v was updated (max|g| >= L * lr) or held fixed.
+    public var vUpdated: Bool
+
+    public init(maxAbsGrad: Double, stepNormSquared: Double, vUpdated: Bool) {
+        self.maxAbsGrad = maxAbsGrad; self.stepNormSquared = stepNormSquared; self.vUpdated = vUpdated
+    }
+
+    /// The C struct (reserved field zero).
+    public var raw: adamcore_adafix_result {
+        adamcore_adafix_result(max_abs_grad: maxAbsGrad, step_norm_sq: stepNormSquared, v_updated: vUpdated ? 1 : 0,
+                               reserved: 0)
+    }
+}
+
 /// Stateless steps: one in-place update of one caller-owned buffer set. Every function validates all of its
 /// arguments before it writes anything, and throws the header's status on any problem (nothing has been modified
 /// then). A call is a plan of one tensor on the optimizer's executor (`StepJob.runOne`): its buffers are checked as
@@ -55,7 +75,7 @@ public enum Step {
         _ config: adamcore_config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
         expAvg: UnsafeMutablePointer<T>?, expAvgSq: UnsafeMutablePointer<T>?, lipschitz: Double,
         kernels: KernelSet = .baseline
-    ) throws(AdamCoreError) -> adamcore_adafix_result {
+    ) throws(AdamCoreError) -> AdaFixResult {
         try plainAdafix(config, step, count, T.storage, UnsafeMutableRawPointer(param), UnsafeRawPointer(grad),
                         (UnsafeMutableRawPointer(expAvg), UnsafeMutableRawPointer(expAvgSq), nil), lipschitz, kernels)
     }
@@ -148,7 +168,7 @@ public enum Step {
         _ config: Config, step: Int64, param: UnsafeMutableBufferPointer<T>, grad: UnsafeBufferPointer<T>,
         expAvg: UnsafeMutableBufferPointer<T>, expAvgSq: UnsafeMutableBufferPointer<T>, lipschitz: Double,
         kernels: KernelSet = .baseline
-    ) throws(AdamCoreError) -> adamcore_adafix_result {
+    ) throws(AdamCoreError) -> AdaFixResult {
         try sameLength(grad.count, param.count, expAvg.count, expAvgSq.count)
         return try adafix(config.raw, step: step, count: grad.count, param: param.baseAddress,
                           grad: grad.baseAddress, expAvg: expAvg.baseAddress, expAvgSq: expAvgSq.baseAddress,
@@ -183,10 +203,10 @@ public enum Step {
     public static func adafix<T: Steppable>(
         _ config: Config, step: Int64, param: inout [T], grad: [T], state: inout [[T]], lipschitz: Double,
         kernels: KernelSet = .baseline
-    ) throws(AdamCoreError) -> adamcore_adafix_result {
+    ) throws(AdamCoreError) -> AdaFixResult {
         guard state.count == 2 else { throw fail(ADAMCORE_E_STATE) }
         try sameLength(grad.count, param.count, state[0].count, state[1].count)
-        let outcome: Result<adamcore_adafix_result, AdamCoreError> = withArrays(&param, grad, &state) { (p, g, s) throws(AdamCoreError) in
+        let outcome: Result<AdaFixResult, AdamCoreError> = withArrays(&param, grad, &state) { (p, g, s) throws(AdamCoreError) in
             try plainAdafix(config.raw, step, grad.count, T.storage, p, g, s, lipschitz, kernels)
         }
         return try outcome.get()
@@ -274,7 +294,7 @@ public enum Step {
     static func plainAdafix(
         _ config: adamcore_config, _ step: Int64, _ count: Int, _ dtype: DType, _ param: UnsafeMutableRawPointer?,
         _ grad: UnsafeRawPointer?, _ slots: Slots, _ lipschitz: Double, _ kernels: KernelSet
-    ) throws(AdamCoreError) -> adamcore_adafix_result {
+    ) throws(AdamCoreError) -> AdaFixResult {
         let c = try validated(config, for: .adafix, step: step)
         // The next-gradient mode needs the optimizer object, which keeps the previous gradient.
         guard !c.flags.contains(.adafixNextGradient) else { throw fail(ADAMCORE_E_FLAGS) }
@@ -284,7 +304,7 @@ public enum Step {
         let update = adafixGate(maxAbsGrad: maxAbs, lipschitz: lipschitz, lr: config.lr)
         let norm = StepJob.runOne(.update, tensor, grad: grad!,
                                   coefficients: coefficients(c, step, tensor, updateV: update), kernels: kernels)
-        return adamcore_adafix_result(max_abs_grad: maxAbs, step_norm_sq: norm, v_updated: update ? 1 : 0, reserved: 0)
+        return AdaFixResult(maxAbsGrad: maxAbs, stepNormSquared: norm, vUpdated: update)
     }
 
     /// The buffers of a typed call: param and grad given, exactly the config's first stateCount slots given (a

@@ -35,7 +35,7 @@ public func adamcore_adafix_step_f32_(_ c: UnsafePointer<adamcore_config>?, _ st
     status { () throws(AdamCoreError) in
         let r = try Step.adafix(config(c), step: step, count: count(n), param: param, grad: grad, expAvg: m,
                                 expAvgSq: v, lipschitz: lipschitz, kernels: activeKernels)
-        result?.pointee = r
+        result?.pointee = r.raw
     }
 }
 
@@ -47,7 +47,7 @@ public func adamcore_adafix_step_f64_(_ c: UnsafePointer<adamcore_config>?, _ st
     status { () throws(AdamCoreError) in
         let r = try Step.adafix(config(c), step: step, count: count(n), param: param, grad: grad, expAvg: m,
                                 expAvgSq: v, lipschitz: lipschitz, kernels: activeKernels)
-        result?.pointee = r
+        result?.pointee = r.raw
     }
 }
 

@@ -126,11 +126,11 @@ final class AdaFixTests: XCTestCase {
                 let r = try Step.adafix(Config.adafix(lr: 1e-2), step: Int64(t), param: x.buffer,
                                         grad: UnsafeBufferPointer(g.buffer), expAvg: m.buffer, expAvgSq: v.buffer,
                                         lipschitz: lipschitz)
-                if r.v_updated != 0 { opened += 1 } else { closed += 1 }
+                if r.vUpdated { opened += 1 } else { closed += 1 }
                 let next = OwnedBuffer<Float>(Problem.newPointGradient(g.values, before: before, after: x.values))
                 lipschitz = try withExtendedLifetime(next) {
                     try Step.adafixLipschitz(count: 67, grad: g.buffer.baseAddress, newGrad: next.buffer.baseAddress,
-                                             stepNormSquared: r.step_norm_sq, lipschitz: lipschitz)
+                                             stepNormSquared: r.stepNormSquared, lipschitz: lipschitz)
                 }
             }
         }

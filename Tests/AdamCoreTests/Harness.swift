@@ -97,7 +97,7 @@ func runKernel<T: Steppable>(_ config: Config, _ problem: Problem, steps: Int, a
                 next.buffer[i] = T(x)
             }
             lipschitz = try Step.adafixLipschitz(count: n, grad: gp, newGrad: UnsafePointer(next.buffer.baseAddress),
-                                                 stepNormSquared: r.step_norm_sq, lipschitz: lipschitz, kernels: kernels)
+                                                 stepNormSquared: r.stepNormSquared, lipschitz: lipschitz, kernels: kernels)
         case .sgd:
             try Step.sgd(c, step: Int64(t), count: n, param: pp, grad: gp, momentumBuffer: slot(0), kernels: kernels)
         case .rmsprop:

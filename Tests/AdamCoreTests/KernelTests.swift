@@ -218,7 +218,7 @@ final class KernelTests: XCTestCase {
                     let r = try Step.adafix(config, step: Int64(t), param: &p, grad: g, state: &state, lipschitz: lipschitz)
                     let next = Problem.newPointGradient(g.map { Double($0) }, before: before, after: p.map { Double($0) })
                         .map { Float($0) }
-                    lipschitz = try Step.adafixLipschitz(count: 29, grad: g, newGrad: next, stepNormSquared: r.step_norm_sq,
+                    lipschitz = try Step.adafixLipschitz(count: 29, grad: g, newGrad: next, stepNormSquared: r.stepNormSquared,
                                                          lipschitz: lipschitz)
                 } else {
                     try Step.step(config, step: Int64(t), param: &p, grad: g, state: &state)
@@ -247,7 +247,7 @@ final class KernelTests: XCTestCase {
             XCTAssertEqual(T(p[4]), T(p[19]))
             var q = [Float](repeating: 1, count: 20), fixState = try Step.makeState(for: .adafix(), count: 20, as: Float.self)
             let r = try Step.adafix(.adafix(lr: 0.1), step: 1, param: &q, grad: g, state: &fixState, lipschitz: 1)
-            XCTAssertEqual(r.max_abs_grad, 0.5, "NaN ignored by the gate's max")
+            XCTAssertEqual(r.maxAbsGrad, 0.5, "NaN ignored by the gate's max")
         }
     }
 

@@ -74,7 +74,7 @@ final class ThreadTests: XCTestCase {
             try withExtendedLifetime((a, m, v, b)) {
                 for t in 1...5 {
                     let g = OwnedBuffer<Float>(problem.gradient(t, as: Float.self))
-                    let r = try withExtendedLifetime(g) { () throws -> adamcore_adafix_result in
+                    let r = try withExtendedLifetime(g) { () throws -> AdaFixResult in
                         var list: [UnsafeRawPointer?] = [UnsafeRawPointer(g.buffer.baseAddress)]
                         defer { list.removeAll() }
                         try list.withUnsafeBufferPointer { try opt.step(grads: $0.baseAddress, count: 1) }
@@ -82,7 +82,7 @@ final class ThreadTests: XCTestCase {
                                                grad: UnsafeBufferPointer(g.buffer), expAvg: m.buffer, expAvgSq: v.buffer,
                                                lipschitz: 0)
                     }
-                    XCTAssertEqual(r.step_norm_sq.bitPattern, opt.lastStepNormSquared?.bitPattern, "step \(t), \(threads) threads")
+                    XCTAssertEqual(r.stepNormSquared.bitPattern, opt.lastStepNormSquared?.bitPattern, "step \(t), \(threads) threads")
                 }
                 XCTAssertEqual(a.values, b.values)
             }
