@@ -44,6 +44,8 @@ def arrays_for_a_step(draw):
         if kind == "readonly":
             a.setflags(write=False)
         arrays.append((kind, a))
+    if all(kind == "dtype" for kind, _ in arrays):  # all four of the other float type: a valid step in that type
+        return a_dtype, [("ok", a) for _, a in arrays]
     return dtype, arrays
 
 
