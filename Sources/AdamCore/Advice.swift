@@ -6,7 +6,12 @@ public struct Advisory: Sendable, Equatable {
         case info = 0, notice = 1, warning = 2
         public static func < (a: Severity, b: Severity) -> Bool { a.rawValue < b.rawValue }
     }
-    public let code: adamcore_advice_code
+    /// What the advisory is about (the C API's adamcore_advice_code, same values).
+    public enum Code: Int32, Sendable, CaseIterable {
+        case maxStep = 1, flatCrossing, beta1AboveSqrtBeta2, smallBeta2, spikeRegime, oscillationRegime,
+             divergenceRegime, epsUnderflow
+    }
+    public let code: Code
     public let severity: Severity
     /// The figure the advisory is about (a bound in multiples of lr, a ratio, an eps).
     public let value: Double
@@ -39,7 +44,7 @@ public enum StatePrecision: Int32, Sendable {
 public func advise(_ config: Config, precision: StatePrecision = .float32) throws(AdamCoreError) -> [Advisory] {
     let c = try ValidConfig(config.raw)
     var out: [Advisory] = []
-    func add(_ code: adamcore_advice_code, _ severity: Advisory.Severity, _ value: Double, _ message: StaticString) {
+    func add(_ code: Advisory.Code, _ severity: Advisory.Severity, _ value: Double, _ message: StaticString) {
         out.append(Advisory(code: code, severity: severity, value: value, message: message))
     }
     let raw = c.raw
@@ -48,37 +53,37 @@ public func advise(_ config: Config, precision: StatePrecision = .float32) throw
         let b1 = adamFamily ? raw.beta1 : 0, b2 = adamFamily ? raw.beta2 : raw.alpha
         let bound = proposition1Bound(beta1: b1, beta2: b2)
         if bound.isFinite {
-            add(ADAMCORE_ADVICE_MAX_STEP, .info, bound,
+            add(.maxStep, .info, bound,
                 "largest possible step per element, in multiples of lr (seed 000, Proposition 1; 7.27 for the defaults)")
         }
         if adamFamily {
             let flat = proposition2Bound(beta1: b1, beta2: b2)
             if flat.isFinite {
-                add(ADAMCORE_ADVICE_FLAT_CROSSING, .info, flat,
+                add(.flatCrossing, .info, flat,
                     "farthest distance crossed on a flat after the gradient vanishes, in multiples of lr (seed 000, Proposition 2; 73 for the defaults)")
             }
             if b1 >= b2.squareRoot() {
-                add(ADAMCORE_ADVICE_BETA1_ABOVE_SQRT_BETA2, .warning, b1 / b2.squareRoot(),
+                add(.beta1AboveSqrtBeta2, .warning, b1 / b2.squareRoot(),
                     "beta1 >= sqrt(beta2): the step bounds of seed 000 (Propositions 1-2) are infinite and seed 002's convergence condition beta1 < sqrt(beta2) fails; value is beta1/sqrt(beta2)")
             }
             if b2 < 0.9 {
-                add(ADAMCORE_ADVICE_SMALL_BETA2, .warning, b2,
+                add(.smallBeta2, .warning, b2,
                     "small beta2: seed 002's divergence region (its bound grows with 1-beta2; Reddi's problem diverges at beta2 <= 0.1 here); tune beta2 up first, then beta1 < sqrt(beta2)")
             } else if b2 < 0.99 {
-                add(ADAMCORE_ADVICE_SMALL_BETA2, .notice, b2,
+                add(.smallBeta2, .notice, b2,
                     "beta2 below 0.99: seed 002's convergence neighbourhood grows with 1-beta2; consider 0.999 (tune beta2 first)")
             }
             if raw.lr > 0 {
                 let a = (1 - b2) / raw.lr, b = (1 - b1) / raw.lr   // seed 003: the rates of v and m per unit of time
                 let ratio = b / a
                 if ratio >= 10 {
-                    add(ADAMCORE_ADVICE_SPIKE_REGIME, .notice, ratio,
+                    add(.spikeRegime, .notice, ratio,
                         "b = (1-beta1)/lr is 10x or more a = (1-beta2)/lr: seed 003's spike regime (loss spikes once converged); value is b/a")
                 } else if ratio <= 0.1 {
-                    add(ADAMCORE_ADVICE_DIVERGENCE_REGIME, .warning, ratio,
+                    add(.divergenceRegime, .warning, ratio,
                         "a = (1-beta2)/lr is 10x or more b = (1-beta1)/lr: seed 003's divergence regime (may diverge after a while); value is b/a")
                 } else {
-                    add(ADAMCORE_ADVICE_OSCILLATION_REGIME, .info, ratio,
+                    add(.oscillationRegime, .info, ratio,
                         "a = (1-beta2)/lr and b = (1-beta1)/lr within 10x: seed 003's oscillation regime (small, stable loss); value is b/a")
                 }
             }
@@ -87,10 +92,10 @@ public func advise(_ config: Config, precision: StatePrecision = .float32) throw
     if c.algorithm != .sgd {
         let eps = raw.eps
         if eps > 0 && eps < precision.smallest.subnormal / 2 {
-            add(ADAMCORE_ADVICE_EPS_UNDERFLOW, .warning, eps,
+            add(.epsUnderflow, .warning, eps,
                 "eps rounds to 0 in this precision: a zero second moment divides by zero (fp16 needs eps >= 6e-8, better >= 1e-4)")
         } else if eps > 0 && eps < precision.smallest.normal {
-            add(ADAMCORE_ADVICE_EPS_UNDERFLOW, .notice, eps,
+            add(.epsUnderflow, .notice, eps,
                 "eps is subnormal in this precision (fp16: below 6.1e-5): it keeps only a few bits and is slow on some hardware")
         }
     }

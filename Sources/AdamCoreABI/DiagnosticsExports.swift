@@ -47,7 +47,7 @@ public func adamcore_advise_(_ c: UnsafePointer<adamcore_config>?, _ dtype: Int3
         guard capacity == 0 || out != nil else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
         let list = try advise(Config(raw: cfg), precision: precision)
         for (i, a) in list.enumerated() where UInt(i) < capacity {
-            out![i] = adamcore_advice(code: Int32(a.code.rawValue), severity: a.severity.rawValue, value: a.value,
+            out![i] = adamcore_advice(code: a.code.rawValue, severity: a.severity.rawValue, value: a.value,
                                       message: cString(a.message))
         }
         total.pointee = UInt(list.count)

@@ -44,17 +44,32 @@ final class DiagnosticsTests: XCTestCase {
         }
     }
 
+    /// The Swift advice codes and severities are the header's values, every one of them.
+    func testAdviceCodesAreTheHeadersValues() {
+        let header: [(Advisory.Code, adamcore_advice_code)] = [
+            (.maxStep, ADAMCORE_ADVICE_MAX_STEP), (.flatCrossing, ADAMCORE_ADVICE_FLAT_CROSSING),
+            (.beta1AboveSqrtBeta2, ADAMCORE_ADVICE_BETA1_ABOVE_SQRT_BETA2), (.smallBeta2, ADAMCORE_ADVICE_SMALL_BETA2),
+            (.spikeRegime, ADAMCORE_ADVICE_SPIKE_REGIME), (.oscillationRegime, ADAMCORE_ADVICE_OSCILLATION_REGIME),
+            (.divergenceRegime, ADAMCORE_ADVICE_DIVERGENCE_REGIME), (.epsUnderflow, ADAMCORE_ADVICE_EPS_UNDERFLOW),
+        ]
+        XCTAssertEqual(header.map(\.0), Advisory.Code.allCases)
+        for (code, c) in header { XCTAssertEqual(UInt32(code.rawValue), c.rawValue, "\(code)") }
+        XCTAssertEqual(Advisory.Severity.info.rawValue, Int32(ADAMCORE_ADVICE_INFO.rawValue))
+        XCTAssertEqual(Advisory.Severity.notice.rawValue, Int32(ADAMCORE_ADVICE_NOTICE.rawValue))
+        XCTAssertEqual(Advisory.Severity.warning.rawValue, Int32(ADAMCORE_ADVICE_WARNING.rawValue))
+    }
+
     func testBoundsAndAdvice() throws {
         XCTAssertEqual(proposition1Bound(beta1: 0.9, beta2: 0.999), 7.2703, accuracy: 1e-4)
         XCTAssertEqual(proposition2Bound(beta1: 0.9, beta2: 0.999), 73.032, accuracy: 1e-3)
         XCTAssertEqual(proposition1Bound(beta1: 0.99, beta2: 0.9), .infinity)
         let defaults = try advise(.adam()).map { $0.code }
-        XCTAssertEqual(defaults, [ADAMCORE_ADVICE_MAX_STEP, ADAMCORE_ADVICE_FLAT_CROSSING, ADAMCORE_ADVICE_SPIKE_REGIME])
+        XCTAssertEqual(defaults, [.maxStep, .flatCrossing, .spikeRegime])
         let broken = try advise(.adam(betas: (0.99, 0.5)), precision: .float16)
-        XCTAssert(broken.contains { $0.code == ADAMCORE_ADVICE_BETA1_ABOVE_SQRT_BETA2 && $0.severity == .warning })
-        XCTAssert(broken.contains { $0.code == ADAMCORE_ADVICE_SMALL_BETA2 && $0.severity == .warning })
-        XCTAssert(broken.contains { $0.code == ADAMCORE_ADVICE_EPS_UNDERFLOW && $0.severity == .warning })
-        XCTAssertFalse(broken.contains { $0.code == ADAMCORE_ADVICE_MAX_STEP }, "no finite bound to report")
+        XCTAssert(broken.contains { $0.code == .beta1AboveSqrtBeta2 && $0.severity == .warning })
+        XCTAssert(broken.contains { $0.code == .smallBeta2 && $0.severity == .warning })
+        XCTAssert(broken.contains { $0.code == .epsUnderflow && $0.severity == .warning })
+        XCTAssertFalse(broken.contains { $0.code == .maxStep }, "no finite bound to report")
         XCTAssertEqual(try advise(.sgd()), [])
         XCTAssertThrowsError(try Optimizer(.sgd()).setCollectsStats(true))
     }
