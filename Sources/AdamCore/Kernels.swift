@@ -31,10 +31,11 @@ public struct Streams<T: KernelScalar> {
 }
 
 /// Whether a step over `elements` elements in all runs its loops with software prefetch (`VectorStreams.prefetch`):
-/// when its buffers cannot stay in cache between steps (4M elements: 64 MiB of fp32 Adam buffers, twice a Zen 4
-/// L3). There the hardware prefetcher alone left one core about 10% short of what a prefetching loop streams (fp32
-/// Adam at 16M and 64M elements); in cache the prefetches only cost load slots (1M elements, L3-resident: 13%).
-/// A constant: the cache size a VM reports can be any number (this Zen 4 VM's sysconf says 384 MiB of L3).
+/// when its buffers cannot stay in cache between steps (4M elements: 64 MiB of fp32 Adam buffers, twice the 32 MiB
+/// L3 of a Zen 4 or Zen 5). There the hardware prefetcher alone left one core 10-18% short of what a prefetching
+/// loop streams (Zen 5, fp32 Adam at 16M and 64M elements); in cache the prefetches only cost load slots (1M
+/// elements, L3-resident: about 10%). A constant: the cache size a VM reports can be any number (this Zen 5 VM's
+/// sysconf says 384 MiB of L3).
 func prefetchesAhead(elements: Int) -> Bool { elements >= 1 << 22 }
 
 /// How far ahead the loops prefetch, in elements: the same for every stream of a loop, so 2 KiB of a 32-bit
