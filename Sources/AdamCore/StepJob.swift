@@ -157,7 +157,7 @@ final class StepJob: ParallelTask {
         guard tensor.count > chunkElements else {
             return perform(phase, tensor, grad, 0..<tensor.count, kernels, coefficients: coefficients,
                            key: tensorRoundingKey(tensor, seed: seed, step: step, index: 0), other: other, threshold: 0,
-                           segment: nil, prefetch: false)
+                           segment: nil, prefetch: prefetchesAhead(elements: tensor.count))
         }
         let job = StepJob(kernels: kernels)
         job.itemCount = WorkItem.chunkCount(of: tensor.count)
