@@ -5,15 +5,15 @@ import Glibc
 import Darwin
 #endif
 
-public struct AdagradCoefficients<T: KernelScalar> {
-    public var sign: T
-    public var l2: T
-    public var eps: T
-    public var negClr: T            // -lr / (1 + (step - 1) * lr_decay)
+@usableFromInline package struct AdagradCoefficients<T: KernelScalar> {
+    @usableFromInline package var sign: T
+    @usableFromInline package var l2: T
+    @usableFromInline package var eps: T
+    @usableFromInline package var negClr: T            // -lr / (1 + (step - 1) * lr_decay)
 
     /// `gradScale`: the gradients arrive multiplied by it (AMP); the sign factor divides it out first.
     @inlinable
-    public init(_ c: adamcore_config, step: Int64, gradScale: Double = 1) {
+    package init(_ c: adamcore_config, step: Int64, gradScale: Double = 1) {
         sign = T(((c.flags & ADAMCORE_FLAG_MAXIMIZE.rawValue) != 0 ? -1 : 1) / gradScale)
         l2 = T(c.weight_decay)
         eps = T(c.eps)
@@ -42,7 +42,7 @@ func adagradLoop<T: KernelScalar, P: ArithmeticPolicy>(
 }
 
 @inlinable
-public func adagradKernel<T: KernelScalar, P: ArithmeticPolicy>(
+package func adagradKernel<T: KernelScalar, P: ArithmeticPolicy>(
     _: P.Type, _ s: Streams<T>, _ n: Int, _ c: AdagradCoefficients<T>, hasL2: Bool
 ) -> Double {
     hasL2 ? adagradLoop(P.self, s, n, c, hasL2: true) : adagradLoop(P.self, s, n, c, hasL2: false)

@@ -10,24 +10,24 @@ import Darwin
 /// Per-step scalars of the Adam family, rounded once to T. The maximize sign is folded into them: with
 /// h = g + s*wd*p (s = -1 to maximize), m <- beta1*m + s*(1-beta1)*h and v <- beta2*v + (1-beta2)*h^2 are exactly the
 /// updates with the negated gradient (negation is exact), at no per-element cost.
-public struct AdamCoefficients<T: KernelScalar> {
-    public var signedL2: T             // s * weight_decay (L2 mode)
-    public var decay: T                // 1 - lr*wd (decoupled mode)
-    public var beta1: T
-    public var signedOneMinusBeta1: T  // s * (1 - beta1)
-    public var beta2: T
-    public var oneMinusBeta2: T
-    public var amsScale: T             // AMSGrad: max(vmax, v * amsScale); 1/bc2 in optax's order, 1 in torch's
-    public var denomScale: T           // sqrt(v' * denomScale + epsRoot) + eps
-    public var epsRoot: T
-    public var eps: T
-    public var negStepSize: T          // -lr / bc1
+@usableFromInline package struct AdamCoefficients<T: KernelScalar> {
+    @usableFromInline package var signedL2: T             // s * weight_decay (L2 mode)
+    @usableFromInline package var decay: T                // 1 - lr*wd (decoupled mode)
+    @usableFromInline package var beta1: T
+    @usableFromInline package var signedOneMinusBeta1: T  // s * (1 - beta1)
+    @usableFromInline package var beta2: T
+    @usableFromInline package var oneMinusBeta2: T
+    @usableFromInline package var amsScale: T             // AMSGrad: max(vmax, v * amsScale); 1/bc2 in optax's order, 1 in torch's
+    @usableFromInline package var denomScale: T           // sqrt(v' * denomScale + epsRoot) + eps
+    @usableFromInline package var epsRoot: T
+    @usableFromInline package var eps: T
+    @usableFromInline package var negStepSize: T          // -lr / bc1
 
     /// `gradScale`: the gradients arrive multiplied by it (AMP's loss scale). With h' = g + s*wd*scale*p = scale*h,
     /// the updates take (1-beta1)/scale and (1-beta2)/scale^2 instead: for a power of two (every AMP scaler's) each
     /// product is exactly the one with the unscaled gradient, so the step is bitwise the unscaled step.
     @inlinable
-    public init(_ c: adamcore_config, step: Int64, gradScale: Double = 1) {
+    package init(_ c: adamcore_config, step: Int64, gradScale: Double = 1) {
         let t = Double(step)
         let inverse = 1 / gradScale
         let bias = (c.flags & ADAMCORE_FLAG_NO_BIAS_CORRECTION.rawValue) == 0
@@ -52,14 +52,14 @@ public struct AdamCoefficients<T: KernelScalar> {
 /// Which Adam loop to run. `hasL2` / `decoupled`: the weight-decay form (at most one); `updateV: false` holds v
 /// fixed (AdaFix's frozen second moment); `trackStep` makes the kernel return ||p_new - p_old||^2; `saveGradient`
 /// copies the gradient into slot 2 (AdaFix's next-gradient mode).
-public struct AdamVariant: Equatable, Sendable {
-    public var hasL2: Bool
-    public var decoupled: Bool
-    public var amsgrad: Bool
-    public var updateV: Bool
-    public var trackStep: Bool
-    public var saveGradient: Bool
-    public init(hasL2: Bool, decoupled: Bool, amsgrad: Bool, updateV: Bool, trackStep: Bool, saveGradient: Bool) {
+@usableFromInline package struct AdamVariant: Equatable, Sendable {
+    @usableFromInline package var hasL2: Bool
+    @usableFromInline package var decoupled: Bool
+    @usableFromInline package var amsgrad: Bool
+    @usableFromInline package var updateV: Bool
+    @usableFromInline package var trackStep: Bool
+    @usableFromInline package var saveGradient: Bool
+    @usableFromInline package init(hasL2: Bool, decoupled: Bool, amsgrad: Bool, updateV: Bool, trackStep: Bool, saveGradient: Bool) {
         self.hasL2 = hasL2; self.decoupled = decoupled; self.amsgrad = amsgrad; self.updateV = updateV
         self.trackStep = trackStep; self.saveGradient = saveGradient
     }
@@ -120,7 +120,7 @@ func adamLoop<S: VectorStreams, T: KernelScalar, P: ArithmeticPolicy, A: StatsSi
 
 /// The Adam-family update with statistics (`adamKernel` with the same variant, writing `stats`): same bits.
 @inlinable
-public func adamStatsKernel<T: KernelScalar, P: ArithmeticPolicy>(
+package func adamStatsKernel<T: KernelScalar, P: ArithmeticPolicy>(
     _: P.Type, _ s: Streams<T>, _ n: Int, _ c: AdamCoefficients<T>, _ v: AdamVariant,
     _ out: UnsafeMutablePointer<KernelStats>
 ) -> Double {
@@ -134,7 +134,7 @@ public func adamStatsKernel<T: KernelScalar, P: ArithmeticPolicy>(
 /// One Adam-family update of `n` elements; returns ||p_new - p_old||^2 when `variant.trackStep`, else 0.
 /// Only the combinations Adam and AdaFix use are instantiated; each is one specialization of adamLoop.
 @inlinable
-public func adamKernel<T: KernelScalar, P: ArithmeticPolicy>(
+package func adamKernel<T: KernelScalar, P: ArithmeticPolicy>(
     _: P.Type, _ s: Streams<T>, _ n: Int, _ c: AdamCoefficients<T>, _ v: AdamVariant
 ) -> Double {
     adamDispatch(P.self, s, n, c, v, NoStats<T>.self).0

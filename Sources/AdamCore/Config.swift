@@ -52,9 +52,10 @@ public enum StateSlot: String, CaseIterable, Sendable {
 }
 
 /// Hyperparameters of one algorithm: the header's `adamcore_config`, with torch's defaults and Swift names.
-public struct Config: Sendable {
+/// A field an algorithm does not use must stay 0 (`validate` says which is wrong).
+public struct Config: Sendable, Equatable {
     /// The C struct, shared with the C API.
-    public var raw: adamcore_config
+    @usableFromInline package var raw: adamcore_config
 
     /// torch's defaults for `algorithm`.
     public init(_ algorithm: Algorithm) {
@@ -75,7 +76,7 @@ public struct Config: Sendable {
     }
 
     /// Wraps a C config as it is (validate before use).
-    public init(raw: adamcore_config) { self.raw = raw }
+    package init(raw: adamcore_config) { self.raw = raw }
 
     /// Adam (torch.optim.Adam), or AMSGrad with `amsgrad: true`.
     public static func adam(lr: Double = 1e-3, betas: (Double, Double) = (0.9, 0.999), eps: Double = 1e-8,
@@ -144,6 +145,59 @@ public struct Config: Sendable {
         get { raw.lr }
         set { raw.lr = newValue }
     }
+    /// Adam, AdaFix: the moments' decay rates.
+    public var beta1: Double {
+        get { raw.beta1 }
+        set { raw.beta1 = newValue }
+    }
+    public var beta2: Double {
+        get { raw.beta2 }
+        set { raw.beta2 = newValue }
+    }
+    /// Added to the denominator (Adam, AdaFix, RMSprop, AdaGrad).
+    public var eps: Double {
+        get { raw.eps }
+        set { raw.eps = newValue }
+    }
+    /// Adam: added inside the square root (optax's eps_root).
+    public var epsRoot: Double {
+        get { raw.eps_root }
+        set { raw.eps_root = newValue }
+    }
+    /// L2 penalty, or with `.decoupledWeightDecay` AdamW's decoupled decay.
+    public var weightDecay: Double {
+        get { raw.weight_decay }
+        set { raw.weight_decay = newValue }
+    }
+    /// SGD, RMSprop.
+    public var momentum: Double {
+        get { raw.momentum }
+        set { raw.momentum = newValue }
+    }
+    /// SGD.
+    public var dampening: Double {
+        get { raw.dampening }
+        set { raw.dampening = newValue }
+    }
+    /// RMSprop: the square average's smoothing constant.
+    public var alpha: Double {
+        get { raw.alpha }
+        set { raw.alpha = newValue }
+    }
+    /// AdaGrad.
+    public var lrDecay: Double {
+        get { raw.lr_decay }
+        set { raw.lr_decay = newValue }
+    }
+    public var initialAccumulatorValue: Double {
+        get { raw.initial_accumulator_value }
+        set { raw.initial_accumulator_value = newValue }
+    }
+
+    /// The same bytes: every field equal (+0 and -0 differ, as they would in a checkpoint).
+    public static func == (a: Config, b: Config) -> Bool {
+        withUnsafeBytes(of: a.raw) { x in withUnsafeBytes(of: b.raw) { y in x.elementsEqual(y) } }
+    }
 
     /// Throws the first problem found, in the order of the header's fields.
     public func validate() throws(AdamCoreError) { _ = try ValidConfig(raw) }
@@ -156,12 +210,12 @@ public struct Config: Sendable {
 }
 
 /// A config that passed validation, with its algorithm and flags decoded. Everything that steps takes one.
-public struct ValidConfig: Sendable {
-    public let raw: adamcore_config
-    public let algorithm: Algorithm
-    public let flags: Flags
+@usableFromInline package struct ValidConfig: Sendable {
+    @usableFromInline package let raw: adamcore_config
+    @usableFromInline package let algorithm: Algorithm
+    @usableFromInline package let flags: Flags
 
-    public init(_ c: adamcore_config) throws(AdamCoreError) {
+    @usableFromInline package init(_ c: adamcore_config) throws(AdamCoreError) {
         guard c.struct_size == UInt32(MemoryLayout<adamcore_config>.size) else { throw fail(ADAMCORE_E_STRUCT_SIZE) }
         guard let algorithm = Algorithm(rawValue: c.algorithm) else { throw fail(ADAMCORE_E_ALGORITHM) }
         guard c.reserved == 0 else { throw fail(ADAMCORE_E_RESERVED) }
@@ -197,7 +251,7 @@ public struct ValidConfig: Sendable {
     }
 
     /// Number of state buffers per tensor.
-    @inlinable public var stateCount: Int {
+    @inlinable package var stateCount: Int {
         switch algorithm {
         case .adam: return flags.contains(.amsgrad) ? 3 : 2
         case .adafix: return flags.contains(.adafixNextGradient) ? 3 : 2
@@ -208,7 +262,7 @@ public struct ValidConfig: Sendable {
     }
 
     /// What slot `index` (< stateCount) holds.
-    public func slot(_ index: Int) -> StateSlot {
+    @usableFromInline package func slot(_ index: Int) -> StateSlot {
         switch algorithm {
         case .adam: return [.expAvg, .expAvgSq, .maxExpAvgSq][index]
         case .adafix: return [.expAvg, .expAvgSq, .prevGrad][index]
@@ -222,10 +276,10 @@ public struct ValidConfig: Sendable {
     }
 
     /// The value a library-allocated state buffer starts with.
-    public var initialStateValue: Double { algorithm == .adagrad ? raw.initial_accumulator_value : 0 }
+    @usableFromInline package var initialStateValue: Double { algorithm == .adagrad ? raw.initial_accumulator_value : 0 }
 
     /// Whether `other` can replace this config without changing any tensor's state layout.
-    public func hasSameLayout(as other: ValidConfig) -> Bool {
+    @usableFromInline package func hasSameLayout(as other: ValidConfig) -> Bool {
         guard algorithm == other.algorithm, stateCount == other.stateCount else { return false }
         return (0..<stateCount).allSatisfy { slot($0) == other.slot($0) }
     }

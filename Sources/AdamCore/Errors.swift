@@ -6,7 +6,7 @@ public struct AdamCoreError: Error, Equatable, Hashable, CustomStringConvertible
     public let code: Int32
 
     @inlinable
-    public init(_ status: adamcore_status) { code = status.rawValue }
+    package init(_ status: adamcore_status) { code = status.rawValue }
 
     /// The enumerator's name, e.g. `ADAMCORE_E_BETA1`.
     public var name: String { Self.describe(code).name }

@@ -6,35 +6,35 @@ import CAdamCore
 /// on AdamCore use `baseline` (a product consumed by version may carry no unsafe compiler flags). A class: passing
 /// or copying one is a single reference, where a struct of seventeen closures retained and released each closure's
 /// context (measured: 200 vs 115 ns per 64-element stateless C call).
-public final class KernelSet: @unchecked Sendable {
-    public let isa: adamcore_isa
-    public let adam32: (Streams<Float>, Int, AdamCoefficients<Float>, AdamVariant) -> Double
-    public let adam64: (Streams<Double>, Int, AdamCoefficients<Double>, AdamVariant) -> Double
+@usableFromInline package final class KernelSet: @unchecked Sendable {
+    @usableFromInline package let isa: adamcore_isa
+    @usableFromInline package let adam32: (Streams<Float>, Int, AdamCoefficients<Float>, AdamVariant) -> Double
+    @usableFromInline package let adam64: (Streams<Double>, Int, AdamCoefficients<Double>, AdamVariant) -> Double
     /// The Adam family with per-step statistics (the optimizer's diagnostics).
-    public let adamStats32: (Streams<Float>, Int, AdamCoefficients<Float>, AdamVariant, UnsafeMutablePointer<KernelStats>) -> Double
-    public let adamStats64: (Streams<Double>, Int, AdamCoefficients<Double>, AdamVariant, UnsafeMutablePointer<KernelStats>) -> Double
-    public let sgd32: (Streams<Float>, Int, SGDCoefficients<Float>, SGDVariant) -> Double
-    public let sgd64: (Streams<Double>, Int, SGDCoefficients<Double>, SGDVariant) -> Double
-    public let rmsprop32: (Streams<Float>, Int, RMSpropCoefficients<Float>, RMSpropVariant) -> Double
-    public let rmsprop64: (Streams<Double>, Int, RMSpropCoefficients<Double>, RMSpropVariant) -> Double
-    public let adagrad32: (Streams<Float>, Int, AdagradCoefficients<Float>, Bool) -> Double
-    public let adagrad64: (Streams<Double>, Int, AdagradCoefficients<Double>, Bool) -> Double
-    public let maxAbs32: (UnsafePointer<Float>, Int) -> Double
-    public let maxAbs64: (UnsafePointer<Double>, Int) -> Double
-    public let diffNormSquared32: (UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Double
-    public let diffNormSquared64: (UnsafePointer<Double>, UnsafePointer<Double>, Int) -> Double
-    public let nonFiniteCount32: (UnsafePointer<Float>, Int) -> Double
-    public let nonFiniteCount64: (UnsafePointer<Double>, Int) -> Double
+    @usableFromInline package let adamStats32: (Streams<Float>, Int, AdamCoefficients<Float>, AdamVariant, UnsafeMutablePointer<KernelStats>) -> Double
+    @usableFromInline package let adamStats64: (Streams<Double>, Int, AdamCoefficients<Double>, AdamVariant, UnsafeMutablePointer<KernelStats>) -> Double
+    @usableFromInline package let sgd32: (Streams<Float>, Int, SGDCoefficients<Float>, SGDVariant) -> Double
+    @usableFromInline package let sgd64: (Streams<Double>, Int, SGDCoefficients<Double>, SGDVariant) -> Double
+    @usableFromInline package let rmsprop32: (Streams<Float>, Int, RMSpropCoefficients<Float>, RMSpropVariant) -> Double
+    @usableFromInline package let rmsprop64: (Streams<Double>, Int, RMSpropCoefficients<Double>, RMSpropVariant) -> Double
+    @usableFromInline package let adagrad32: (Streams<Float>, Int, AdagradCoefficients<Float>, Bool) -> Double
+    @usableFromInline package let adagrad64: (Streams<Double>, Int, AdagradCoefficients<Double>, Bool) -> Double
+    @usableFromInline package let maxAbs32: (UnsafePointer<Float>, Int) -> Double
+    @usableFromInline package let maxAbs64: (UnsafePointer<Double>, Int) -> Double
+    @usableFromInline package let diffNormSquared32: (UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Double
+    @usableFromInline package let diffNormSquared64: (UnsafePointer<Double>, UnsafePointer<Double>, Int) -> Double
+    @usableFromInline package let nonFiniteCount32: (UnsafePointer<Float>, Int) -> Double
+    @usableFromInline package let nonFiniteCount64: (UnsafePointer<Double>, Int) -> Double
     /// The mixed-precision pass (Precision.swift) around a float32 kernel, and float32 views for the reductions.
-    public let staged: (MixedStreams, Int, (Streams<Float>, Int) -> Double) -> Double
+    @usableFromInline package let staged: (MixedStreams, Int, (Streams<Float>, Int) -> Double) -> Double
     /// The Adam family on a mixed-precision tensor: fused for the common layouts, else staged.
-    public let mixedAdam: (MixedStreams, Int, AdamCoefficients<Float>, AdamVariant) -> Double
-    public let stagedRead: (UnsafeRawPointer, DType, UnsafeRawPointer?, DType, Int,
+    @usableFromInline package let mixedAdam: (MixedStreams, Int, AdamCoefficients<Float>, AdamVariant) -> Double
+    @usableFromInline package let stagedRead: (UnsafeRawPointer, DType, UnsafeRawPointer?, DType, Int,
                             (UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Void) -> Void
 
     /// Instantiates every kernel with policy P, in the module that calls this (and so with that module's flags).
     @inlinable
-    public init<P: ArithmeticPolicy>(policy: P.Type, isa: adamcore_isa) {
+    package init<P: ArithmeticPolicy>(policy: P.Type, isa: adamcore_isa) {
         self.isa = isa
         adam32 = { adamKernel(P.self, $0, $1, $2, $3) }
         adam64 = { adamKernel(P.self, $0, $1, $2, $3) }
@@ -58,10 +58,10 @@ public final class KernelSet: @unchecked Sendable {
     }
 
     /// The portable kernels: separate multiply and add, compiled for the baseline CPU.
-    public static let baseline = KernelSet(policy: UnfusedArithmetic.self, isa: ADAMCORE_ISA_BASELINE)
+    @usableFromInline package static let baseline = KernelSet(policy: UnfusedArithmetic.self, isa: ADAMCORE_ISA_BASELINE)
 }
 
 /// The element types of the one-dtype entry points (float32, float64): the kernels' compute types.
-public protocol Steppable: KernelScalar & StorageElement {}
+public protocol Steppable: BinaryFloatingPoint & StorageElement {}
 extension Float: Steppable {}
 extension Double: Steppable {}

@@ -13,17 +13,17 @@ import Darwin
 // only on its own inputs: never on the count, its position, or which elements share a register.
 
 /// The buffers of one tensor. `grad` is only read. Unused state slots point at `param` and are never touched.
-public struct Streams<T: KernelScalar> {
-    public var param: UnsafeMutablePointer<T>
-    public var grad: UnsafePointer<T>
-    public var s0: UnsafeMutablePointer<T>
-    public var s1: UnsafeMutablePointer<T>
-    public var s2: UnsafeMutablePointer<T>
+@usableFromInline package struct Streams<T: KernelScalar> {
+    @usableFromInline package var param: UnsafeMutablePointer<T>
+    @usableFromInline package var grad: UnsafePointer<T>
+    @usableFromInline package var s0: UnsafeMutablePointer<T>
+    @usableFromInline package var s1: UnsafeMutablePointer<T>
+    @usableFromInline package var s2: UnsafeMutablePointer<T>
     /// Whether the loops prefetch ahead of these buffers (the step streams from memory: prefetchesAhead(elements:)).
-    public var prefetchAhead: Bool
+    @usableFromInline package var prefetchAhead: Bool
 
     @inlinable @inline(__always)
-    public init(param: UnsafeMutablePointer<T>, grad: UnsafePointer<T>, s0: UnsafeMutablePointer<T>,
+    package init(param: UnsafeMutablePointer<T>, grad: UnsafePointer<T>, s0: UnsafeMutablePointer<T>,
                 s1: UnsafeMutablePointer<T>, s2: UnsafeMutablePointer<T>, prefetchAhead: Bool = false) {
         self.param = param; self.grad = grad; self.s0 = s0; self.s1 = s1; self.s2 = s2
         self.prefetchAhead = prefetchAhead
@@ -40,7 +40,7 @@ func prefetchesAhead(elements: Int) -> Bool { elements >= 1 << 22 }
 
 /// How far ahead the loops prefetch, in elements: the same for every stream of a loop, so 2 KiB of a 32-bit
 /// stream (1 KiB of a 16-bit one, 4 KiB of float64). 1 and 4 KiB measured about the same at 16M; 2 KiB best.
-public let prefetchElements = 512
+@usableFromInline package let prefetchElements = 512
 
 @inlinable @inline(__always)
 func load<T: KernelScalar>(_ p: UnsafePointer<T>, _ i: Int) -> T.Vector {
@@ -58,12 +58,12 @@ func store<T: KernelScalar>(_ p: UnsafeMutablePointer<T>, _ i: Int, _ v: T.Vecto
 }
 
 /// Elements per reduction block: partial sums are kept in T for a block, then added in Double, in a fixed order.
-public let reductionBlock = 1024
+@usableFromInline package let reductionBlock = 1024
 
 /// What a kernel loop reads and writes, a vector at a time: `Streams` (buffers of the compute type itself) or, for
 /// the fused mixed-precision Adam loop, `CodecStreams` (16-bit storage converted in registers, Precision.swift).
 /// State slot `k` is a constant of each call site, so the switch over it folds away.
-public protocol VectorStreams {
+@usableFromInline package protocol VectorStreams {
     associatedtype Scalar: KernelScalar
     func param(_ i: Int) -> Scalar.Vector
     func setParam(_ i: Int, _ v: Scalar.Vector)
@@ -81,15 +81,15 @@ public protocol VectorStreams {
 }
 
 extension Streams: VectorStreams {
-    public typealias Scalar = T
-    @inlinable @inline(__always) public func param(_ i: Int) -> T.Vector { load(param, i) }
-    @inlinable @inline(__always) public func setParam(_ i: Int, _ v: T.Vector) { store(param, i, v) }
-    @inlinable @inline(__always) public func grad(_ i: Int) -> T.Vector { load(grad, i) }
-    @inlinable @inline(__always) public func state(_ k: Int, _ i: Int) -> T.Vector { load(slot(2 + k), i) }
-    @inlinable @inline(__always) public func setState(_ k: Int, _ i: Int, _ v: T.Vector) { store(slot(2 + k), i, v) }
+    @usableFromInline package typealias Scalar = T
+    @inlinable @inline(__always) package func param(_ i: Int) -> T.Vector { load(param, i) }
+    @inlinable @inline(__always) package func setParam(_ i: Int, _ v: T.Vector) { store(param, i, v) }
+    @inlinable @inline(__always) package func grad(_ i: Int) -> T.Vector { load(grad, i) }
+    @inlinable @inline(__always) package func state(_ k: Int, _ i: Int) -> T.Vector { load(slot(2 + k), i) }
+    @inlinable @inline(__always) package func setState(_ k: Int, _ i: Int, _ v: T.Vector) { store(slot(2 + k), i, v) }
 
     @inlinable @inline(__always)
-    public func prefetch(_ i: Int, states: Int) {
+    package func prefetch(_ i: Int, states: Int) {
         let ahead = i &+ prefetchElements
         adamcore_shim_prefetch(param + ahead)
         adamcore_shim_prefetch(grad + ahead)
@@ -99,7 +99,7 @@ extension Streams: VectorStreams {
     }
 
     @inlinable @inline(__always)
-    public func tail<R>(from start: Int, count rest: Int, states: Int, readOnly: Bool, _ body: (Streams<T>) -> R) -> R {
+    package func tail<R>(from start: Int, count rest: Int, states: Int, readOnly: Bool, _ body: (Streams<T>) -> R) -> R {
         let lanes = T.Vector.scalarCount
         return withUnsafeTemporaryAllocation(of: T.self, capacity: 5 * lanes) { scratch -> R in
             let base = scratch.baseAddress!
@@ -174,7 +174,7 @@ func prefetchOutOfLine<S: VectorStreams>(_ s: S, _ i: Int, _ states: Int) { s.pr
 extension Streams {
     /// The same buffers from element `offset` on.
     @inlinable @inline(__always)
-    public func advanced(by offset: Int) -> Streams {
+    package func advanced(by offset: Int) -> Streams {
         Streams(param: param + offset, grad: grad + offset, s0: s0 + offset, s1: s1 + offset, s2: s2 + offset)
     }
 

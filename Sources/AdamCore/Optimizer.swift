@@ -11,7 +11,7 @@ import Darwin
 /// Not thread-safe: calls on one optimizer must not overlap in time; distinct optimizers are independent.
 /// Registered buffers are the caller's: they must stay alive and unmoved while the optimizer can step them.
 public final class Optimizer {
-    public let kernels: KernelSet
+    package let kernels: KernelSet
     public let algorithm: Algorithm
     var groups: ContiguousArray<ValidConfig>
     /// Recomputed each step: one entry per distinct (group, tensor step) among the stepped tensors.
@@ -67,7 +67,11 @@ public final class Optimizer {
     private var statsConfigs: ContiguousArray<adamcore_config> = []
     private var statsSteps: ContiguousArray<Int64> = []             // per tensor: its step in the measured step (0: not in it)
 
-    public init(_ config: Config, kernels: KernelSet = .baseline) throws(AdamCoreError) {
+    /// An optimizer of `config`'s algorithm, its first group `config`.
+    public convenience init(_ config: Config) throws(AdamCoreError) { try self.init(config, kernels: .baseline) }
+
+    /// The same on a kernel tier (the C library passes the CPU's best).
+    package init(_ config: Config, kernels: KernelSet) throws(AdamCoreError) {
         let c = try ValidConfig(config.raw)
         self.kernels = kernels
         algorithm = c.algorithm
@@ -136,7 +140,7 @@ public final class Optimizer {
     /// Registers a tensor (the C API's adamcore_optimizer_add_tensor: every buffer float32, or every one float64);
     /// returns its index. `state` NULL: the library allocates the state (zeroed; AdaGrad's filled with
     /// initial_accumulator_value).
-    public func addTensor(group: Int, dtype: Int32, param: UnsafeMutableRawPointer?, grad: UnsafeRawPointer?,
+    package func addTensor(group: Int, dtype: Int32, param: UnsafeMutableRawPointer?, grad: UnsafeRawPointer?,
                           count: Int, state: UnsafePointer<UnsafeMutableRawPointer?>?, stateCount: Int)
         throws(AdamCoreError) -> Int {
         guard let kind = DType(dtype), kind == .float32 || kind == .float64 else { throw fail(ADAMCORE_E_DTYPE) }
@@ -219,21 +223,21 @@ public final class Optimizer {
         throws(AdamCoreError) -> Int {
         if let grad, grad.count != param.count { throw fail(ADAMCORE_E_LENGTH) }
         guard let state else {
-            return try addTensor(group: group, dtype: Int32(T.dtype.rawValue), param: UnsafeMutableRawPointer(param.baseAddress),
+            return try addTensor(group: group, layout: .plain(T.storage), param: UnsafeMutableRawPointer(param.baseAddress),
                                  grad: UnsafeRawPointer(grad?.baseAddress), count: param.count, state: nil, stateCount: 0)
         }
         guard state.allSatisfy({ $0.count == param.count }) else { throw fail(ADAMCORE_E_LENGTH) }
         let raw = state.map { UnsafeMutableRawPointer($0.baseAddress) }
         return try raw.withUnsafeBufferPointer { (buffer) throws(AdamCoreError) -> Int in
-            try addTensor(group: group, dtype: Int32(T.dtype.rawValue), param: UnsafeMutableRawPointer(param.baseAddress),
+            try addTensor(group: group, layout: .plain(T.storage), param: UnsafeMutableRawPointer(param.baseAddress),
                           grad: UnsafeRawPointer(grad?.baseAddress), count: param.count, state: buffer.baseAddress,
                           stateCount: raw.count)
         }
     }
 
-    public func tensorInfo(_ tensor: Int) throws(AdamCoreError) -> (count: Int, dtype: adamcore_dtype) {
+    public func tensorInfo(_ tensor: Int) throws(AdamCoreError) -> (count: Int, dtype: DType) {
         guard tensors.indices.contains(tensor) else { throw fail(ADAMCORE_E_INDEX) }
-        return (tensors[tensor].count, tensors[tensor].dtype.cValue)
+        return (tensors[tensor].count, tensors[tensor].dtype)
     }
 
     /// What a registered tensor is: its layout, element count, buffers (master weights: the library's or the

@@ -27,7 +27,7 @@ public enum DType: Sendable, Equatable, CaseIterable {
         }
     }
 
-    public var cValue: adamcore_dtype {
+    package var cValue: adamcore_dtype {
         switch self {
         case .float32: return ADAMCORE_FLOAT32
         case .float64: return ADAMCORE_FLOAT64
@@ -138,25 +138,25 @@ public struct TensorLayout: Sendable, Equatable {
 
 /// Elements converted at a time: float32 blocks of five streams (20 KiB) stay in L1. A multiple of 16 and of the
 /// reduction block's partial sums, so a staged run adds exactly what a direct one would.
-public let stageElements = reductionBlock
+@usableFromInline package let stageElements = reductionBlock
 
 /// One mixed-precision tensor's buffers from element `first` of the tensor on (pointers at that element).
-public struct MixedStreams {
-    public var param: UnsafeMutableRawPointer
-    public var grad: UnsafeRawPointer
-    public var s0, s1, s2: UnsafeMutableRawPointer?
-    public var master: UnsafeMutablePointer<Float>?
-    public var copy: UnsafeMutableRawPointer?
-    public var layout: TensorLayout
-    public var stateCount: Int
+@usableFromInline package struct MixedStreams {
+    @usableFromInline package var param: UnsafeMutableRawPointer
+    @usableFromInline package var grad: UnsafeRawPointer
+    @usableFromInline package var s0, s1, s2: UnsafeMutableRawPointer?
+    @usableFromInline package var master: UnsafeMutablePointer<Float>?
+    @usableFromInline package var copy: UnsafeMutableRawPointer?
+    @usableFromInline package var layout: TensorLayout
+    @usableFromInline package var stateCount: Int
     /// The stochastic-rounding key of (seed, step, tensor); each buffer mixes in its own number.
-    public var key: UInt64
+    @usableFromInline package var key: UInt64
     /// The tensor's element index of element 0 (the generator's counter); a multiple of 16.
-    public var first: Int
+    @usableFromInline package var first: Int
     /// As Streams.prefetchAhead.
-    public var prefetchAhead: Bool
+    @usableFromInline package var prefetchAhead: Bool
 
-    public init(param: UnsafeMutableRawPointer, grad: UnsafeRawPointer, s0: UnsafeMutableRawPointer?,
+    @usableFromInline package init(param: UnsafeMutableRawPointer, grad: UnsafeRawPointer, s0: UnsafeMutableRawPointer?,
                 s1: UnsafeMutableRawPointer?, s2: UnsafeMutableRawPointer?, master: UnsafeMutablePointer<Float>?,
                 copy: UnsafeMutableRawPointer?, layout: TensorLayout, stateCount: Int, key: UInt64, first: Int,
                 prefetchAhead: Bool = false) {
@@ -166,11 +166,11 @@ public struct MixedStreams {
     }
 
     @inlinable @inline(__always)
-    public func state(_ k: Int) -> UnsafeMutableRawPointer? { k == 0 ? s0 : k == 1 ? s1 : s2 }
+    package func state(_ k: Int) -> UnsafeMutableRawPointer? { k == 0 ? s0 : k == 1 ? s1 : s2 }
 }
 
 /// The generator key of one tensor's step: splitmix64 over seed, step and tensor index.
-public func roundingKey(seed: UInt64, step: Int64, tensor: Int) -> UInt64 {
+@usableFromInline package func roundingKey(seed: UInt64, step: Int64, tensor: Int) -> UInt64 {
     adamcore_shim_mix64(seed ^ adamcore_shim_mix64(UInt64(bitPattern: step) &+ adamcore_shim_mix64(UInt64(tensor))))
 }
 
@@ -182,32 +182,32 @@ func loadBits(_ p: UnsafeRawPointer, _ i: Int) -> SIMD16<UInt16> {
 /// How a stream's elements are stored, converted 16 at a time in registers (the shim's conversions).
 /// `store` rounds to nearest even, or stochastically with the generator at (key, counter of lane 0) when asked
 /// (bfloat16 only; the layout's validation guarantees that).
-public protocol LaneCodec {
+@usableFromInline package protocol LaneCodec {
     static var bytes: Int { get }
     static func load(_ p: UnsafeRawPointer, _ i: Int) -> SIMD16<Float>
     static func store(_ p: UnsafeMutableRawPointer, _ i: Int, _ v: SIMD16<Float>, stochastic: Bool, key: UInt64,
                       counter: Int)
 }
 
-public enum Float32Codec: LaneCodec {
-    @inlinable public static var bytes: Int { 4 }
+@usableFromInline package enum Float32Codec: LaneCodec {
+    @inlinable package static var bytes: Int { 4 }
     @inlinable @inline(__always)
-    public static func load(_ p: UnsafeRawPointer, _ i: Int) -> SIMD16<Float> {
+    package static func load(_ p: UnsafeRawPointer, _ i: Int) -> SIMD16<Float> {
         p.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
     }
     @inlinable @inline(__always)
-    public static func store(_ p: UnsafeMutableRawPointer, _ i: Int, _ v: SIMD16<Float>, stochastic: Bool, key: UInt64,
+    package static func store(_ p: UnsafeMutableRawPointer, _ i: Int, _ v: SIMD16<Float>, stochastic: Bool, key: UInt64,
                              counter: Int) {
         p.storeBytes(of: v, toByteOffset: 4 * i, as: SIMD16<Float>.self)
     }
 }
 
-public enum BFloat16Codec: LaneCodec {
-    @inlinable public static var bytes: Int { 2 }
+@usableFromInline package enum BFloat16Codec: LaneCodec {
+    @inlinable package static var bytes: Int { 2 }
     @inlinable @inline(__always)
-    public static func load(_ p: UnsafeRawPointer, _ i: Int) -> SIMD16<Float> { adamcore_shim_widen_bf16(loadBits(p, i)) }
+    package static func load(_ p: UnsafeRawPointer, _ i: Int) -> SIMD16<Float> { adamcore_shim_widen_bf16(loadBits(p, i)) }
     @inlinable @inline(__always)
-    public static func store(_ p: UnsafeMutableRawPointer, _ i: Int, _ v: SIMD16<Float>, stochastic: Bool, key: UInt64,
+    package static func store(_ p: UnsafeMutableRawPointer, _ i: Int, _ v: SIMD16<Float>, stochastic: Bool, key: UInt64,
                              counter: Int) {
         let bits = stochastic
             ? adamcore_shim_round_bf16_stochastic(v, adamcore_shim_random_u32x16(key, UInt64(counter)))
@@ -216,12 +216,12 @@ public enum BFloat16Codec: LaneCodec {
     }
 }
 
-public enum Float16Codec: LaneCodec {
-    @inlinable public static var bytes: Int { 2 }
+@usableFromInline package enum Float16Codec: LaneCodec {
+    @inlinable package static var bytes: Int { 2 }
     @inlinable @inline(__always)
-    public static func load(_ p: UnsafeRawPointer, _ i: Int) -> SIMD16<Float> { adamcore_shim_widen_f16(loadBits(p, i)) }
+    package static func load(_ p: UnsafeRawPointer, _ i: Int) -> SIMD16<Float> { adamcore_shim_widen_f16(loadBits(p, i)) }
     @inlinable @inline(__always)
-    public static func store(_ p: UnsafeMutableRawPointer, _ i: Int, _ v: SIMD16<Float>, stochastic: Bool, key: UInt64,
+    package static func store(_ p: UnsafeMutableRawPointer, _ i: Int, _ v: SIMD16<Float>, stochastic: Bool, key: UInt64,
                              counter: Int) {
         p.storeBytes(of: adamcore_shim_round_f16(v), toByteOffset: 2 * i, as: SIMD16<UInt16>.self)
     }
@@ -289,7 +289,7 @@ func stateKey(_ key: UInt64, _ k: Int) -> UInt64 { adamcore_shim_mix64(key ^ UIn
 /// rounded copy; with a copy-out the float32 parameter's rounded copy also goes to `copy`. Returns the sum of the
 /// body's results in block order (AdaFix's ||dx||^2, computed on the float32 values).
 @inlinable
-public func stagedKernel<P: ArithmeticPolicy>(_: P.Type, _ s: MixedStreams, _ n: Int,
+package func stagedKernel<P: ArithmeticPolicy>(_: P.Type, _ s: MixedStreams, _ n: Int,
                                               _ body: (Streams<Float>, Int) -> Double) -> Double {
     let layout = s.layout
     let stochasticParam = layout.stochasticRounding.contains(.parameters)
@@ -355,7 +355,7 @@ public func stagedKernel<P: ArithmeticPolicy>(_: P.Type, _ s: MixedStreams, _ n:
 /// length. A float32 stream is its own view; when every stream is float32, `body` sees all `n` elements at once.
 /// (Blocks are multiples of the reductions' own blocks, so sums come out the same either way.)
 @inlinable
-public func stagedReadKernel<P: ArithmeticPolicy>(_: P.Type, _ a: UnsafeRawPointer, _ aType: DType, _ b: UnsafeRawPointer?,
+package func stagedReadKernel<P: ArithmeticPolicy>(_: P.Type, _ a: UnsafeRawPointer, _ aType: DType, _ b: UnsafeRawPointer?,
                                             _ bType: DType, _ n: Int,
                                             _ body: (UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Void) {
     if aType == .float32 && (b == nil || bType == .float32) {
@@ -385,23 +385,23 @@ public func stagedReadKernel<P: ArithmeticPolicy>(_: P.Type, _ a: UnsafeRawPoint
 /// The fused form of the mixed-precision pass, for the Adam family: the kernel loop itself reads each 16-bit
 /// stream, converts in registers and rounds what it writes, so nothing is staged. Same operations and roundings as
 /// the staged pass (tested bit for bit). `PC`, `GC`, `SC`: the parameter's, gradient's and state's storage.
-public struct CodecStreams<PC: LaneCodec, GC: LaneCodec, SC: LaneCodec>: VectorStreams {
-    public typealias Scalar = Float
-    public var param: UnsafeMutableRawPointer
-    public var grad: UnsafeRawPointer
-    public var s0, s1, s2: UnsafeMutableRawPointer
-    public var master: UnsafeMutablePointer<Float>?
-    public var copy: UnsafeMutableRawPointer?
-    public var copyIsBFloat16: Bool
-    public var stochasticParam, stochasticState: Bool
-    public var paramKey: UInt64
-    public var stateKeys: (UInt64, UInt64, UInt64)
+@usableFromInline package struct CodecStreams<PC: LaneCodec, GC: LaneCodec, SC: LaneCodec>: VectorStreams {
+    @usableFromInline package typealias Scalar = Float
+    @usableFromInline package var param: UnsafeMutableRawPointer
+    @usableFromInline package var grad: UnsafeRawPointer
+    @usableFromInline package var s0, s1, s2: UnsafeMutableRawPointer
+    @usableFromInline package var master: UnsafeMutablePointer<Float>?
+    @usableFromInline package var copy: UnsafeMutableRawPointer?
+    @usableFromInline package var copyIsBFloat16: Bool
+    @usableFromInline package var stochasticParam, stochasticState: Bool
+    @usableFromInline package var paramKey: UInt64
+    @usableFromInline package var stateKeys: (UInt64, UInt64, UInt64)
     /// The tensor's element index of element 0 (the generator's counter); a multiple of 16.
-    public var first: Int
-    public var prefetchAhead: Bool
+    @usableFromInline package var first: Int
+    @usableFromInline package var prefetchAhead: Bool
 
     @inlinable @inline(__always)
-    public init(_ s: MixedStreams) {
+    package init(_ s: MixedStreams) {
         param = s.param
         grad = s.grad
         s0 = s.s0 ?? s.param; s1 = s.s1 ?? s.param; s2 = s.s2 ?? s.param   // unused slots are never touched
@@ -417,7 +417,7 @@ public struct CodecStreams<PC: LaneCodec, GC: LaneCodec, SC: LaneCodec>: VectorS
     }
 
     @inlinable @inline(__always)
-    public func prefetch(_ i: Int, states: Int) {
+    package func prefetch(_ i: Int, states: Int) {
         let ahead = i &+ prefetchElements
         adamcore_shim_prefetch(param + ahead * PC.bytes)
         adamcore_shim_prefetch(grad + ahead * GC.bytes)
@@ -432,13 +432,13 @@ public struct CodecStreams<PC: LaneCodec, GC: LaneCodec, SC: LaneCodec>: VectorS
     func slot(_ k: Int) -> UnsafeMutableRawPointer { k == 0 ? s0 : k == 1 ? s1 : s2 }
 
     @inlinable @inline(__always)
-    public func param(_ i: Int) -> SIMD16<Float> {
+    package func param(_ i: Int) -> SIMD16<Float> {
         if let master { return load(master, i) }
         return PC.load(param, i)
     }
 
     @inlinable @inline(__always)
-    public func setParam(_ i: Int, _ v: SIMD16<Float>) {
+    package func setParam(_ i: Int, _ v: SIMD16<Float>) {
         if let master { store(master, i, v) }
         PC.store(param, i, v, stochastic: stochasticParam, key: paramKey, counter: first &+ i)
         if let copy {
@@ -451,19 +451,19 @@ public struct CodecStreams<PC: LaneCodec, GC: LaneCodec, SC: LaneCodec>: VectorS
     }
 
     @inlinable @inline(__always)
-    public func grad(_ i: Int) -> SIMD16<Float> { GC.load(grad, i) }
+    package func grad(_ i: Int) -> SIMD16<Float> { GC.load(grad, i) }
 
     @inlinable @inline(__always)
-    public func state(_ k: Int, _ i: Int) -> SIMD16<Float> { SC.load(slot(k), i) }
+    package func state(_ k: Int, _ i: Int) -> SIMD16<Float> { SC.load(slot(k), i) }
 
     @inlinable @inline(__always)
-    public func setState(_ k: Int, _ i: Int, _ v: SIMD16<Float>) {
+    package func setState(_ k: Int, _ i: Int, _ v: SIMD16<Float>) {
         let key = k == 0 ? stateKeys.0 : k == 1 ? stateKeys.1 : stateKeys.2
         SC.store(slot(k), i, v, stochastic: stochasticState, key: key, counter: first &+ i)
     }
 
     @inlinable @inline(__always)
-    public func tail<R>(from start: Int, count rest: Int, states: Int, readOnly: Bool,
+    package func tail<R>(from start: Int, count rest: Int, states: Int, readOnly: Bool,
                         _ body: (CodecStreams) -> R) -> R {
         // One zero-padded vector (64 bytes at most) of each stream: param, grad, three slots, master, copy.
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64 * 7) { scratch -> R in
@@ -498,7 +498,7 @@ public struct CodecStreams<PC: LaneCodec, GC: LaneCodec, SC: LaneCodec>: VectorS
 /// gradients with float32 or their own state; float32 parameters with 16-bit gradients, the offload form), the
 /// staged pass around `fallback` (the float32 kernel) for the rest and for AdaFix.
 @inlinable
-public func mixedAdamKernel<P: ArithmeticPolicy>(_: P.Type, _ s: MixedStreams, _ n: Int, _ c: AdamCoefficients<Float>,
+package func mixedAdamKernel<P: ArithmeticPolicy>(_: P.Type, _ s: MixedStreams, _ n: Int, _ c: AdamCoefficients<Float>,
                                                  _ v: AdamVariant, fallback: (Streams<Float>, Int) -> Double) -> Double {
     @inline(__always) func fused<PC: LaneCodec, GC: LaneCodec, SC: LaneCodec>(_: PC.Type, _: GC.Type, _: SC.Type) -> Double {
         adamFamilyDispatch(P.self, CodecStreams<PC, GC, SC>(s), n, c, v, NoStats<Float>.self).0

@@ -5,18 +5,18 @@ import Glibc
 import Darwin
 #endif
 
-public struct RMSpropCoefficients<T: KernelScalar> {
-    public var sign: T
-    public var l2: T
-    public var alpha: T
-    public var oneMinusAlpha: T
-    public var eps: T
-    public var momentum: T
-    public var negLr: T
+@usableFromInline package struct RMSpropCoefficients<T: KernelScalar> {
+    @usableFromInline package var sign: T
+    @usableFromInline package var l2: T
+    @usableFromInline package var alpha: T
+    @usableFromInline package var oneMinusAlpha: T
+    @usableFromInline package var eps: T
+    @usableFromInline package var momentum: T
+    @usableFromInline package var negLr: T
 
     /// `gradScale`: the gradients arrive multiplied by it (AMP); the sign factor divides it out first.
     @inlinable
-    public init(_ c: adamcore_config, gradScale: Double = 1) {
+    package init(_ c: adamcore_config, gradScale: Double = 1) {
         sign = T(((c.flags & ADAMCORE_FLAG_MAXIMIZE.rawValue) != 0 ? -1 : 1) / gradScale)
         l2 = T(c.weight_decay)
         alpha = T(c.alpha)
@@ -27,11 +27,11 @@ public struct RMSpropCoefficients<T: KernelScalar> {
     }
 }
 
-public struct RMSpropVariant: Equatable, Sendable {
-    public var hasL2: Bool
-    public var centered: Bool
-    public var momentum: Bool
-    public init(hasL2: Bool, centered: Bool, momentum: Bool) {
+@usableFromInline package struct RMSpropVariant: Equatable, Sendable {
+    @usableFromInline package var hasL2: Bool
+    @usableFromInline package var centered: Bool
+    @usableFromInline package var momentum: Bool
+    @usableFromInline package init(hasL2: Bool, centered: Bool, momentum: Bool) {
         self.hasL2 = hasL2; self.centered = centered; self.momentum = momentum
     }
 }
@@ -77,7 +77,7 @@ func rmspropLoop<T: KernelScalar, P: ArithmeticPolicy>(
 }
 
 @inlinable
-public func rmspropKernel<T: KernelScalar, P: ArithmeticPolicy>(
+package func rmspropKernel<T: KernelScalar, P: ArithmeticPolicy>(
     _: P.Type, _ s: Streams<T>, _ n: Int, _ c: RMSpropCoefficients<T>, _ v: RMSpropVariant
 ) -> Double {
     switch (v.hasL2, v.centered, v.momentum) {

@@ -9,7 +9,7 @@ import Darwin
 
 /// max |a[i]|; NaN values are ignored.
 @inlinable
-public func maxAbsKernel<T: KernelScalar, P: ArithmeticPolicy>(_: P.Type, _ a: UnsafePointer<T>, _ n: Int) -> Double {
+package func maxAbsKernel<T: KernelScalar, P: ArithmeticPolicy>(_: P.Type, _ a: UnsafePointer<T>, _ n: Int) -> Double {
     let lanes = T.Vector.scalarCount
     let fullEnd = n &- n % lanes
     var best = T.Vector()
@@ -30,7 +30,7 @@ public func maxAbsKernel<T: KernelScalar, P: ArithmeticPolicy>(_: P.Type, _ a: U
 
 /// The number of NaN and +-Inf values in a[0..<n] (the non-finite guard's pass).
 @inlinable
-public func nonFiniteCountKernel<T: KernelScalar, P: ArithmeticPolicy>(_: P.Type, _ a: UnsafePointer<T>, _ n: Int) -> Double {
+package func nonFiniteCountKernel<T: KernelScalar, P: ArithmeticPolicy>(_: P.Type, _ a: UnsafePointer<T>, _ n: Int) -> Double {
     let s = Streams(param: UnsafeMutablePointer(mutating: a), grad: a, s0: UnsafeMutablePointer(mutating: a),
                     s1: UnsafeMutablePointer(mutating: a), s2: UnsafeMutablePointer(mutating: a))
     return forEachVector(P.self, s, count: n, states: 0, readOnly: true, accumulate: true) { s, i, _ in
@@ -40,7 +40,7 @@ public func nonFiniteCountKernel<T: KernelScalar, P: ArithmeticPolicy>(_: P.Type
 
 /// sum (a[i] - b[i])^2, in the same blocked order as the update kernels.
 @inlinable
-public func diffNormSquaredKernel<T: KernelScalar, P: ArithmeticPolicy>(
+package func diffNormSquaredKernel<T: KernelScalar, P: ArithmeticPolicy>(
     _: P.Type, _ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ n: Int
 ) -> Double {
     // Both inputs travel in read-only positions: `b` as param with readOnly, so neither is ever written.

@@ -5,16 +5,16 @@ import Glibc
 import Darwin
 #endif
 
-public struct SGDCoefficients<T: KernelScalar> {
-    public var sign: T
-    public var l2: T
-    public var momentum: T
-    public var oneMinusDampening: T
-    public var negLr: T
+@usableFromInline package struct SGDCoefficients<T: KernelScalar> {
+    @usableFromInline package var sign: T
+    @usableFromInline package var l2: T
+    @usableFromInline package var momentum: T
+    @usableFromInline package var oneMinusDampening: T
+    @usableFromInline package var negLr: T
 
     /// `gradScale`: the gradients arrive multiplied by it (AMP); the sign factor divides it out first.
     @inlinable
-    public init(_ c: adamcore_config, gradScale: Double = 1) {
+    package init(_ c: adamcore_config, gradScale: Double = 1) {
         sign = T(((c.flags & ADAMCORE_FLAG_MAXIMIZE.rawValue) != 0 ? -1 : 1) / gradScale)
         l2 = T(c.weight_decay)
         momentum = T(c.momentum)
@@ -23,12 +23,12 @@ public struct SGDCoefficients<T: KernelScalar> {
     }
 }
 
-public struct SGDVariant: Equatable, Sendable {
-    public var hasL2: Bool
-    public var momentum: Bool
-    public var firstStep: Bool     // torch's first step: the buffer becomes a copy of the gradient
-    public var nesterov: Bool
-    public init(hasL2: Bool, momentum: Bool, firstStep: Bool, nesterov: Bool) {
+@usableFromInline package struct SGDVariant: Equatable, Sendable {
+    @usableFromInline package var hasL2: Bool
+    @usableFromInline package var momentum: Bool
+    @usableFromInline package var firstStep: Bool     // torch's first step: the buffer becomes a copy of the gradient
+    @usableFromInline package var nesterov: Bool
+    @usableFromInline package init(hasL2: Bool, momentum: Bool, firstStep: Bool, nesterov: Bool) {
         self.hasL2 = hasL2; self.momentum = momentum; self.firstStep = firstStep; self.nesterov = nesterov
     }
 }
@@ -57,7 +57,7 @@ func sgdLoop<T: KernelScalar, P: ArithmeticPolicy>(
 }
 
 @inlinable
-public func sgdKernel<T: KernelScalar, P: ArithmeticPolicy>(
+package func sgdKernel<T: KernelScalar, P: ArithmeticPolicy>(
     _: P.Type, _ s: Streams<T>, _ n: Int, _ c: SGDCoefficients<T>, _ v: SGDVariant
 ) -> Double {
     switch (v.hasL2, v.momentum, v.firstStep, v.nesterov) {

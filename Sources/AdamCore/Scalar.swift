@@ -1,7 +1,7 @@
 import CAdamCore
 
 /// An element type the kernels run on: `Float` (16 lanes) or `Double` (8 lanes), 64 bytes per vector either way.
-public protocol KernelScalar: BinaryFloatingPoint & SIMDScalar & Codable where Self.SIMDMaskScalar: FixedWidthInteger & SignedInteger {
+@usableFromInline package protocol KernelScalar: BinaryFloatingPoint & SIMDScalar & Codable where Self.SIMDMaskScalar: FixedWidthInteger & SignedInteger {
     associatedtype Vector: SIMD where Vector.Scalar == Self, Vector.MaskStorage.Scalar == Self.SIMDMaskScalar
     /// Half a vector: the statistics' accumulators (each Vector is folded into one, halves first).
     associatedtype Half: SIMD where Half.Scalar == Self
@@ -31,91 +31,91 @@ public protocol KernelScalar: BinaryFloatingPoint & SIMDScalar & Codable where S
 }
 
 extension Float: KernelScalar {
-    public typealias Vector = SIMD16<Float>
-    public typealias Half = SIMD8<Float>
+    @usableFromInline package typealias Vector = SIMD16<Float>
+    @usableFromInline package typealias Half = SIMD8<Float>
     @inlinable @inline(__always)
-    public static func vectorSqrt(_ x: Vector) -> Vector { adamcore_shim_sqrt_f32x16(x) }
+    package static func vectorSqrt(_ x: Vector) -> Vector { adamcore_shim_sqrt_f32x16(x) }
     @inlinable @inline(__always)
-    public static func vectorMaximum(_ a: Vector, _ b: Vector) -> Vector { adamcore_shim_maximum_f32x16(a, b) }
+    package static func vectorMaximum(_ a: Vector, _ b: Vector) -> Vector { adamcore_shim_maximum_f32x16(a, b) }
     @inlinable @inline(__always)
-    public static func vectorAbs(_ x: Vector) -> Vector { adamcore_shim_abs_f32x16(x) }
+    package static func vectorAbs(_ x: Vector) -> Vector { adamcore_shim_abs_f32x16(x) }
     @inlinable @inline(__always)
-    public static func vectorNonFinite(_ x: Vector) -> Vector { adamcore_shim_nonfinite_f32x16(x) }
+    package static func vectorNonFinite(_ x: Vector) -> Vector { adamcore_shim_nonfinite_f32x16(x) }
     @inlinable @inline(__always)
-    public static func foldMax(_ acc: Half, _ x: Vector) -> Half { adamcore_shim_fold_max_f32x16(acc, x) }
+    package static func foldMax(_ acc: Half, _ x: Vector) -> Half { adamcore_shim_fold_max_f32x16(acc, x) }
     @inlinable @inline(__always)
-    public static func foldMin(_ acc: Half, _ x: Vector) -> Half { adamcore_shim_fold_min_f32x16(acc, x) }
+    package static func foldMin(_ acc: Half, _ x: Vector) -> Half { adamcore_shim_fold_min_f32x16(acc, x) }
     @inlinable @inline(__always)
-    public static func foldAdd(_ acc: Half, _ x: Vector) -> Half { adamcore_shim_fold_add_f32x16(acc, x) }
+    package static func foldAdd(_ acc: Half, _ x: Vector) -> Half { adamcore_shim_fold_add_f32x16(acc, x) }
     @inlinable @inline(__always)
-    public static func foldSquares(_ acc: Half, _ x: Vector) -> Half { adamcore_shim_fold_squares_f32x16(acc, x) }
+    package static func foldSquares(_ acc: Half, _ x: Vector) -> Half { adamcore_shim_fold_squares_f32x16(acc, x) }
     @inlinable @inline(__always)
-    public static func keepMax(_ acc: Vector, _ x: Vector) -> Vector { adamcore_shim_keep_max_f32x16(acc, x) }
+    package static func keepMax(_ acc: Vector, _ x: Vector) -> Vector { adamcore_shim_keep_max_f32x16(acc, x) }
     @inlinable @inline(__always)
-    public static func keepMin(_ acc: Vector, _ x: Vector) -> Vector { adamcore_shim_keep_min_f32x16(acc, x) }
+    package static func keepMin(_ acc: Vector, _ x: Vector) -> Vector { adamcore_shim_keep_min_f32x16(acc, x) }
     @inlinable @inline(__always)
-    public static func halfSum(_ x: Half) -> Double { adamcore_shim_sum_f32x8(x) }
+    package static func halfSum(_ x: Half) -> Double { adamcore_shim_sum_f32x8(x) }
     @inlinable @inline(__always)
-    public static func halfMax(_ x: Half) -> Double { adamcore_shim_reduce_max_f32x8(x) }
+    package static func halfMax(_ x: Half) -> Double { adamcore_shim_reduce_max_f32x8(x) }
     @inlinable @inline(__always)
-    public static func halfMin(_ x: Half) -> Double { adamcore_shim_reduce_min_f32x8(x) }
+    package static func halfMin(_ x: Half) -> Double { adamcore_shim_reduce_min_f32x8(x) }
     @inlinable @inline(__always)
-    public static func vectorReciprocalEstimate(_ x: Vector) -> Vector { adamcore_shim_reciprocal_estimate_f32x16(x) }
-    @inlinable public static var dtype: adamcore_dtype { ADAMCORE_FLOAT32 }
+    package static func vectorReciprocalEstimate(_ x: Vector) -> Vector { adamcore_shim_reciprocal_estimate_f32x16(x) }
+    @inlinable package static var dtype: adamcore_dtype { ADAMCORE_FLOAT32 }
 }
 
 extension Double: KernelScalar {
-    public typealias Vector = SIMD8<Double>
-    public typealias Half = SIMD4<Double>
+    @usableFromInline package typealias Vector = SIMD8<Double>
+    @usableFromInline package typealias Half = SIMD4<Double>
     @inlinable @inline(__always)
-    public static func vectorSqrt(_ x: Vector) -> Vector { adamcore_shim_sqrt_f64x8(x) }
+    package static func vectorSqrt(_ x: Vector) -> Vector { adamcore_shim_sqrt_f64x8(x) }
     @inlinable @inline(__always)
-    public static func vectorMaximum(_ a: Vector, _ b: Vector) -> Vector { adamcore_shim_maximum_f64x8(a, b) }
+    package static func vectorMaximum(_ a: Vector, _ b: Vector) -> Vector { adamcore_shim_maximum_f64x8(a, b) }
     @inlinable @inline(__always)
-    public static func vectorAbs(_ x: Vector) -> Vector { adamcore_shim_abs_f64x8(x) }
+    package static func vectorAbs(_ x: Vector) -> Vector { adamcore_shim_abs_f64x8(x) }
     @inlinable @inline(__always)
-    public static func vectorNonFinite(_ x: Vector) -> Vector { adamcore_shim_nonfinite_f64x8(x) }
+    package static func vectorNonFinite(_ x: Vector) -> Vector { adamcore_shim_nonfinite_f64x8(x) }
     @inlinable @inline(__always)
-    public static func foldMax(_ acc: Half, _ x: Vector) -> Half { adamcore_shim_fold_max_f64x8(acc, x) }
+    package static func foldMax(_ acc: Half, _ x: Vector) -> Half { adamcore_shim_fold_max_f64x8(acc, x) }
     @inlinable @inline(__always)
-    public static func foldMin(_ acc: Half, _ x: Vector) -> Half { adamcore_shim_fold_min_f64x8(acc, x) }
+    package static func foldMin(_ acc: Half, _ x: Vector) -> Half { adamcore_shim_fold_min_f64x8(acc, x) }
     @inlinable @inline(__always)
-    public static func foldAdd(_ acc: Half, _ x: Vector) -> Half { adamcore_shim_fold_add_f64x8(acc, x) }
+    package static func foldAdd(_ acc: Half, _ x: Vector) -> Half { adamcore_shim_fold_add_f64x8(acc, x) }
     @inlinable @inline(__always)
-    public static func foldSquares(_ acc: Half, _ x: Vector) -> Half { adamcore_shim_fold_squares_f64x8(acc, x) }
+    package static func foldSquares(_ acc: Half, _ x: Vector) -> Half { adamcore_shim_fold_squares_f64x8(acc, x) }
     @inlinable @inline(__always)
-    public static func keepMax(_ acc: Vector, _ x: Vector) -> Vector { adamcore_shim_keep_max_f64x8(acc, x) }
+    package static func keepMax(_ acc: Vector, _ x: Vector) -> Vector { adamcore_shim_keep_max_f64x8(acc, x) }
     @inlinable @inline(__always)
-    public static func keepMin(_ acc: Vector, _ x: Vector) -> Vector { adamcore_shim_keep_min_f64x8(acc, x) }
+    package static func keepMin(_ acc: Vector, _ x: Vector) -> Vector { adamcore_shim_keep_min_f64x8(acc, x) }
     @inlinable @inline(__always)
-    public static func halfSum(_ x: Half) -> Double { adamcore_shim_sum_f64x4(x) }
+    package static func halfSum(_ x: Half) -> Double { adamcore_shim_sum_f64x4(x) }
     @inlinable @inline(__always)
-    public static func halfMax(_ x: Half) -> Double { adamcore_shim_reduce_max_f64x4(x) }
+    package static func halfMax(_ x: Half) -> Double { adamcore_shim_reduce_max_f64x4(x) }
     @inlinable @inline(__always)
-    public static func halfMin(_ x: Half) -> Double { adamcore_shim_reduce_min_f64x4(x) }
+    package static func halfMin(_ x: Half) -> Double { adamcore_shim_reduce_min_f64x4(x) }
     @inlinable @inline(__always)
-    public static func vectorReciprocalEstimate(_ x: Vector) -> Vector { adamcore_shim_reciprocal_estimate_f64x8(x) }
-    @inlinable public static var dtype: adamcore_dtype { ADAMCORE_FLOAT64 }
+    package static func vectorReciprocalEstimate(_ x: Vector) -> Vector { adamcore_shim_reciprocal_estimate_f64x8(x) }
+    @inlinable package static var dtype: adamcore_dtype { ADAMCORE_FLOAT64 }
 }
 
 /// How a kernel computes `a * b + c`. The policy is a type parameter, so each specialization is compiled for one
 /// choice; the AVX2 module declares its own fused policy so its specializations never share a symbol with the
 /// baseline ones (the linker would merge identical names, and baseline code could end up running AVX2 code).
-public protocol ArithmeticPolicy {
+@usableFromInline package protocol ArithmeticPolicy {
     static func multiplyAdd<V: SIMD>(_ a: V, _ b: V, _ c: V) -> V where V.Scalar: FloatingPoint
     /// Whether the statistics keep full-width accumulators (`FullLanes`: ISAs with 32 vector registers).
     static var fullWidthStatistics: Bool { get }
 }
 
 extension ArithmeticPolicy {
-    @inlinable public static var fullWidthStatistics: Bool { false }
+    @inlinable package static var fullWidthStatistics: Bool { false }
 }
 
 /// Separate multiply and add: two roundings, identical on every CPU, and cheap without FMA hardware
 /// (`addingProduct` would become a libm `fma()` call per lane there).
-public enum UnfusedArithmetic: ArithmeticPolicy {
+@usableFromInline package enum UnfusedArithmetic: ArithmeticPolicy {
     @inlinable @inline(__always)
-    public static func multiplyAdd<V: SIMD>(_ a: V, _ b: V, _ c: V) -> V where V.Scalar: FloatingPoint {
+    package static func multiplyAdd<V: SIMD>(_ a: V, _ b: V, _ c: V) -> V where V.Scalar: FloatingPoint {
         a * b + c
     }
 }

@@ -8,18 +8,18 @@ import Darwin
 // What the Adam loop measures when statistics are on (seed 000's and 001's figures), per vector, in registers.
 
 /// What a stats-collecting kernel measured over its elements, in Double; items merge in a fixed order.
-public struct KernelStats: Sendable {
-    public var count = 0.0
-    public var nonFinite = 0.0            // NaN and +-Inf gradient values (NaN from a kernel: "some", to be counted)
-    public var maxAbsDirection = 0.0      // max |m / denom|: the step is lr / bc1 times this (NaN ignored)
-    public var minDenom = Double.infinity // denom = sqrt(v_hat) + eps: the effective lr is lr / denom
-    public var maxDenom = 0.0
-    public var inverseDenomSum = 0.0      // sum of 1 / denom (for the mean effective lr)
-    public var mSquared = 0.0, vSquared = 0.0, stepSquared = 0.0
+@usableFromInline package struct KernelStats: Sendable {
+    @usableFromInline package var count = 0.0
+    @usableFromInline package var nonFinite = 0.0            // NaN and +-Inf gradient values (NaN from a kernel: "some", to be counted)
+    @usableFromInline package var maxAbsDirection = 0.0      // max |m / denom|: the step is lr / bc1 times this (NaN ignored)
+    @usableFromInline package var minDenom = Double.infinity // denom = sqrt(v_hat) + eps: the effective lr is lr / denom
+    @usableFromInline package var maxDenom = 0.0
+    @usableFromInline package var inverseDenomSum = 0.0      // sum of 1 / denom (for the mean effective lr)
+    @usableFromInline package var mSquared = 0.0, vSquared = 0.0, stepSquared = 0.0
 
-    public init() {}
+    @usableFromInline package init() {}
 
-    public mutating func merge(_ o: KernelStats) {
+    @usableFromInline package mutating func merge(_ o: KernelStats) {
         count += o.count
         nonFinite += o.nonFinite
         maxAbsDirection = Swift.max(maxAbsDirection, o.maxAbsDirection)
@@ -35,7 +35,7 @@ public struct KernelStats: Sendable {
 /// Where an Adam loop sends its per-vector figures: `NoStats` (compiled away) or `StatsAccumulator`. The loop
 /// creates its sink as a local and returns `finish`'s figures, so the accumulator lives in registers; through a
 /// pointer it would be reloaded and stored around every store to the data buffers, which may alias it.
-public protocol StatsSink {
+@usableFromInline package protocol StatsSink {
     associatedtype Scalar: KernelScalar
     static var collects: Bool { get }
     init()
@@ -45,13 +45,13 @@ public protocol StatsSink {
                                            v: Scalar.Vector, step: Scalar.Vector, grad: Scalar.Vector, valid: Int)
 }
 
-public struct NoStats<Scalar: KernelScalar>: StatsSink {
-    @inlinable public static var collects: Bool { false }
-    @inlinable public init() {}
+@usableFromInline package struct NoStats<Scalar: KernelScalar>: StatsSink {
+    @inlinable package static var collects: Bool { false }
+    @inlinable package init() {}
     @inlinable @inline(__always)
-    public mutating func finish(count: Int) -> KernelStats { KernelStats() }
+    package mutating func finish(count: Int) -> KernelStats { KernelStats() }
     @inlinable @inline(__always)
-    public mutating func add<P: ArithmeticPolicy>(_: P.Type, direction: Scalar.Vector, denom: Scalar.Vector, m: Scalar.Vector,
+    package mutating func add<P: ArithmeticPolicy>(_: P.Type, direction: Scalar.Vector, denom: Scalar.Vector, m: Scalar.Vector,
                                                   v: Scalar.Vector, step: Scalar.Vector, grad: Scalar.Vector, valid: Int) {}
 }
 
@@ -59,7 +59,7 @@ public struct NoStats<Scalar: KernelScalar>: StatsSink {
 /// (`HalfLanes`: seven registers, for ISAs with 16 vector registers, where each 512-bit value is two registers
 /// anyway) or full-width ones (`FullLanes`: no extracts and no split of the update's vectors, for AVX-512's 32
 /// registers). Max and min ignore NaN lanes of the vector; sums are added in a fixed order.
-public protocol StatsLanes {
+@usableFromInline package protocol StatsLanes {
     associatedtype Scalar: KernelScalar
     associatedtype Lanes: SIMD where Lanes.Scalar == Scalar
     static func max(_ acc: Lanes, _ x: Scalar.Vector) -> Lanes
@@ -71,40 +71,40 @@ public protocol StatsLanes {
     static func reduceMin(_ acc: Lanes) -> Double
 }
 
-public enum HalfLanes<Scalar: KernelScalar>: StatsLanes {
-    public typealias Lanes = Scalar.Half
-    @inlinable @inline(__always) public static func max(_ a: Lanes, _ x: Scalar.Vector) -> Lanes { Scalar.foldMax(a, x) }
-    @inlinable @inline(__always) public static func min(_ a: Lanes, _ x: Scalar.Vector) -> Lanes { Scalar.foldMin(a, x) }
-    @inlinable @inline(__always) public static func add(_ a: Lanes, _ x: Scalar.Vector) -> Lanes { Scalar.foldAdd(a, x) }
+@usableFromInline package enum HalfLanes<Scalar: KernelScalar>: StatsLanes {
+    @usableFromInline package typealias Lanes = Scalar.Half
+    @inlinable @inline(__always) package static func max(_ a: Lanes, _ x: Scalar.Vector) -> Lanes { Scalar.foldMax(a, x) }
+    @inlinable @inline(__always) package static func min(_ a: Lanes, _ x: Scalar.Vector) -> Lanes { Scalar.foldMin(a, x) }
+    @inlinable @inline(__always) package static func add(_ a: Lanes, _ x: Scalar.Vector) -> Lanes { Scalar.foldAdd(a, x) }
     @inlinable @inline(__always)
-    public static func addSquares(_ a: Lanes, _ x: Scalar.Vector) -> Lanes { Scalar.foldSquares(a, x) }
-    @inlinable @inline(__always) public static func sum(_ a: Lanes) -> Double { Scalar.halfSum(a) }
-    @inlinable @inline(__always) public static func reduceMax(_ a: Lanes) -> Double { Scalar.halfMax(a) }
-    @inlinable @inline(__always) public static func reduceMin(_ a: Lanes) -> Double { Scalar.halfMin(a) }
+    package static func addSquares(_ a: Lanes, _ x: Scalar.Vector) -> Lanes { Scalar.foldSquares(a, x) }
+    @inlinable @inline(__always) package static func sum(_ a: Lanes) -> Double { Scalar.halfSum(a) }
+    @inlinable @inline(__always) package static func reduceMax(_ a: Lanes) -> Double { Scalar.halfMax(a) }
+    @inlinable @inline(__always) package static func reduceMin(_ a: Lanes) -> Double { Scalar.halfMin(a) }
 }
 
-public enum FullLanes<Scalar: KernelScalar>: StatsLanes {
-    public typealias Lanes = Scalar.Vector
-    @inlinable @inline(__always) public static func max(_ a: Lanes, _ x: Lanes) -> Lanes { Scalar.keepMax(a, x) }
-    @inlinable @inline(__always) public static func min(_ a: Lanes, _ x: Lanes) -> Lanes { Scalar.keepMin(a, x) }
-    @inlinable @inline(__always) public static func add(_ a: Lanes, _ x: Lanes) -> Lanes { a + x }
-    @inlinable @inline(__always) public static func addSquares(_ a: Lanes, _ x: Lanes) -> Lanes { a + x * x }
+@usableFromInline package enum FullLanes<Scalar: KernelScalar>: StatsLanes {
+    @usableFromInline package typealias Lanes = Scalar.Vector
+    @inlinable @inline(__always) package static func max(_ a: Lanes, _ x: Lanes) -> Lanes { Scalar.keepMax(a, x) }
+    @inlinable @inline(__always) package static func min(_ a: Lanes, _ x: Lanes) -> Lanes { Scalar.keepMin(a, x) }
+    @inlinable @inline(__always) package static func add(_ a: Lanes, _ x: Lanes) -> Lanes { a + x }
+    @inlinable @inline(__always) package static func addSquares(_ a: Lanes, _ x: Lanes) -> Lanes { a + x * x }
     @inlinable @inline(__always)
-    public static func sum(_ a: Lanes) -> Double { Scalar.halfSum(Scalar.foldAdd(Scalar.Half(), a)) }
+    package static func sum(_ a: Lanes) -> Double { Scalar.halfSum(Scalar.foldAdd(Scalar.Half(), a)) }
     @inlinable @inline(__always)
-    public static func reduceMax(_ a: Lanes) -> Double { Scalar.halfMax(Scalar.foldMax(Scalar.Half(repeating: -.infinity), a)) }
+    package static func reduceMax(_ a: Lanes) -> Double { Scalar.halfMax(Scalar.foldMax(Scalar.Half(repeating: -.infinity), a)) }
     @inlinable @inline(__always)
-    public static func reduceMin(_ a: Lanes) -> Double { Scalar.halfMin(Scalar.foldMin(Scalar.Half(repeating: .infinity), a)) }
+    package static func reduceMin(_ a: Lanes) -> Double { Scalar.halfMin(Scalar.foldMin(Scalar.Half(repeating: .infinity), a)) }
 }
 
 /// Vector-lane running statistics of one kernel call: extremes per lane, sums per lane flushed to Double every 64
 /// vectors (as the reductions are blocked), the tail's real lanes added one by one. Every method is inlined: a
 /// call that takes `self`'s address would keep the accumulator in memory, loaded and stored around every vector
 /// (measured: statistics tripled the cost of an in-cache AVX-512 step).
-public struct StatsAccumulator<L: StatsLanes>: StatsSink {
-    public typealias Scalar = L.Scalar
-    public typealias T = L.Scalar
-    @inlinable public static var collects: Bool { true }
+@usableFromInline package struct StatsAccumulator<L: StatsLanes>: StatsSink {
+    @usableFromInline package typealias Scalar = L.Scalar
+    @usableFromInline package typealias T = L.Scalar
+    @inlinable package static var collects: Bool { true }
     @usableFromInline typealias V = T.Vector
     @usableFromInline typealias H = L.Lanes
     @usableFromInline var maxDirection: H, minDenom: H, maxDenom: H
@@ -117,7 +117,7 @@ public struct StatsAccumulator<L: StatsLanes>: StatsSink {
     /// Every field set here, in the specialized caller (stored-property defaults of a generic struct would be
     /// evaluated through runtime metadata on every construction).
     @inlinable @inline(__always)
-    public init() {
+    package init() {
         maxDirection = H(); minDenom = H(repeating: T.infinity); maxDenom = H()
         inverse = H(); mSquared = H(); vSquared = H(); stepSquared = H()
         vectors = 0
@@ -125,7 +125,7 @@ public struct StatsAccumulator<L: StatsLanes>: StatsSink {
     }
 
     @inlinable @inline(__always)
-    public mutating func add<P: ArithmeticPolicy>(_: P.Type, direction: T.Vector, denom: T.Vector, m: T.Vector, v: T.Vector,
+    package mutating func add<P: ArithmeticPolicy>(_: P.Type, direction: T.Vector, denom: T.Vector, m: T.Vector, v: T.Vector,
                                                   step: T.Vector, grad: T.Vector, valid: Int) {
         guard valid == V.scalarCount else { return addLanes(direction: direction, denom: denom, m: m, v: v, step: step, grad: grad, valid: valid) }
         maxDirection = L.max(maxDirection, T.vectorAbs(direction))
@@ -169,7 +169,7 @@ public struct StatsAccumulator<L: StatsLanes>: StatsSink {
     }
 
     @inlinable @inline(__always)
-    public mutating func finish(count: Int) -> KernelStats {
+    package mutating func finish(count: Int) -> KernelStats {
         if vectors > 0 { flush() }
         total.maxAbsDirection = Swift.max(total.maxAbsDirection, L.reduceMax(maxDirection))
         total.minDenom = Swift.min(total.minDenom, L.reduceMin(minDenom))

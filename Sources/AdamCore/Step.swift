@@ -14,7 +14,7 @@ public struct AdaFixResult: Sendable, Equatable {
     }
 
     /// The C struct (reserved field zero).
-    public var raw: adamcore_adafix_result {
+    package var raw: adamcore_adafix_result {
         adamcore_adafix_result(max_abs_grad: maxAbsGrad, step_norm_sq: stepNormSquared, v_updated: vUpdated ? 1 : 0,
                                reserved: 0)
     }
@@ -30,18 +30,28 @@ public struct AdaFixResult: Sendable, Equatable {
 /// gradient's length; the array forms take the state as the config's slots in order (`makeState`).
 public enum Step {
     /// A call's state slots in the config's slot order (ValidConfig.slot), nil past its stateCount.
-    @usableFromInline typealias Slots = (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, UnsafeMutableRawPointer?)
+    @usableFromInline package typealias Slots = (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, UnsafeMutableRawPointer?)
 
     // MARK: Any layout
 
     /// One step of a tensor of any layout (the C API's adamcore_step_desc): Adam, AdamW, AMSGrad, SGD, RMSprop,
     /// AdaGrad. `state` holds the config's slots, in its state dtype; master weights are the caller's. `seed` keys
     /// stochastic rounding with `step` (tensor index 0). AdaFix needs its gate and L across calls: the optimizer.
-    public static func update(_ config: adamcore_config, step: Int64, layout: TensorLayout, count: Int,
+    public static func update(_ config: Config, step: Int64, layout: TensorLayout, count: Int,
                               param: UnsafeMutableRawPointer?, grad: UnsafeRawPointer?,
                               state: UnsafePointer<UnsafeMutableRawPointer?>?, stateCount: Int,
                               master: UnsafeMutablePointer<Float>? = nil, copy: UnsafeMutableRawPointer? = nil,
-                              seed: UInt64 = 0, kernels: KernelSet = .baseline) throws(AdamCoreError) {
+                              seed: UInt64 = 0) throws(AdamCoreError) {
+        try update(config.raw, step: step, layout: layout, count: count, param: param, grad: grad, state: state,
+                   stateCount: stateCount, master: master, copy: copy, seed: seed, kernels: .baseline)
+    }
+
+    /// The same with a C config and a kernel tier: the C API's path.
+    package static func update(_ config: adamcore_config, step: Int64, layout: TensorLayout, count: Int,
+                              param: UnsafeMutableRawPointer?, grad: UnsafeRawPointer?,
+                              state: UnsafePointer<UnsafeMutableRawPointer?>?, stateCount: Int,
+                              master: UnsafeMutablePointer<Float>? = nil, copy: UnsafeMutableRawPointer? = nil,
+                              seed: UInt64, kernels: KernelSet) throws(AdamCoreError) {
         let c = try ValidConfig(config)
         guard c.algorithm != .adafix else { throw fail(ADAMCORE_E_ALGORITHM) }
         guard step >= 1 else { throw fail(ADAMCORE_E_STEP) }
@@ -54,72 +64,69 @@ public enum Step {
     }
 
     // MARK: Pointer forms (one dtype)
-    // Inlinable wrappers that only convert pointers: the C exports specialize them, and everything else is the
-    // non-generic raw path below (an unspecialized generic call costs metadata lookups on every call).
+    // Inlinable wrappers that only convert pointers for the portable kernels; everything else is the non-generic
+    // raw path below (an unspecialized generic call costs metadata lookups on every call), which the C exports call
+    // with the CPU's kernel tier.
 
     /// Adam / AdamW / AMSGrad (`maxExpAvgSq` exactly when the config has `.amsgrad`).
     @inlinable
     public static func adam<T: Steppable>(
-        _ config: adamcore_config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
-        expAvg: UnsafeMutablePointer<T>?, expAvgSq: UnsafeMutablePointer<T>?, maxExpAvgSq: UnsafeMutablePointer<T>?,
-        kernels: KernelSet = .baseline
+        _ config: Config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
+        expAvg: UnsafeMutablePointer<T>?, expAvgSq: UnsafeMutablePointer<T>?, maxExpAvgSq: UnsafeMutablePointer<T>?
     ) throws(AdamCoreError) {
-        try plainUpdate(config, .adam, step, count, T.storage, UnsafeMutableRawPointer(param), UnsafeRawPointer(grad),
+        try plainUpdate(config.raw, .adam, step, count, T.storage, UnsafeMutableRawPointer(param), UnsafeRawPointer(grad),
                         (UnsafeMutableRawPointer(expAvg), UnsafeMutableRawPointer(expAvgSq),
-                         UnsafeMutableRawPointer(maxExpAvgSq)), kernels)
+                         UnsafeMutableRawPointer(maxExpAvgSq)), .baseline)
     }
 
     /// AdaFix on a buffer set that is the whole model: v is updated only if max|grad| >= lipschitz * lr.
     @inlinable
     public static func adafix<T: Steppable>(
-        _ config: adamcore_config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
-        expAvg: UnsafeMutablePointer<T>?, expAvgSq: UnsafeMutablePointer<T>?, lipschitz: Double,
-        kernels: KernelSet = .baseline
+        _ config: Config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
+        expAvg: UnsafeMutablePointer<T>?, expAvgSq: UnsafeMutablePointer<T>?, lipschitz: Double
     ) throws(AdamCoreError) -> AdaFixResult {
-        try plainAdafix(config, step, count, T.storage, UnsafeMutableRawPointer(param), UnsafeRawPointer(grad),
-                        (UnsafeMutableRawPointer(expAvg), UnsafeMutableRawPointer(expAvgSq), nil), lipschitz, kernels)
+        try plainAdafix(config.raw, step, count, T.storage, UnsafeMutableRawPointer(param), UnsafeRawPointer(grad),
+                        (UnsafeMutableRawPointer(expAvg), UnsafeMutableRawPointer(expAvgSq), nil), lipschitz, .baseline)
     }
 
     /// L = max(L, ||newGrad - grad|| / sqrt(stepNormSquared)); unchanged when stepNormSquared is 0.
     @inlinable
     public static func adafixLipschitz<T: Steppable>(
-        count: Int, grad: UnsafePointer<T>?, newGrad: UnsafePointer<T>?, stepNormSquared: Double, lipschitz: Double,
-        kernels: KernelSet = .baseline
+        count: Int, grad: UnsafePointer<T>?, newGrad: UnsafePointer<T>?, stepNormSquared: Double, lipschitz: Double
     ) throws(AdamCoreError) -> Double {
         try plainLipschitz(count, T.storage, UnsafeRawPointer(grad), UnsafeRawPointer(newGrad), stepNormSquared,
-                           lipschitz, kernels)
+                           lipschitz, .baseline)
     }
 
     /// SGD (`momentumBuffer` exactly when momentum > 0; at step 1 it is overwritten with the gradient).
     @inlinable
     public static func sgd<T: Steppable>(
-        _ config: adamcore_config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
-        momentumBuffer: UnsafeMutablePointer<T>?, kernels: KernelSet = .baseline
+        _ config: Config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
+        momentumBuffer: UnsafeMutablePointer<T>?
     ) throws(AdamCoreError) {
-        try plainUpdate(config, .sgd, step, count, T.storage, UnsafeMutableRawPointer(param), UnsafeRawPointer(grad),
-                        (UnsafeMutableRawPointer(momentumBuffer), nil, nil), kernels)
+        try plainUpdate(config.raw, .sgd, step, count, T.storage, UnsafeMutableRawPointer(param), UnsafeRawPointer(grad),
+                        (UnsafeMutableRawPointer(momentumBuffer), nil, nil), .baseline)
     }
 
     /// RMSprop (`gradAvg` exactly when centered, `momentumBuffer` exactly when momentum > 0).
     @inlinable
     public static func rmsprop<T: Steppable>(
-        _ config: adamcore_config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
-        squareAvg: UnsafeMutablePointer<T>?, gradAvg: UnsafeMutablePointer<T>?, momentumBuffer: UnsafeMutablePointer<T>?,
-        kernels: KernelSet = .baseline
+        _ config: Config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
+        squareAvg: UnsafeMutablePointer<T>?, gradAvg: UnsafeMutablePointer<T>?, momentumBuffer: UnsafeMutablePointer<T>?
     ) throws(AdamCoreError) {
-        try plainRMSprop(config, step, count, T.storage, UnsafeMutableRawPointer(param), UnsafeRawPointer(grad),
+        try plainRMSprop(config.raw, step, count, T.storage, UnsafeMutableRawPointer(param), UnsafeRawPointer(grad),
                          UnsafeMutableRawPointer(squareAvg), UnsafeMutableRawPointer(gradAvg),
-                         UnsafeMutableRawPointer(momentumBuffer), kernels)
+                         UnsafeMutableRawPointer(momentumBuffer), .baseline)
     }
 
     /// AdaGrad.
     @inlinable
     public static func adagrad<T: Steppable>(
-        _ config: adamcore_config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
-        stateSum: UnsafeMutablePointer<T>?, kernels: KernelSet = .baseline
+        _ config: Config, step: Int64, count: Int, param: UnsafeMutablePointer<T>?, grad: UnsafePointer<T>?,
+        stateSum: UnsafeMutablePointer<T>?
     ) throws(AdamCoreError) {
-        try plainUpdate(config, .adagrad, step, count, T.storage, UnsafeMutableRawPointer(param), UnsafeRawPointer(grad),
-                        (UnsafeMutableRawPointer(stateSum), nil, nil), kernels)
+        try plainUpdate(config.raw, .adagrad, step, count, T.storage, UnsafeMutableRawPointer(param), UnsafeRawPointer(grad),
+                        (UnsafeMutableRawPointer(stateSum), nil, nil), .baseline)
     }
 
     // MARK: Buffer-pointer forms (Swift)
@@ -127,52 +134,50 @@ public enum Step {
     public static func adam<T: Steppable>(
         _ config: Config, step: Int64, param: UnsafeMutableBufferPointer<T>, grad: UnsafeBufferPointer<T>,
         expAvg: UnsafeMutableBufferPointer<T>, expAvgSq: UnsafeMutableBufferPointer<T>,
-        maxExpAvgSq: UnsafeMutableBufferPointer<T>? = nil, kernels: KernelSet = .baseline
+        maxExpAvgSq: UnsafeMutableBufferPointer<T>? = nil
     ) throws(AdamCoreError) {
         try sameLength(grad.count, param.count, expAvg.count, expAvgSq.count, maxExpAvgSq?.count)
-        try adam(config.raw, step: step, count: grad.count, param: param.baseAddress, grad: grad.baseAddress,
-                 expAvg: expAvg.baseAddress, expAvgSq: expAvgSq.baseAddress, maxExpAvgSq: maxExpAvgSq?.baseAddress,
-                 kernels: kernels)
+        try adam(config, step: step, count: grad.count, param: param.baseAddress, grad: grad.baseAddress,
+                 expAvg: expAvg.baseAddress, expAvgSq: expAvgSq.baseAddress, maxExpAvgSq: maxExpAvgSq?.baseAddress)
     }
 
     public static func sgd<T: Steppable>(
         _ config: Config, step: Int64, param: UnsafeMutableBufferPointer<T>, grad: UnsafeBufferPointer<T>,
-        momentumBuffer: UnsafeMutableBufferPointer<T>? = nil, kernels: KernelSet = .baseline
+        momentumBuffer: UnsafeMutableBufferPointer<T>? = nil
     ) throws(AdamCoreError) {
         try sameLength(grad.count, param.count, momentumBuffer?.count)
-        try sgd(config.raw, step: step, count: grad.count, param: param.baseAddress, grad: grad.baseAddress,
-                momentumBuffer: momentumBuffer?.baseAddress, kernels: kernels)
+        try sgd(config, step: step, count: grad.count, param: param.baseAddress, grad: grad.baseAddress,
+                momentumBuffer: momentumBuffer?.baseAddress)
     }
 
     public static func rmsprop<T: Steppable>(
         _ config: Config, step: Int64, param: UnsafeMutableBufferPointer<T>, grad: UnsafeBufferPointer<T>,
         squareAvg: UnsafeMutableBufferPointer<T>, gradAvg: UnsafeMutableBufferPointer<T>? = nil,
-        momentumBuffer: UnsafeMutableBufferPointer<T>? = nil, kernels: KernelSet = .baseline
+        momentumBuffer: UnsafeMutableBufferPointer<T>? = nil
     ) throws(AdamCoreError) {
         try sameLength(grad.count, param.count, squareAvg.count, gradAvg?.count, momentumBuffer?.count)
-        try rmsprop(config.raw, step: step, count: grad.count, param: param.baseAddress, grad: grad.baseAddress,
+        try rmsprop(config, step: step, count: grad.count, param: param.baseAddress, grad: grad.baseAddress,
                     squareAvg: squareAvg.baseAddress, gradAvg: gradAvg?.baseAddress,
-                    momentumBuffer: momentumBuffer?.baseAddress, kernels: kernels)
+                    momentumBuffer: momentumBuffer?.baseAddress)
     }
 
     public static func adagrad<T: Steppable>(
         _ config: Config, step: Int64, param: UnsafeMutableBufferPointer<T>, grad: UnsafeBufferPointer<T>,
-        stateSum: UnsafeMutableBufferPointer<T>, kernels: KernelSet = .baseline
+        stateSum: UnsafeMutableBufferPointer<T>
     ) throws(AdamCoreError) {
         try sameLength(grad.count, param.count, stateSum.count)
-        try adagrad(config.raw, step: step, count: grad.count, param: param.baseAddress, grad: grad.baseAddress,
-                    stateSum: stateSum.baseAddress, kernels: kernels)
+        try adagrad(config, step: step, count: grad.count, param: param.baseAddress, grad: grad.baseAddress,
+                    stateSum: stateSum.baseAddress)
     }
 
     public static func adafix<T: Steppable>(
         _ config: Config, step: Int64, param: UnsafeMutableBufferPointer<T>, grad: UnsafeBufferPointer<T>,
-        expAvg: UnsafeMutableBufferPointer<T>, expAvgSq: UnsafeMutableBufferPointer<T>, lipschitz: Double,
-        kernels: KernelSet = .baseline
+        expAvg: UnsafeMutableBufferPointer<T>, expAvgSq: UnsafeMutableBufferPointer<T>, lipschitz: Double
     ) throws(AdamCoreError) -> AdaFixResult {
         try sameLength(grad.count, param.count, expAvg.count, expAvgSq.count)
-        return try adafix(config.raw, step: step, count: grad.count, param: param.baseAddress,
+        return try adafix(config, step: step, count: grad.count, param: param.baseAddress,
                           grad: grad.baseAddress, expAvg: expAvg.baseAddress, expAvgSq: expAvgSq.baseAddress,
-                          lipschitz: lipschitz, kernels: kernels)
+                          lipschitz: lipschitz)
     }
 
     // MARK: Array forms (Swift)
@@ -186,7 +191,7 @@ public enum Step {
 
     /// One step of any algorithm but AdaFix on arrays; `state` holds the config's slots in order (`makeState`).
     public static func step<T: Steppable>(
-        _ config: Config, step: Int64, param: inout [T], grad: [T], state: inout [[T]], kernels: KernelSet = .baseline
+        _ config: Config, step: Int64, param: inout [T], grad: [T], state: inout [[T]]
     ) throws(AdamCoreError) {
         let c = try ValidConfig(config.raw)
         guard c.algorithm != .adafix else { throw fail(ADAMCORE_E_ALGORITHM) }  // use adafix(_:step:param:...)
@@ -194,20 +199,19 @@ public enum Step {
         try sameLength(grad.count, param.count)
         for slot in state where slot.count != grad.count { throw fail(ADAMCORE_E_LENGTH) }
         let outcome: Result<Void, AdamCoreError> = withArrays(&param, grad, &state) { (p, g, s) throws(AdamCoreError) in
-            try plainUpdate(config.raw, c.algorithm, step, grad.count, T.storage, p, g, s, kernels)
+            try plainUpdate(config.raw, c.algorithm, step, grad.count, T.storage, p, g, s, .baseline)
         }
         try outcome.get()
     }
 
     /// AdaFix on arrays that are the whole model (state: exp_avg, exp_avg_sq); see the pointer form.
     public static func adafix<T: Steppable>(
-        _ config: Config, step: Int64, param: inout [T], grad: [T], state: inout [[T]], lipschitz: Double,
-        kernels: KernelSet = .baseline
+        _ config: Config, step: Int64, param: inout [T], grad: [T], state: inout [[T]], lipschitz: Double
     ) throws(AdamCoreError) -> AdaFixResult {
         guard state.count == 2 else { throw fail(ADAMCORE_E_STATE) }
         try sameLength(grad.count, param.count, state[0].count, state[1].count)
         let outcome: Result<AdaFixResult, AdamCoreError> = withArrays(&param, grad, &state) { (p, g, s) throws(AdamCoreError) in
-            try plainAdafix(config.raw, step, grad.count, T.storage, p, g, s, lipschitz, kernels)
+            try plainAdafix(config.raw, step, grad.count, T.storage, p, g, s, lipschitz, .baseline)
         }
         return try outcome.get()
     }
@@ -247,7 +251,7 @@ public enum Step {
 
     /// adafixLipschitz's raw path: both gradients are only read, so they may overlap; they must be valid buffers.
     @usableFromInline
-    static func plainLipschitz(_ count: Int, _ dtype: DType, _ grad: UnsafeRawPointer?, _ newGrad: UnsafeRawPointer?,
+    package static func plainLipschitz(_ count: Int, _ dtype: DType, _ grad: UnsafeRawPointer?, _ newGrad: UnsafeRawPointer?,
                                _ stepNormSquared: Double, _ lipschitz: Double, _ kernels: KernelSet)
         throws(AdamCoreError) -> Double {
         guard lipschitz.isFinite, lipschitz >= 0 else { throw fail(ADAMCORE_E_LIPSCHITZ) }
@@ -262,7 +266,7 @@ public enum Step {
     /// rmsprop's raw path: the one place the named buffers become slots (square_avg, then grad_avg when centered,
     /// then the momentum buffer: ValidConfig.slot). Each must be given exactly when the config uses it.
     @usableFromInline
-    static func plainRMSprop(
+    package static func plainRMSprop(
         _ config: adamcore_config, _ step: Int64, _ count: Int, _ dtype: DType, _ param: UnsafeMutableRawPointer?,
         _ grad: UnsafeRawPointer?, _ squareAvg: UnsafeMutableRawPointer?, _ gradAvg: UnsafeMutableRawPointer?,
         _ momentumBuffer: UnsafeMutableRawPointer?, _ kernels: KernelSet
@@ -279,7 +283,7 @@ public enum Step {
 
     /// A typed call of `algorithm` (any but AdaFix): the config, then the buffers (`plainTensor`), then the update.
     @usableFromInline
-    static func plainUpdate(
+    package static func plainUpdate(
         _ config: adamcore_config, _ algorithm: Algorithm, _ step: Int64, _ count: Int, _ dtype: DType,
         _ param: UnsafeMutableRawPointer?, _ grad: UnsafeRawPointer?, _ slots: Slots, _ kernels: KernelSet
     ) throws(AdamCoreError) {
@@ -291,7 +295,7 @@ public enum Step {
     /// A typed AdaFix call: the gate (max|g| against L * lr, seed 001 Algorithm 1 line 4), then the update, which
     /// holds v when the gate is closed and measures ||dx||^2.
     @usableFromInline
-    static func plainAdafix(
+    package static func plainAdafix(
         _ config: adamcore_config, _ step: Int64, _ count: Int, _ dtype: DType, _ param: UnsafeMutableRawPointer?,
         _ grad: UnsafeRawPointer?, _ slots: Slots, _ lipschitz: Double, _ kernels: KernelSet
     ) throws(AdamCoreError) -> AdaFixResult {

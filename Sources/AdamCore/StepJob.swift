@@ -10,7 +10,7 @@ import Darwin
 
 /// Elements per work item. A multiple of the kernels' reduction block, so an item's partial sums are the blocks
 /// of a whole-tensor run, and big enough (32 KiB of float32) that claiming an item costs nothing by comparison.
-public let chunkElements = 8 * reductionBlock
+package let chunkElements = 8 * reductionBlock
 
 /// A fixed unit of a step's work: elements [start, end) of tensor `first` when `end > 0`, else the whole tensors
 /// first..<last (a run of small tensors, up to chunkElements in all). The split depends only on the registered

@@ -7,7 +7,7 @@ import Darwin
 #endif
 
 /// Work that a pool can split: `count` independent items. Results must not depend on which thread runs an item.
-public protocol ParallelTask: AnyObject {
+@usableFromInline package protocol ParallelTask: AnyObject {
     var itemCount: Int { get }
     func run(item: Int)
 }
@@ -18,8 +18,8 @@ public protocol ParallelTask: AnyObject {
 /// Items are claimed through one atomic ticket holding (generation, next item): a worker that wakes late can never
 /// claim an item of a newer job. A caller that finds the pool busy (another thread is stepping) runs its job alone:
 /// threads are never oversubscribed by concurrent optimizers.
-public final class WorkerPool: @unchecked Sendable {
-    public static let shared = WorkerPool()
+@usableFromInline package final class WorkerPool: @unchecked Sendable {
+    @usableFromInline package static let shared = WorkerPool()
 
     private static let indexBits = 32
     private static let indexMask = (1 << indexBits) - 1
@@ -40,7 +40,7 @@ public final class WorkerPool: @unchecked Sendable {
     private let parallelJobCount = Atomic<Int>(0)
 
     /// Jobs that ran on more than one thread since the process started (for tests and diagnostics).
-    public var parallelJobs: Int { parallelJobCount.load(ordering: .relaxed) }
+    @usableFromInline package var parallelJobs: Int { parallelJobCount.load(ordering: .relaxed) }
 
     private init() {
         pthread_mutex_init(&mutex, nil)
@@ -62,7 +62,7 @@ public final class WorkerPool: @unchecked Sendable {
     }
 
     /// Runs every item of `task`, on up to `threads` threads (the caller included). Returns when all are done.
-    public func run(_ task: ParallelTask, threads: Int) {
+    @usableFromInline package func run(_ task: ParallelTask, threads: Int) {
         let items = task.itemCount
         guard threads > 1, items > 1, inUse.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
         else {

@@ -180,7 +180,7 @@ public func adamcore_optimizer_tensor_info_(_ handle: OpaquePointer?, _ tensor: 
     status { () throws(AdamCoreError) in
         let info = try optimizer(handle).tensorInfo(position(tensor))
         n?.pointee = UInt(info.count)
-        dtype?.pointee = Int32(info.dtype.rawValue)
+        dtype?.pointee = Int32(info.dtype.cValue.rawValue)
     }
 }
 

@@ -11,8 +11,8 @@ public func adamcore_adam_step_f32_(_ c: UnsafePointer<adamcore_config>?, _ step
                                     _ m: UnsafeMutablePointer<Float>?, _ v: UnsafeMutablePointer<Float>?,
                                     _ vmax: UnsafeMutablePointer<Float>?) -> Int32 {
     status { () throws(AdamCoreError) in
-        try Step.adam(config(c), step: step, count: count(n), param: param, grad: grad, expAvg: m, expAvgSq: v,
-                      maxExpAvgSq: vmax, kernels: activeKernels)
+        try Step.plainUpdate(config(c), .adam, step, count(n), .float32, param, grad,
+                             (UnsafeMutableRawPointer(m), UnsafeMutableRawPointer(v), UnsafeMutableRawPointer(vmax)), activeKernels)
     }
 }
 
@@ -22,8 +22,8 @@ public func adamcore_adam_step_f64_(_ c: UnsafePointer<adamcore_config>?, _ step
                                     _ m: UnsafeMutablePointer<Double>?, _ v: UnsafeMutablePointer<Double>?,
                                     _ vmax: UnsafeMutablePointer<Double>?) -> Int32 {
     status { () throws(AdamCoreError) in
-        try Step.adam(config(c), step: step, count: count(n), param: param, grad: grad, expAvg: m, expAvgSq: v,
-                      maxExpAvgSq: vmax, kernels: activeKernels)
+        try Step.plainUpdate(config(c), .adam, step, count(n), .float64, param, grad,
+                             (UnsafeMutableRawPointer(m), UnsafeMutableRawPointer(v), UnsafeMutableRawPointer(vmax)), activeKernels)
     }
 }
 
@@ -33,8 +33,9 @@ public func adamcore_adafix_step_f32_(_ c: UnsafePointer<adamcore_config>?, _ st
                                       _ m: UnsafeMutablePointer<Float>?, _ v: UnsafeMutablePointer<Float>?,
                                       _ lipschitz: Double, _ result: UnsafeMutablePointer<adamcore_adafix_result>?) -> Int32 {
     status { () throws(AdamCoreError) in
-        let r = try Step.adafix(config(c), step: step, count: count(n), param: param, grad: grad, expAvg: m,
-                                expAvgSq: v, lipschitz: lipschitz, kernels: activeKernels)
+        let r = try Step.plainAdafix(config(c), step, count(n), .float32, param, grad,
+                                     (UnsafeMutableRawPointer(m), UnsafeMutableRawPointer(v), nil),
+                                     lipschitz, activeKernels)
         result?.pointee = r.raw
     }
 }
@@ -45,8 +46,9 @@ public func adamcore_adafix_step_f64_(_ c: UnsafePointer<adamcore_config>?, _ st
                                       _ m: UnsafeMutablePointer<Double>?, _ v: UnsafeMutablePointer<Double>?,
                                       _ lipschitz: Double, _ result: UnsafeMutablePointer<adamcore_adafix_result>?) -> Int32 {
     status { () throws(AdamCoreError) in
-        let r = try Step.adafix(config(c), step: step, count: count(n), param: param, grad: grad, expAvg: m,
-                                expAvgSq: v, lipschitz: lipschitz, kernels: activeKernels)
+        let r = try Step.plainAdafix(config(c), step, count(n), .float64, param, grad,
+                                     (UnsafeMutableRawPointer(m), UnsafeMutableRawPointer(v), nil),
+                                     lipschitz, activeKernels)
         result?.pointee = r.raw
     }
 }
@@ -56,9 +58,8 @@ public func adamcore_adafix_lipschitz_f32_(_ n: UInt, _ grad: UnsafePointer<Floa
                                            _ stepNormSq: Double, _ lipschitz: UnsafeMutablePointer<Double>?) -> Int32 {
     status { () throws(AdamCoreError) in
         guard let lipschitz else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
-        lipschitz.pointee = try Step.adafixLipschitz(count: count(n), grad: grad, newGrad: newGrad,
-                                                     stepNormSquared: stepNormSq, lipschitz: lipschitz.pointee,
-                                                     kernels: activeKernels)
+        lipschitz.pointee = try Step.plainLipschitz(count(n), .float32, grad, newGrad, stepNormSq, lipschitz.pointee,
+                                                    activeKernels)
     }
 }
 
@@ -67,9 +68,8 @@ public func adamcore_adafix_lipschitz_f64_(_ n: UInt, _ grad: UnsafePointer<Doub
                                            _ stepNormSq: Double, _ lipschitz: UnsafeMutablePointer<Double>?) -> Int32 {
     status { () throws(AdamCoreError) in
         guard let lipschitz else { throw AdamCoreError(ADAMCORE_E_NULL_POINTER) }
-        lipschitz.pointee = try Step.adafixLipschitz(count: count(n), grad: grad, newGrad: newGrad,
-                                                     stepNormSquared: stepNormSq, lipschitz: lipschitz.pointee,
-                                                     kernels: activeKernels)
+        lipschitz.pointee = try Step.plainLipschitz(count(n), .float64, grad, newGrad, stepNormSq, lipschitz.pointee,
+                                                    activeKernels)
     }
 }
 
@@ -78,8 +78,8 @@ public func adamcore_sgd_step_f32_(_ c: UnsafePointer<adamcore_config>?, _ step:
                                    _ param: UnsafeMutablePointer<Float>?, _ grad: UnsafePointer<Float>?,
                                    _ buf: UnsafeMutablePointer<Float>?) -> Int32 {
     status { () throws(AdamCoreError) in
-        try Step.sgd(config(c), step: step, count: count(n), param: param, grad: grad, momentumBuffer: buf,
-                     kernels: activeKernels)
+        try Step.plainUpdate(config(c), .sgd, step, count(n), .float32, param, grad,
+                             (UnsafeMutableRawPointer(buf), nil, nil), activeKernels)
     }
 }
 
@@ -88,8 +88,8 @@ public func adamcore_sgd_step_f64_(_ c: UnsafePointer<adamcore_config>?, _ step:
                                    _ param: UnsafeMutablePointer<Double>?, _ grad: UnsafePointer<Double>?,
                                    _ buf: UnsafeMutablePointer<Double>?) -> Int32 {
     status { () throws(AdamCoreError) in
-        try Step.sgd(config(c), step: step, count: count(n), param: param, grad: grad, momentumBuffer: buf,
-                     kernels: activeKernels)
+        try Step.plainUpdate(config(c), .sgd, step, count(n), .float64, param, grad,
+                             (UnsafeMutableRawPointer(buf), nil, nil), activeKernels)
     }
 }
 
@@ -99,8 +99,7 @@ public func adamcore_rmsprop_step_f32_(_ c: UnsafePointer<adamcore_config>?, _ s
                                        _ sq: UnsafeMutablePointer<Float>?, _ ga: UnsafeMutablePointer<Float>?,
                                        _ buf: UnsafeMutablePointer<Float>?) -> Int32 {
     status { () throws(AdamCoreError) in
-        try Step.rmsprop(config(c), step: step, count: count(n), param: param, grad: grad, squareAvg: sq, gradAvg: ga,
-                         momentumBuffer: buf, kernels: activeKernels)
+        try Step.plainRMSprop(config(c), step, count(n), .float32, param, grad, sq, ga, buf, activeKernels)
     }
 }
 
@@ -110,8 +109,7 @@ public func adamcore_rmsprop_step_f64_(_ c: UnsafePointer<adamcore_config>?, _ s
                                        _ sq: UnsafeMutablePointer<Double>?, _ ga: UnsafeMutablePointer<Double>?,
                                        _ buf: UnsafeMutablePointer<Double>?) -> Int32 {
     status { () throws(AdamCoreError) in
-        try Step.rmsprop(config(c), step: step, count: count(n), param: param, grad: grad, squareAvg: sq, gradAvg: ga,
-                         momentumBuffer: buf, kernels: activeKernels)
+        try Step.plainRMSprop(config(c), step, count(n), .float64, param, grad, sq, ga, buf, activeKernels)
     }
 }
 
@@ -120,8 +118,8 @@ public func adamcore_adagrad_step_f32_(_ c: UnsafePointer<adamcore_config>?, _ s
                                        _ param: UnsafeMutablePointer<Float>?, _ grad: UnsafePointer<Float>?,
                                        _ sum: UnsafeMutablePointer<Float>?) -> Int32 {
     status { () throws(AdamCoreError) in
-        try Step.adagrad(config(c), step: step, count: count(n), param: param, grad: grad, stateSum: sum,
-                         kernels: activeKernels)
+        try Step.plainUpdate(config(c), .adagrad, step, count(n), .float32, param, grad,
+                             (UnsafeMutableRawPointer(sum), nil, nil), activeKernels)
     }
 }
 
@@ -130,8 +128,8 @@ public func adamcore_adagrad_step_f64_(_ c: UnsafePointer<adamcore_config>?, _ s
                                        _ param: UnsafeMutablePointer<Double>?, _ grad: UnsafePointer<Double>?,
                                        _ sum: UnsafeMutablePointer<Double>?) -> Int32 {
     status { () throws(AdamCoreError) in
-        try Step.adagrad(config(c), step: step, count: count(n), param: param, grad: grad, stateSum: sum,
-                         kernels: activeKernels)
+        try Step.plainUpdate(config(c), .adagrad, step, count(n), .float64, param, grad,
+                             (UnsafeMutableRawPointer(sum), nil, nil), activeKernels)
     }
 }
 

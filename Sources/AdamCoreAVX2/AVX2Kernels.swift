@@ -6,16 +6,16 @@ import CAdamCore
 #if arch(x86_64)
 /// Fused multiply-add: one rounding. Declared here, not in AdamCore, so that every kernel specialized with it has
 /// a symbol name of its own and the linker can never merge it with a baseline specialization.
-public enum AVX2FusedArithmetic: ArithmeticPolicy {
+package enum AVX2FusedArithmetic: ArithmeticPolicy {
     @inlinable @inline(__always)
-    public static func multiplyAdd<V: SIMD>(_ a: V, _ b: V, _ c: V) -> V where V.Scalar: FloatingPoint {
+    package static func multiplyAdd<V: SIMD>(_ a: V, _ b: V, _ c: V) -> V where V.Scalar: FloatingPoint {
         c.addingProduct(a, b)
     }
 }
 
 /// The kernels for AVX2+FMA. Everything here is compiled for AVX2, this function included: call it only after
 /// the CPU check (`adamcore_shim_cpu_has_avx2_fma`), made in baseline code.
-public func makeAVX2Kernels() -> KernelSet {
+package func makeAVX2Kernels() -> KernelSet {
     KernelSet(policy: AVX2FusedArithmetic.self, isa: ADAMCORE_ISA_AVX2_FMA)
 }
 #endif

@@ -85,28 +85,25 @@ func runKernel<T: Steppable>(_ config: Config, _ problem: Problem, steps: Int, a
         }
         let pp = p.buffer.baseAddress.map { $0 + start }
         let gp = UnsafePointer(g.buffer.baseAddress.map { $0 + start })
+        // The raw paths, as the C exports call them (the typed Swift forms are these with the baseline kernels:
+        // testSwiftFormsMatchTheRawPath).
+        let param = UnsafeMutableRawPointer(pp), grad = UnsafeRawPointer(gp)
+        func raw(_ k: Int) -> UnsafeMutableRawPointer? { UnsafeMutableRawPointer(slot(k)) }
         switch config.algorithm! {
-        case .adam:
-            try Step.adam(c, step: Int64(t), count: n, param: pp, grad: gp, expAvg: slot(0), expAvgSq: slot(1),
-                          maxExpAvgSq: slot(2), kernels: kernels)
+        case .adam, .sgd, .adagrad:
+            try Step.plainUpdate(c, config.algorithm!, Int64(t), n, T.storage, param, grad, (raw(0), raw(1), raw(2)), kernels)
         case .adafix:
             let before = p.values
-            let r = try Step.adafix(c, step: Int64(t), count: n, param: pp, grad: gp, expAvg: slot(0), expAvgSq: slot(1),
-                                    lipschitz: lipschitz, kernels: kernels)
+            let r = try Step.plainAdafix(c, Int64(t), n, T.storage, param, grad, (raw(0), raw(1), nil), lipschitz, kernels)
             for (i, x) in Problem.newPointGradient(g.values, before: before, after: p.values).enumerated() {
                 next.buffer[i] = T(x)
             }
-            lipschitz = try Step.adafixLipschitz(count: n, grad: gp, newGrad: UnsafePointer(next.buffer.baseAddress),
-                                                 stepNormSquared: r.stepNormSquared, lipschitz: lipschitz, kernels: kernels)
-        case .sgd:
-            try Step.sgd(c, step: Int64(t), count: n, param: pp, grad: gp, momentumBuffer: slot(0), kernels: kernels)
+            lipschitz = try Step.plainLipschitz(n, T.storage, grad, UnsafeRawPointer(next.buffer.baseAddress),
+                                                r.stepNormSquared, lipschitz, kernels)
         case .rmsprop:
             let centered = config.flags.contains(.centered), momentum = c.momentum > 0
-            try Step.rmsprop(c, step: Int64(t), count: n, param: pp, grad: gp, squareAvg: slot(0),
-                             gradAvg: centered ? slot(1) : nil, momentumBuffer: momentum ? slot(centered ? 2 : 1) : nil,
-                             kernels: kernels)
-        case .adagrad:
-            try Step.adagrad(c, step: Int64(t), count: n, param: pp, grad: gp, stateSum: slot(0), kernels: kernels)
+            try Step.plainRMSprop(c, Int64(t), n, T.storage, param, grad, raw(0), centered ? raw(1) : nil,
+                                  momentum ? raw(centered ? 2 : 1) : nil, kernels)
         }
         }
         }
@@ -134,7 +131,7 @@ func stateBits(_ opt: Optimizer, _ config: Config) throws -> [[UInt64]] {
         let (n, dtype) = try opt.tensorInfo(i)
         for slot in 0..<(try config.stateSlots().count) {
             let raw = try opt.stateBuffer(tensor: i, slot: slot)
-            bits.append(dtype == ADAMCORE_FLOAT32
+            bits.append(dtype == .float32
                 ? (0..<n).map { UInt64(raw.assumingMemoryBound(to: Float.self)[$0].bitPattern) }
                 : (0..<n).map { raw.assumingMemoryBound(to: Double.self)[$0].bitPattern })
         }

@@ -204,8 +204,9 @@ final class KernelTests: XCTestCase {
         }
     }
 
-    /// The Swift array forms run the pointer forms: same bits, every configuration.
-    func testArrayFormsMatchPointerForms() throws {
+    /// The Swift array and buffer-pointer forms (which call the typed pointer forms) run the raw path the C exports
+    /// call (`runKernel`): same bits, every configuration.
+    func testSwiftFormsMatchTheRawPath() throws {
         let problem = Problem(count: 29, seed: 17)
         for (name, config) in configurations {
             var p = problem.start(as: Float.self).map { Float($0) }
@@ -227,6 +228,9 @@ final class KernelTests: XCTestCase {
             let expected = try runKernel(config, problem, steps: 50, as: Float.self)
             XCTAssertEqual(p.map { Double($0) }, expected.param, name)
             XCTAssertEqual(state.map { $0.map { Double($0) } }, expected.state, name)
+            let buffers = try bufferFormRun(config, problem, steps: 50)
+            XCTAssertEqual(buffers.param, expected.param, "\(name), buffer forms")
+            XCTAssertEqual(buffers.state, expected.state, "\(name), buffer forms")
         }
         var p: [Double] = [1, 2], state = try Step.makeState(for: .adam(), count: 2, as: Double.self)
         XCTAssertThrowsError(try Step.step(.adam(), step: 1, param: &p, grad: [1], state: &state))
@@ -234,19 +238,56 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(p, [1, 2], "rejected calls leave the arrays alone")
     }
 
+    /// `steps` steps of `config` through the buffer-pointer forms, float32.
+    private func bufferFormRun(_ config: Config, _ problem: Problem, steps: Int) throws -> RunResult {
+        let n = problem.count, slots = try config.stateSlots()
+        let p = OwnedBuffer<Float>(problem.start(as: Float.self))
+        let s = try Step.makeState(for: config, count: n, as: Float.self).map { OwnedBuffer<Float>($0.map { Double($0) }) }
+        func slot(_ name: StateSlot) -> UnsafeMutableBufferPointer<Float>? { slots.firstIndex(of: name).map { s[$0].buffer } }
+        var lipschitz = 0.0
+        for t in 1...steps {
+            let g = OwnedBuffer<Float>(problem.gradient(t, as: Float.self)), grad = UnsafeBufferPointer(g.buffer)
+            let step = Int64(t)
+            switch config.algorithm! {
+            case .adam:
+                try Step.adam(config, step: step, param: p.buffer, grad: grad, expAvg: s[0].buffer, expAvgSq: s[1].buffer,
+                              maxExpAvgSq: slot(.maxExpAvgSq))
+            case .adafix:
+                let before = p.values
+                let r = try Step.adafix(config, step: step, param: p.buffer, grad: grad, expAvg: s[0].buffer,
+                                        expAvgSq: s[1].buffer, lipschitz: lipschitz)
+                let next = OwnedBuffer<Float>(Problem.newPointGradient(g.values, before: before, after: p.values))
+                lipschitz = try Step.adafixLipschitz(count: n, grad: grad.baseAddress, newGrad: UnsafePointer(next.buffer.baseAddress),
+                                                     stepNormSquared: r.stepNormSquared, lipschitz: lipschitz)
+            case .sgd:
+                try Step.sgd(config, step: step, param: p.buffer, grad: grad, momentumBuffer: slot(.momentumBuffer))
+            case .rmsprop:
+                try Step.rmsprop(config, step: step, param: p.buffer, grad: grad, squareAvg: s[0].buffer,
+                                 gradAvg: slot(.gradAvg), momentumBuffer: slot(.momentumBuffer))
+            case .adagrad:
+                try Step.adagrad(config, step: step, param: p.buffer, grad: grad, stateSum: s[0].buffer)
+            }
+        }
+        return RunResult(param: p.values, state: s.map(\.values))
+    }
+
     /// NaN rules of the vector max: AMSGrad's running max propagates a NaN (torch.maximum), touching only its own
     /// element; AdaFix's max|g| ignores NaN (the gate decides on the finite values).
     func testNaNRulesOfTheVectorMax() throws {
         for kernels in availableKernelSets {
-            var p = [Float](repeating: 1, count: 20), state = try Step.makeState(for: .adam(amsgrad: true), count: 20, as: Float.self)
-            var g = [Float](repeating: 0.5, count: 20)
-            g[3] = .nan
-            try Step.step(.adam(amsgrad: true), step: 1, param: &p, grad: g, state: &state, kernels: kernels)
-            XCTAssertTrue(state[2][3].isNaN && p[3].isNaN, isaName(kernels))
-            XCTAssertEqual(state[2].enumerated().filter { $0.element.isNaN }.map(\.offset), [3])
-            XCTAssertEqual(T(p[4]), T(p[19]))
+            var gradient = [Double](repeating: 0.5, count: 20)
+            gradient[3] = .nan
+            let p = OwnedBuffer<Float>(Array(repeating: 1, count: 20)), g = OwnedBuffer<Float>(gradient)
+            let state = (0..<3).map { _ in OwnedBuffer<Float>(Array(repeating: 0, count: 20)) }
+            func raw(_ b: OwnedBuffer<Float>) -> UnsafeMutableRawPointer? { UnsafeMutableRawPointer(b.buffer.baseAddress) }
+            // The raw path, which takes the tier (the array form runs the baseline).
+            try Step.plainUpdate(Config.adam(amsgrad: true).raw, .adam, 1, 20, .float32, raw(p), UnsafeRawPointer(raw(g)),
+                                 (raw(state[0]), raw(state[1]), raw(state[2])), kernels)
+            XCTAssertTrue(state[2].buffer[3].isNaN && p.buffer[3].isNaN, isaName(kernels))
+            XCTAssertEqual(state[2].buffer.enumerated().filter { $0.element.isNaN }.map(\.offset), [3])
+            XCTAssertEqual(T(p.buffer[4]), T(p.buffer[19]))
             var q = [Float](repeating: 1, count: 20), fixState = try Step.makeState(for: .adafix(), count: 20, as: Float.self)
-            let r = try Step.adafix(.adafix(lr: 0.1), step: 1, param: &q, grad: g, state: &fixState, lipschitz: 1)
+            let r = try Step.adafix(.adafix(lr: 0.1), step: 1, param: &q, grad: Array(g.buffer), state: &fixState, lipschitz: 1)
             XCTAssertEqual(r.maxAbsGrad, 0.5, "NaN ignored by the gate's max")
         }
     }

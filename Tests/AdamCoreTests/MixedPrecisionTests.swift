@@ -586,7 +586,7 @@ final class MixedPrecisionTests: XCTestCase {
                                 _ = try opt.step(grads: $0.baseAddress, count: 1)
                             }
                             try state.map { Optional($0.raw) }.withUnsafeBufferPointer { s in
-                                try Step.update(config.raw, step: Int64(t), layout: layout, count: n, param: p.raw,
+                                try Step.update(config, step: Int64(t), layout: layout, count: n, param: p.raw,
                                                grad: UnsafeRawPointer(g.raw), state: slots > 0 ? s.baseAddress : nil,
                                                stateCount: slots,
                                                master: layout.masterWeights ? master.raw.assumingMemoryBound(to: Float.self) : nil,
@@ -603,7 +603,7 @@ final class MixedPrecisionTests: XCTestCase {
                 }
             }
         }
-        XCTAssertThrowsError(try Step.update(Config.adafix(lr: 1e-2).raw, step: 1, layout: TensorLayout(param: .bfloat16),
+        XCTAssertThrowsError(try Step.update(Config.adafix(lr: 1e-2), step: 1, layout: TensorLayout(param: .bfloat16),
                                             count: 0, param: nil, grad: nil, state: nil, stateCount: 0)) {
             XCTAssertEqual($0 as? AdamCoreError, AdamCoreError(ADAMCORE_E_ALGORITHM))
         }

@@ -62,7 +62,7 @@ final class ValidationTests: XCTestCase {
         let m = OwnedBuffer<Float>(Array(repeating: 0.25, count: n)), v = OwnedBuffer<Float>(Array(repeating: 0.125, count: n))
         let extra = OwnedBuffer<Float>(Array(repeating: 1, count: n))
         let before = [p.values, g.values, m.values, v.values, extra.values]
-        let adam = Config.adam().raw, ams = Config.adam(amsgrad: true).raw
+        let adam = Config.adam(), ams = Config.adam(amsgrad: true)
         let pp = p.buffer.baseAddress!, gp = UnsafePointer(g.buffer.baseAddress!), mp = m.buffer.baseAddress!
         let vp = v.buffer.baseAddress!, ep = extra.buffer.baseAddress!
         let misaligned = UnsafeMutableRawPointer(mp).advanced(by: 1).assumingMemoryBound(to: Float.self)
@@ -80,13 +80,13 @@ final class ValidationTests: XCTestCase {
             ("grad aliases param", ADAMCORE_E_OVERLAP, { try Step.adam(adam, step: 1, count: n, param: pp, grad: UnsafePointer(pp), expAvg: mp, expAvgSq: vp, maxExpAvgSq: nil) }),
             ("count wraps the address space", ADAMCORE_E_LENGTH, { try Step.adam(adam, step: 1, count: Int.max / 2, param: pp, grad: gp, expAvg: mp, expAvgSq: vp, maxExpAvgSq: nil) }),
             ("wrong algorithm", ADAMCORE_E_ALGORITHM, { try Step.sgd(adam, step: 1, count: n, param: pp, grad: gp, momentumBuffer: nil) }),
-            ("sgd momentum without buffer", ADAMCORE_E_NULL_POINTER, { try Step.sgd(Config.sgd(momentum: 0.9).raw, step: 1, count: n, param: pp, grad: gp, momentumBuffer: nil) }),
-            ("sgd buffer without momentum", ADAMCORE_E_STATE, { try Step.sgd(Config.sgd().raw, step: 1, count: n, param: pp, grad: gp, momentumBuffer: mp) }),
-            ("rmsprop grad_avg without centered", ADAMCORE_E_STATE, { try Step.rmsprop(Config.rmsprop().raw, step: 1, count: n, param: pp, grad: gp, squareAvg: mp, gradAvg: vp, momentumBuffer: nil) }),
-            ("rmsprop centered without grad_avg", ADAMCORE_E_NULL_POINTER, { try Step.rmsprop(Config.rmsprop(centered: true).raw, step: 1, count: n, param: pp, grad: gp, squareAvg: mp, gradAvg: nil, momentumBuffer: nil) }),
-            ("adafix negative L", ADAMCORE_E_LIPSCHITZ, { _ = try Step.adafix(Config.adafix().raw, step: 1, count: n, param: pp, grad: gp, expAvg: mp, expAvgSq: vp, lipschitz: -1) }),
-            ("adafix NaN L", ADAMCORE_E_LIPSCHITZ, { _ = try Step.adafix(Config.adafix().raw, step: 1, count: n, param: pp, grad: gp, expAvg: mp, expAvgSq: vp, lipschitz: .nan) }),
-            ("adafix next-gradient is for the object", ADAMCORE_E_FLAGS, { _ = try Step.adafix(Config.adafix(nextGradient: true).raw, step: 1, count: n, param: pp, grad: gp, expAvg: mp, expAvgSq: vp, lipschitz: 0) }),
+            ("sgd momentum without buffer", ADAMCORE_E_NULL_POINTER, { try Step.sgd(Config.sgd(momentum: 0.9), step: 1, count: n, param: pp, grad: gp, momentumBuffer: nil) }),
+            ("sgd buffer without momentum", ADAMCORE_E_STATE, { try Step.sgd(Config.sgd(), step: 1, count: n, param: pp, grad: gp, momentumBuffer: mp) }),
+            ("rmsprop grad_avg without centered", ADAMCORE_E_STATE, { try Step.rmsprop(Config.rmsprop(), step: 1, count: n, param: pp, grad: gp, squareAvg: mp, gradAvg: vp, momentumBuffer: nil) }),
+            ("rmsprop centered without grad_avg", ADAMCORE_E_NULL_POINTER, { try Step.rmsprop(Config.rmsprop(centered: true), step: 1, count: n, param: pp, grad: gp, squareAvg: mp, gradAvg: nil, momentumBuffer: nil) }),
+            ("adafix negative L", ADAMCORE_E_LIPSCHITZ, { _ = try Step.adafix(Config.adafix(), step: 1, count: n, param: pp, grad: gp, expAvg: mp, expAvgSq: vp, lipschitz: -1) }),
+            ("adafix NaN L", ADAMCORE_E_LIPSCHITZ, { _ = try Step.adafix(Config.adafix(), step: 1, count: n, param: pp, grad: gp, expAvg: mp, expAvgSq: vp, lipschitz: .nan) }),
+            ("adafix next-gradient is for the object", ADAMCORE_E_FLAGS, { _ = try Step.adafix(Config.adafix(nextGradient: true), step: 1, count: n, param: pp, grad: gp, expAvg: mp, expAvgSq: vp, lipschitz: 0) }),
             ("lipschitz non-finite ratio", ADAMCORE_E_NONFINITE, { _ = try Step.adafixLipschitz(count: n, grad: gp, newGrad: UnsafePointer(ep), stepNormSquared: .leastNonzeroMagnitude, lipschitz: 0) }),
             ("buffer lengths differ", ADAMCORE_E_LENGTH, { try Step.adam(Config.adam(), step: 1, param: p.buffer, grad: UnsafeBufferPointer(rebasing: g.buffer[0..<5]), expAvg: m.buffer, expAvgSq: v.buffer) }),
         ]

@@ -11,7 +11,11 @@ so=${1:?library}; modules=${2:?swift modules dir}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 
-swiftc -typecheck -module-name AdamCoreABI -I "$modules" -I "$top/Sources/CAdamCore" \
+# The exports use the kernels' `package` declarations: typecheck them as SwiftPM built them, in the same package.
+manifest=${modules%/Modules}.yaml
+package=$(grep -o -m1 -e '-package-name","[^"]*"' "$manifest" | cut -d'"' -f3)
+[ -n "$package" ] || { echo "check_header: FAIL: no -package-name in $manifest"; exit 1; }
+swiftc -typecheck -module-name AdamCoreABI -package-name "$package" -I "$modules" -I "$top/Sources/CAdamCore" \
   "$top"/Sources/AdamCoreABI/*.swift -emit-clang-header-path "$work/generated.h"
 grep '^SWIFT_EXTERN' "$work/generated.h" > "$work/swift_decls.h"
 
