@@ -28,6 +28,8 @@ public final class Optimizer {
     private var stepGrads: UnsafeMutablePointer<UnsafeRawPointer?>
     private var coefficientIndex: UnsafeMutablePointer<Int>
     private var perTensorCapacity = 1
+    /// Swift-owned storage registered through `TensorStorage`, kept alive for as long as the optimizer steps it.
+    private var retainedStorage: [AnyObject] = []
 
     /// Step calls applied (each stepping all tensors or a subset); `setStepCount` sets it and every tensor's.
     public internal(set) var stepCount: Int64 = 0
@@ -296,6 +298,8 @@ public final class Optimizer {
         if old.overlapsBesidesParam(r) { throw fail(ADAMCORE_E_OVERLAP) }
         tensors[tensor] = old.withParam(param!, range: r)
     }
+
+    func retain(_ storage: AnyObject...) { retainedStorage.append(contentsOf: storage) }
 
     private func reserveCoefficients() {
         coefficients.reserveCapacity(tensors.count + groups.count)

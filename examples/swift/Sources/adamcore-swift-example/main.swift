@@ -12,7 +12,7 @@ let x = (0..<samples).map { _ in (0..<features).map { _ in Float.random(in: -1..
 let y = x.map { row in zip(row, truth).map(*).reduce(0, +) + 0.3 }
 
 /// Mean squared error and its gradient for weights w and bias b.
-func lossAndGradient(_ w: UnsafeBufferPointer<Float>, _ b: Float, _ gw: UnsafeMutableBufferPointer<Float>) -> (Float, Float) {
+func lossAndGradient(_ w: [Float], _ b: Float, _ gw: UnsafeMutableBufferPointer<Float>) -> (Float, Float) {
     var loss: Float = 0, gb: Float = 0
     for j in 0..<features { gw[j] = 0 }
     for i in 0..<samples {
@@ -24,21 +24,17 @@ func lossAndGradient(_ w: UnsafeBufferPointer<Float>, _ b: Float, _ gw: UnsafeMu
     return (loss, gb)
 }
 
-// Buffers the optimizer steps in place; they must outlive it and stay put, so they are allocated, not arrays.
-let w = UnsafeMutableBufferPointer<Float>.allocate(capacity: features)
-let gw = UnsafeMutableBufferPointer<Float>.allocate(capacity: features)
-let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: 1)
-let gb = UnsafeMutableBufferPointer<Float>.allocate(capacity: 1)
-defer { [w, gw, b, gb].forEach { $0.deallocate() } }
-w.initialize(repeating: 0); gw.initialize(repeating: 0); b.initialize(repeating: 0); gb.initialize(repeating: 0)
+// Storage the optimizer steps in place and retains, so it lives as long as the optimizer needs it.
+let w = TensorStorage(repeating: Float(0), count: features), gw = TensorStorage(repeating: Float(0), count: features)
+let b = TensorStorage(repeating: Float(0), count: 1), gb = TensorStorage(repeating: Float(0), count: 1)
 
 do {
     let optimizer = try Optimizer(.adamW(lr: 0.05, weightDecay: 1e-4))
-    _ = try optimizer.addTensor(w, grad: UnsafeBufferPointer(gw))
-    _ = try optimizer.addTensor(b, grad: UnsafeBufferPointer(gb))
+    _ = try optimizer.addTensor(w, grad: gw)
+    _ = try optimizer.addTensor(b, grad: gb)
     var loss: Float = 0
     for step in 1...300 {
-        (loss, gb[0]) = lossAndGradient(UnsafeBufferPointer(w), b[0], gw)
+        (loss, gb[0]) = gw.withUnsafeMutableBufferPointer { lossAndGradient(w.array, b[0], $0) }
         try optimizer.step()
         if step == 1 || step % 100 == 0 { print("AdamW step \(step): loss \(loss)") }
     }
