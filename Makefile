@@ -132,10 +132,12 @@ test-tsan: | deps
 	swift test -c release --sanitize=thread --disable-swift-testing --filter 'ThreadTests|SubsetTests' \
 		--scratch-path $(BUILD)/swift-tsan
 
-# The library's promises: exports = header = Swift's view with the same types; the statuses' docs = their list;
-# each tier's code only behind its cpuid check; no Swift runtime dependency; a SONAME.
+# The library's promises: exports = header = Swift's view with the same types; the Swift product's public API =
+# its reviewed list; the statuses' docs = their list; each tier's code only behind its cpuid check; no Swift
+# runtime dependency; a SONAME.
 test-abi: $(LIB)
 	Tests/abi/check_header.sh $(LIB) $(SWIFT_LIB_SCRATCH)/release/Modules
+	Tests/abi/check_swift_api.sh $(SWIFT_LIB_SCRATCH)/release/Modules
 	Tests/abi/check_errors.sh
 	Tests/abi/check_isa.sh $(LIB)
 	Tests/abi/check_linkage.sh $(LIB) libadamcore.so.$(SOMAJOR)
