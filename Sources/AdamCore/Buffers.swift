@@ -43,6 +43,50 @@ struct ByteRange: Sendable {
     }
 }
 
+/// A tensor's state buffers in its config's slot order (ValidConfig.slot), nil past its stateCount: the one model
+/// of slots from the C call to the kernels' streams. Three is the most any config has (AMSGrad; AdaFix with the
+/// saved gradient; RMSprop centered with momentum). A value of fixed size, so a step allocates nothing.
+@usableFromInline package struct StateSlots {
+    @usableFromInline package static let capacity = 3
+    @usableFromInline var pointers: (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, UnsafeMutableRawPointer?)
+
+    @inlinable
+    package init(_ first: UnsafeMutableRawPointer? = nil, _ second: UnsafeMutableRawPointer? = nil,
+                 _ third: UnsafeMutableRawPointer? = nil) {
+        pointers = (first, second, third)
+    }
+
+    /// The first `count` (<= capacity) of a C array of state pointers.
+    init(_ array: UnsafePointer<UnsafeMutableRawPointer?>, count: Int) {
+        self.init(count > 0 ? array[0] : nil, count > 1 ? array[1] : nil, count > 2 ? array[2] : nil)
+    }
+
+    @inlinable
+    package subscript(k: Int) -> UnsafeMutableRawPointer? {
+        get {
+            switch k {
+            case 0: return pointers.0
+            case 1: return pointers.1
+            case 2: return pointers.2
+            default: return nil
+            }
+        }
+        set {
+            switch k {
+            case 0: pointers.0 = newValue
+            case 1: pointers.1 = newValue
+            default: pointers.2 = newValue
+            }
+        }
+    }
+
+    /// Every present slot `bytes` further on (a chunk's view of the tensor).
+    @inlinable
+    package func advanced(by bytes: Int) -> StateSlots {
+        StateSlots(pointers.0.map { $0 + bytes }, pointers.1.map { $0 + bytes }, pointers.2.map { $0 + bytes })
+    }
+}
+
 /// The disjoint byte ranges an optimizer writes (every tensor's parameter and state), sorted by start, so that a
 /// step can check each gradient against all of them with one binary search instead of a scan of every tensor.
 struct DisjointRanges {

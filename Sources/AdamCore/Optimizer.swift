@@ -88,7 +88,7 @@ public final class Optimizer {
 
     deinit {
         for t in tensors {
-            if t.ownsState { free(t.s0); free(t.s1); free(t.s2) }
+            if t.ownsState { for k in 0..<t.stateCount { free(t.state[k]) } }
             if t.ownsMaster { free(t.master) }
         }
         stepGrads.deallocate()
@@ -161,14 +161,14 @@ public final class Optimizer {
         guard groups.indices.contains(group) else { throw fail(ADAMCORE_E_INDEX) }
         let config = groups[group]
         let slots = config.stateCount
-        let b = try TensorBuffers(layout: layout, count: count, param: param, grad: grad, state: state,
+        let callerState = state.map { StateSlots($0, count: stateCount) }
+        let b = try TensorBuffers(layout: layout, count: count, param: param, grad: grad, state: callerState,
                                   stateCount: stateCount, slots: slots, master: master, masterRequired: false, copy: copy)
         for k in 0..<TensorBuffers.count {
             for t in tensors where t.overlaps(b.range(k)) { throw fail(ADAMCORE_E_OVERLAP) }
         }
         let paramRange = b.param, gradRange = b.grad, copyRange = b.copy
-        var given: [UnsafeMutableRawPointer?] = [nil, nil, nil]
-        if let state { for k in 0..<slots { given[k] = state[k] } }
+        var given = callerState ?? StateSlots()   // TensorBuffers checked: stateCount == slots
         let owns = state == nil && slots > 0
         if owns {
             for k in 0..<slots {
@@ -198,7 +198,7 @@ public final class Optimizer {
         let range = { (p: UnsafeMutableRawPointer?) in p.flatMap { try? layout.state.range($0, count) } ?? ByteRange.empty }
         let ownMaster = masterWeights.flatMap { try? DType.float32.range($0, count) } ?? ByteRange.empty
         let tensor = Tensor(layout: layout, group: group, count: count, param: param!, grad: grad,
-                            s0: given[0], s1: given[1], s2: given[2], master: masterWeights, copy: copy,
+                            state: given, master: masterWeights, copy: copy,
                             stateCount: slots, ownsState: owns, ownsMaster: ownsMaster,
                             ownRanges: (paramRange, range(given[0]), range(given[1]), range(given[2]), ownMaster, copyRange),
                             gradRange: gradRange)

@@ -144,7 +144,7 @@ public struct TensorLayout: Sendable, Equatable {
 @usableFromInline package struct MixedStreams {
     @usableFromInline package var param: UnsafeMutableRawPointer
     @usableFromInline package var grad: UnsafeRawPointer
-    @usableFromInline package var s0, s1, s2: UnsafeMutableRawPointer?
+    @usableFromInline package var state: StateSlots
     @usableFromInline package var master: UnsafeMutablePointer<Float>?
     @usableFromInline package var copy: UnsafeMutableRawPointer?
     @usableFromInline package var layout: TensorLayout
@@ -156,17 +156,13 @@ public struct TensorLayout: Sendable, Equatable {
     /// As Streams.prefetchAhead.
     @usableFromInline package var prefetchAhead: Bool
 
-    @usableFromInline package init(param: UnsafeMutableRawPointer, grad: UnsafeRawPointer, s0: UnsafeMutableRawPointer?,
-                s1: UnsafeMutableRawPointer?, s2: UnsafeMutableRawPointer?, master: UnsafeMutablePointer<Float>?,
-                copy: UnsafeMutableRawPointer?, layout: TensorLayout, stateCount: Int, key: UInt64, first: Int,
-                prefetchAhead: Bool = false) {
-        self.param = param; self.grad = grad; self.s0 = s0; self.s1 = s1; self.s2 = s2; self.master = master
+    @usableFromInline package init(param: UnsafeMutableRawPointer, grad: UnsafeRawPointer, state: StateSlots,
+                master: UnsafeMutablePointer<Float>?, copy: UnsafeMutableRawPointer?, layout: TensorLayout,
+                stateCount: Int, key: UInt64, first: Int, prefetchAhead: Bool = false) {
+        self.param = param; self.grad = grad; self.state = state; self.master = master
         self.copy = copy; self.layout = layout; self.stateCount = stateCount; self.key = key; self.first = first
         self.prefetchAhead = prefetchAhead
     }
-
-    @inlinable @inline(__always)
-    package func state(_ k: Int) -> UnsafeMutableRawPointer? { k == 0 ? s0 : k == 1 ? s1 : s2 }
 }
 
 /// The generator key of one tensor's step: splitmix64 over seed, step and tensor index.
@@ -320,10 +316,10 @@ package func stagedKernel<P: ArithmeticPolicy>(_: P.Type, _ s: MixedStreams, _ n
             for k in 0..<s.stateCount {
                 let view: UnsafeMutablePointer<Float>
                 if layout.state == .float32 {
-                    view = s.state(k)!.assumingMemoryBound(to: Float.self) + at
+                    view = s.state[k]!.assumingMemoryBound(to: Float.self) + at
                 } else {
                     view = base + (2 + k) * stageElements
-                    widen(s.state(k)! + 2 * at, layout.state, b, into: view)
+                    widen(s.state[k]! + 2 * at, layout.state, b, into: view)
                 }
                 if k == 0 { views.0 = view } else if k == 1 { views.1 = view } else { views.2 = view }
             }
@@ -340,7 +336,7 @@ package func stagedKernel<P: ArithmeticPolicy>(_: P.Type, _ s: MixedStreams, _ n
             if layout.state.isSixteenBit {
                 for k in 0..<s.stateCount {
                     let view = k == 0 ? views.0 : k == 1 ? views.1 : views.2
-                    narrow(view, layout.state, b, into: s.state(k)! + 2 * at, stochastic: stochasticState,
+                    narrow(view, layout.state, b, into: s.state[k]! + 2 * at, stochastic: stochasticState,
                            key: stateKey(s.key, k), first: counter)
                 }
             }
@@ -404,7 +400,7 @@ package func stagedReadKernel<P: ArithmeticPolicy>(_: P.Type, _ a: UnsafeRawPoin
     package init(_ s: MixedStreams) {
         param = s.param
         grad = s.grad
-        s0 = s.s0 ?? s.param; s1 = s.s1 ?? s.param; s2 = s.s2 ?? s.param   // unused slots are never touched
+        s0 = s.state[0] ?? s.param; s1 = s.state[1] ?? s.param; s2 = s.state[2] ?? s.param   // unused: never touched
         master = s.master
         copy = s.copy
         copyIsBFloat16 = s.layout.copy == .bfloat16
@@ -580,7 +576,7 @@ struct TensorBuffers {
     var copy: ByteRange { ranges.6 }
 
     init(layout: TensorLayout, count: Int, param: UnsafeMutableRawPointer?, grad: UnsafeRawPointer?,
-         state: UnsafePointer<UnsafeMutableRawPointer?>?, stateCount: Int, slots: Int,
+         state: StateSlots?, stateCount: Int, slots: Int,
          master: UnsafeMutablePointer<Float>?, masterRequired: Bool, copy: UnsafeMutableRawPointer?)
         throws(AdamCoreError) {
         try layout.validate()

@@ -29,8 +29,6 @@ public struct AdaFixResult: Sendable, Equatable {
 /// The pointer forms mirror the C API (and back it); the buffer-pointer forms check that all buffers have the
 /// gradient's length; the array forms take the state as the config's slots in order (`makeState`).
 public enum Step {
-    /// A call's state slots in the config's slot order (ValidConfig.slot), nil past its stateCount.
-    @usableFromInline package typealias Slots = (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, UnsafeMutableRawPointer?)
 
     // MARK: Any layout
 
@@ -57,8 +55,8 @@ public enum Step {
         guard step >= 1 else { throw fail(ADAMCORE_E_STEP) }
         guard grad != nil else { throw fail(ADAMCORE_E_NULL_POINTER) }
         guard c.stateCount == 0 || state != nil else { throw fail(ADAMCORE_E_STATE) }
-        let tensor = try callerTensor(layout, count, param, grad, state: state, stateCount: stateCount,
-                                      slots: c.stateCount, master: master, copy: copy)
+        let tensor = try callerTensor(layout, count, param, grad, state: state.map { StateSlots($0, count: stateCount) },
+                                      stateCount: stateCount, slots: c.stateCount, master: master, copy: copy)
         _ = StepJob.runOne(.update, tensor, grad: grad!, coefficients: coefficients(c, step, tensor), step: step,
                            seed: seed, kernels: kernels)
     }
@@ -75,8 +73,7 @@ public enum Step {
         expAvg: UnsafeMutablePointer<T>?, expAvgSq: UnsafeMutablePointer<T>?, maxExpAvgSq: UnsafeMutablePointer<T>?
     ) throws(AdamCoreError) {
         try plainUpdate(config.raw, .adam, step, count, T.storage, UnsafeMutableRawPointer(param), UnsafeRawPointer(grad),
-                        (UnsafeMutableRawPointer(expAvg), UnsafeMutableRawPointer(expAvgSq),
-                         UnsafeMutableRawPointer(maxExpAvgSq)), .baseline)
+                        StateSlots(expAvg, expAvgSq, maxExpAvgSq), .baseline)
     }
 
     /// AdaFix on a buffer set that is the whole model: v is updated only if max|grad| >= lipschitz * lr.
@@ -86,7 +83,7 @@ public enum Step {
         expAvg: UnsafeMutablePointer<T>?, expAvgSq: UnsafeMutablePointer<T>?, lipschitz: Double
     ) throws(AdamCoreError) -> AdaFixResult {
         try plainAdafix(config.raw, step, count, T.storage, UnsafeMutableRawPointer(param), UnsafeRawPointer(grad),
-                        (UnsafeMutableRawPointer(expAvg), UnsafeMutableRawPointer(expAvgSq), nil), lipschitz, .baseline)
+                        StateSlots(expAvg, expAvgSq), lipschitz, .baseline)
     }
 
     /// L = max(L, ||newGrad - grad|| / sqrt(stepNormSquared)); unchanged when stepNormSquared is 0.
@@ -105,7 +102,7 @@ public enum Step {
         momentumBuffer: UnsafeMutablePointer<T>?
     ) throws(AdamCoreError) {
         try plainUpdate(config.raw, .sgd, step, count, T.storage, UnsafeMutableRawPointer(param), UnsafeRawPointer(grad),
-                        (UnsafeMutableRawPointer(momentumBuffer), nil, nil), .baseline)
+                        StateSlots(momentumBuffer), .baseline)
     }
 
     /// RMSprop (`gradAvg` exactly when centered, `momentumBuffer` exactly when momentum > 0).
@@ -126,7 +123,7 @@ public enum Step {
         stateSum: UnsafeMutablePointer<T>?
     ) throws(AdamCoreError) {
         try plainUpdate(config.raw, .adagrad, step, count, T.storage, UnsafeMutableRawPointer(param), UnsafeRawPointer(grad),
-                        (UnsafeMutableRawPointer(stateSum), nil, nil), .baseline)
+                        StateSlots(stateSum), .baseline)
     }
 
     // MARK: Buffer-pointer forms (Swift)
@@ -219,9 +216,9 @@ public enum Step {
     /// Runs `body` with the base addresses of param, grad and up to three state arrays (nil for absent slots).
     private static func withArrays<T, R>(
         _ param: inout [T], _ grad: [T], _ state: inout [[T]],
-        _ body: (UnsafeMutableRawPointer?, UnsafeRawPointer?, Slots) throws(AdamCoreError) -> R
+        _ body: (UnsafeMutableRawPointer?, UnsafeRawPointer?, StateSlots) throws(AdamCoreError) -> R
     ) -> Result<R, AdamCoreError> {
-        func call(_ s: Slots) -> Result<R, AdamCoreError> {
+        func call(_ s: StateSlots) -> Result<R, AdamCoreError> {
             param.withUnsafeMutableBytes { p in
                 grad.withUnsafeBytes { g in
                     do throws(AdamCoreError) { return .success(try body(p.baseAddress, g.baseAddress, s)) } catch {
@@ -231,19 +228,15 @@ public enum Step {
             }
         }
         return state.withUnsafeMutableBufferPointer { slots in
-            func nest(_ k: Int, _ s: Slots) -> Result<R, AdamCoreError> {
+            func nest(_ k: Int, _ s: StateSlots) -> Result<R, AdamCoreError> {
                 guard k < slots.count else { return call(s) }
                 return slots[k].withUnsafeMutableBytes { bytes in
                     var next = s
-                    switch k {
-                    case 0: next.0 = bytes.baseAddress
-                    case 1: next.1 = bytes.baseAddress
-                    default: next.2 = bytes.baseAddress
-                    }
+                    next[k] = bytes.baseAddress
                     return nest(k + 1, next)
                 }
             }
-            return nest(0, (nil, nil, nil))
+            return nest(0, StateSlots())
         }
     }
 
@@ -277,7 +270,7 @@ public enum Step {
             throw fail(ADAMCORE_E_NULL_POINTER)
         }
         guard gradAvg == nil || centered, momentumBuffer == nil || momentum else { throw fail(ADAMCORE_E_STATE) }
-        let slots: Slots = centered ? (squareAvg, gradAvg, momentumBuffer) : (squareAvg, momentumBuffer, nil)
+        let slots = centered ? StateSlots(squareAvg, gradAvg, momentumBuffer) : StateSlots(squareAvg, momentumBuffer)
         try plainUpdate(config, .rmsprop, step, count, dtype, param, grad, slots, kernels)
     }
 
@@ -285,7 +278,7 @@ public enum Step {
     @usableFromInline
     package static func plainUpdate(
         _ config: adamcore_config, _ algorithm: Algorithm, _ step: Int64, _ count: Int, _ dtype: DType,
-        _ param: UnsafeMutableRawPointer?, _ grad: UnsafeRawPointer?, _ slots: Slots, _ kernels: KernelSet
+        _ param: UnsafeMutableRawPointer?, _ grad: UnsafeRawPointer?, _ slots: StateSlots, _ kernels: KernelSet
     ) throws(AdamCoreError) {
         let c = try validated(config, for: algorithm, step: step)
         let tensor = try plainTensor(c, count, dtype, param, grad, slots)
@@ -297,7 +290,7 @@ public enum Step {
     @usableFromInline
     package static func plainAdafix(
         _ config: adamcore_config, _ step: Int64, _ count: Int, _ dtype: DType, _ param: UnsafeMutableRawPointer?,
-        _ grad: UnsafeRawPointer?, _ slots: Slots, _ lipschitz: Double, _ kernels: KernelSet
+        _ grad: UnsafeRawPointer?, _ slots: StateSlots, _ lipschitz: Double, _ kernels: KernelSet
     ) throws(AdamCoreError) -> AdaFixResult {
         let c = try validated(config, for: .adafix, step: step)
         // The next-gradient mode needs the optimizer object, which keeps the previous gradient.
@@ -314,34 +307,26 @@ public enum Step {
     /// The buffers of a typed call: param and grad given, exactly the config's first stateCount slots given (a
     /// missing one is NULL_POINTER, an extra one STATE), then every check of a registration.
     private static func plainTensor(_ c: ValidConfig, _ count: Int, _ dtype: DType, _ param: UnsafeMutableRawPointer?,
-                                    _ grad: UnsafeRawPointer?, _ slots: Slots) throws(AdamCoreError) -> Tensor {
+                                    _ grad: UnsafeRawPointer?, _ slots: StateSlots) throws(AdamCoreError) -> Tensor {
         guard param != nil, grad != nil else { throw fail(ADAMCORE_E_NULL_POINTER) }
         func check(_ k: Int, _ slot: UnsafeMutableRawPointer?) throws(AdamCoreError) {
             if (k < c.stateCount) != (slot != nil) { throw fail(slot != nil ? ADAMCORE_E_STATE : ADAMCORE_E_NULL_POINTER) }
         }
-        try check(0, slots.0)
-        try check(1, slots.1)
-        try check(2, slots.2)
-        var s = slots
-        // A homogeneous tuple's elements are laid out as an array of its element type.
-        return try withUnsafeMutablePointer(to: &s) { (p) throws(AdamCoreError) -> Tensor in
-            let state = UnsafeRawPointer(p).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
-            return try callerTensor(.plain(dtype), count, param, grad, state: state, stateCount: c.stateCount,
-                                    slots: c.stateCount, master: nil, copy: nil)
-        }
+        for k in 0..<StateSlots.capacity { try check(k, slots[k]) }
+        return try callerTensor(.plain(dtype), count, param, grad, state: slots, stateCount: c.stateCount,
+                                slots: c.stateCount, master: nil, copy: nil)
     }
 
     /// A caller-owned tensor for one call, its buffers checked by TensorBuffers (master weights required when the
     /// layout has them).
     private static func callerTensor(
         _ layout: TensorLayout, _ count: Int, _ param: UnsafeMutableRawPointer?, _ grad: UnsafeRawPointer?,
-        state: UnsafePointer<UnsafeMutableRawPointer?>?, stateCount: Int, slots: Int,
-        master: UnsafeMutablePointer<Float>?, copy: UnsafeMutableRawPointer?
+        state: StateSlots?, stateCount: Int, slots: Int, master: UnsafeMutablePointer<Float>?,
+        copy: UnsafeMutableRawPointer?
     ) throws(AdamCoreError) -> Tensor {
         let b = try TensorBuffers(layout: layout, count: count, param: param, grad: grad, state: state,
                                   stateCount: stateCount, slots: slots, master: master, masterRequired: true, copy: copy)
-        return Tensor(layout: layout, group: 0, count: count, param: param!, grad: grad,
-                      s0: slots > 0 ? state![0] : nil, s1: slots > 1 ? state![1] : nil, s2: slots > 2 ? state![2] : nil,
+        return Tensor(layout: layout, group: 0, count: count, param: param!, grad: grad, state: state ?? StateSlots(),
                       master: master, copy: copy, stateCount: slots, ownsState: false, ownsMaster: false,
                       ownRanges: (b.param, b.range(2), b.range(3), b.range(4), b.master, b.copy), gradRange: b.grad)
     }
@@ -349,7 +334,7 @@ public enum Step {
     /// A tensor that a reduction only reads: `data` (its parameter field is never written through).
     private static func readTensor(_ dtype: DType, _ count: Int, _ data: UnsafeRawPointer) -> Tensor {
         Tensor(layout: .plain(dtype), group: 0, count: count, param: UnsafeMutableRawPointer(mutating: data), grad: data,
-               s0: nil, s1: nil, s2: nil, master: nil, copy: nil, stateCount: 0, ownsState: false, ownsMaster: false,
+               state: StateSlots(), master: nil, copy: nil, stateCount: 0, ownsState: false, ownsMaster: false,
                ownRanges: (.empty, .empty, .empty, .empty, .empty, .empty), gradRange: .empty)
     }
 

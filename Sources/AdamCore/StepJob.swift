@@ -202,7 +202,7 @@ private func perform(_ phase: StepJob.Phase, _ tensor: Tensor, _ g: UnsafeRawPoi
     case .gate: return tensor.maxAbs(g, k, range) >= threshold ? 1 : 0
     case .maxAbs: return tensor.maxAbs(g, k, range)
     case .difference: return tensor.diffNormSquared(g, other!, k, range)
-    case .differenceFromPrevious: return tensor.diffNormSquared(g, tensor.s2!, k, range, bIsState: true)
+    case .differenceFromPrevious: return tensor.diffNormSquared(g, tensor.state[2]!, k, range, bIsState: true)
     case .nonFinite: return tensor.nonFiniteCount(g, k, range)
     }
 }

@@ -50,7 +50,7 @@ struct Tensor {
     let count: Int
     let param: UnsafeMutableRawPointer
     let grad: UnsafeRawPointer?
-    let s0, s1, s2: UnsafeMutableRawPointer?
+    let state: StateSlots
     /// The float32 master weights (library- or caller-owned) and the offload form's 16-bit copy-out, when the
     /// layout has them.
     let master: UnsafeMutablePointer<Float>?
@@ -68,11 +68,11 @@ struct Tensor {
     /// float64 tensors compute in float64; every other layout in float32.
     var computesInDouble: Bool { layout.param == .float64 }
 
-    func slot(_ k: Int) -> UnsafeMutableRawPointer? { k == 0 ? s0 : k == 1 ? s1 : k == 2 ? s2 : nil }
+    func slot(_ k: Int) -> UnsafeMutableRawPointer? { state[k] }
 
     func withParam(_ p: UnsafeMutableRawPointer, range: ByteRange) -> Tensor {
         let r = ownRanges
-        return Tensor(layout: layout, group: group, count: count, param: p, grad: grad, s0: s0, s1: s1, s2: s2,
+        return Tensor(layout: layout, group: group, count: count, param: p, grad: grad, state: state,
                       master: master, copy: copy, stateCount: stateCount, ownsState: ownsState, ownsMaster: ownsMaster,
                       ownRanges: (range, r.1, r.2, r.3, r.4, r.5), gradRange: gradRange)
     }
@@ -95,20 +95,18 @@ struct Tensor {
     private func streams<T: KernelScalar>(_ grad: UnsafeRawPointer, _: T.Type, from start: Int,
                                           prefetch: Bool) -> Streams<T> {
         let p = param.assumingMemoryBound(to: T.self) + start
-        return Streams(param: p, grad: grad.assumingMemoryBound(to: T.self) + start,
-                       s0: s0.map { $0.assumingMemoryBound(to: T.self) + start } ?? p,
-                       s1: s1.map { $0.assumingMemoryBound(to: T.self) + start } ?? p,
-                       s2: s2.map { $0.assumingMemoryBound(to: T.self) + start } ?? p,
-                       prefetchAhead: prefetch)
+        // Absent slots point at the parameter: the kernels never touch them.
+        func slot(_ k: Int) -> UnsafeMutablePointer<T> { state[k].map { $0.assumingMemoryBound(to: T.self) + start } ?? p }
+        return Streams(param: p, grad: grad.assumingMemoryBound(to: T.self) + start, s0: slot(0), s1: slot(1),
+                       s2: slot(2), prefetchAhead: prefetch)
     }
 
     @inline(__always)
     private func mixed(_ grad: UnsafeRawPointer, from at: Int, key: UInt64, prefetch: Bool) -> MixedStreams {
-        let state = layout.state.byteSize
-        return MixedStreams(param: param + at * layout.param.byteSize, grad: grad + at * layout.grad.byteSize,
-                            s0: s0.map { $0 + at * state }, s1: s1.map { $0 + at * state }, s2: s2.map { $0 + at * state },
-                            master: master.map { $0 + at }, copy: copy.map { $0 + 2 * at }, layout: layout,
-                            stateCount: stateCount, key: key, first: at, prefetchAhead: prefetch)
+        MixedStreams(param: param + at * layout.param.byteSize, grad: grad + at * layout.grad.byteSize,
+                     state: state.advanced(by: at * layout.state.byteSize), master: master.map { $0 + at },
+                     copy: copy.map { $0 + 2 * at }, layout: layout, stateCount: stateCount, key: key, first: at,
+                     prefetchAhead: prefetch)
     }
 
     /// Runs this tensor's kernel on elements `range`; returns ||dx||^2 for AdaFix, else 0. `c` is in this tensor's

@@ -12,7 +12,7 @@ public func adamcore_adam_step_f32_(_ c: UnsafePointer<adamcore_config>?, _ step
                                     _ vmax: UnsafeMutablePointer<Float>?) -> Int32 {
     status { () throws(AdamCoreError) in
         try Step.plainUpdate(config(c), .adam, step, count(n), .float32, param, grad,
-                             (UnsafeMutableRawPointer(m), UnsafeMutableRawPointer(v), UnsafeMutableRawPointer(vmax)), activeKernels)
+                             StateSlots(m, v, vmax), activeKernels)
     }
 }
 
@@ -23,7 +23,7 @@ public func adamcore_adam_step_f64_(_ c: UnsafePointer<adamcore_config>?, _ step
                                     _ vmax: UnsafeMutablePointer<Double>?) -> Int32 {
     status { () throws(AdamCoreError) in
         try Step.plainUpdate(config(c), .adam, step, count(n), .float64, param, grad,
-                             (UnsafeMutableRawPointer(m), UnsafeMutableRawPointer(v), UnsafeMutableRawPointer(vmax)), activeKernels)
+                             StateSlots(m, v, vmax), activeKernels)
     }
 }
 
@@ -33,8 +33,7 @@ public func adamcore_adafix_step_f32_(_ c: UnsafePointer<adamcore_config>?, _ st
                                       _ m: UnsafeMutablePointer<Float>?, _ v: UnsafeMutablePointer<Float>?,
                                       _ lipschitz: Double, _ result: UnsafeMutablePointer<adamcore_adafix_result>?) -> Int32 {
     status { () throws(AdamCoreError) in
-        let r = try Step.plainAdafix(config(c), step, count(n), .float32, param, grad,
-                                     (UnsafeMutableRawPointer(m), UnsafeMutableRawPointer(v), nil),
+        let r = try Step.plainAdafix(config(c), step, count(n), .float32, param, grad, StateSlots(m, v),
                                      lipschitz, activeKernels)
         result?.pointee = r.raw
     }
@@ -46,8 +45,7 @@ public func adamcore_adafix_step_f64_(_ c: UnsafePointer<adamcore_config>?, _ st
                                       _ m: UnsafeMutablePointer<Double>?, _ v: UnsafeMutablePointer<Double>?,
                                       _ lipschitz: Double, _ result: UnsafeMutablePointer<adamcore_adafix_result>?) -> Int32 {
     status { () throws(AdamCoreError) in
-        let r = try Step.plainAdafix(config(c), step, count(n), .float64, param, grad,
-                                     (UnsafeMutableRawPointer(m), UnsafeMutableRawPointer(v), nil),
+        let r = try Step.plainAdafix(config(c), step, count(n), .float64, param, grad, StateSlots(m, v),
                                      lipschitz, activeKernels)
         result?.pointee = r.raw
     }
@@ -78,8 +76,7 @@ public func adamcore_sgd_step_f32_(_ c: UnsafePointer<adamcore_config>?, _ step:
                                    _ param: UnsafeMutablePointer<Float>?, _ grad: UnsafePointer<Float>?,
                                    _ buf: UnsafeMutablePointer<Float>?) -> Int32 {
     status { () throws(AdamCoreError) in
-        try Step.plainUpdate(config(c), .sgd, step, count(n), .float32, param, grad,
-                             (UnsafeMutableRawPointer(buf), nil, nil), activeKernels)
+        try Step.plainUpdate(config(c), .sgd, step, count(n), .float32, param, grad, StateSlots(buf), activeKernels)
     }
 }
 
@@ -88,8 +85,7 @@ public func adamcore_sgd_step_f64_(_ c: UnsafePointer<adamcore_config>?, _ step:
                                    _ param: UnsafeMutablePointer<Double>?, _ grad: UnsafePointer<Double>?,
                                    _ buf: UnsafeMutablePointer<Double>?) -> Int32 {
     status { () throws(AdamCoreError) in
-        try Step.plainUpdate(config(c), .sgd, step, count(n), .float64, param, grad,
-                             (UnsafeMutableRawPointer(buf), nil, nil), activeKernels)
+        try Step.plainUpdate(config(c), .sgd, step, count(n), .float64, param, grad, StateSlots(buf), activeKernels)
     }
 }
 
@@ -119,7 +115,7 @@ public func adamcore_adagrad_step_f32_(_ c: UnsafePointer<adamcore_config>?, _ s
                                        _ sum: UnsafeMutablePointer<Float>?) -> Int32 {
     status { () throws(AdamCoreError) in
         try Step.plainUpdate(config(c), .adagrad, step, count(n), .float32, param, grad,
-                             (UnsafeMutableRawPointer(sum), nil, nil), activeKernels)
+                             StateSlots(sum), activeKernels)
     }
 }
 
@@ -129,7 +125,7 @@ public func adamcore_adagrad_step_f64_(_ c: UnsafePointer<adamcore_config>?, _ s
                                        _ sum: UnsafeMutablePointer<Double>?) -> Int32 {
     status { () throws(AdamCoreError) in
         try Step.plainUpdate(config(c), .adagrad, step, count(n), .float64, param, grad,
-                             (UnsafeMutableRawPointer(sum), nil, nil), activeKernels)
+                             StateSlots(sum), activeKernels)
     }
 }
 

@@ -91,10 +91,10 @@ func runKernel<T: Steppable>(_ config: Config, _ problem: Problem, steps: Int, a
         func raw(_ k: Int) -> UnsafeMutableRawPointer? { UnsafeMutableRawPointer(slot(k)) }
         switch config.algorithm! {
         case .adam, .sgd, .adagrad:
-            try Step.plainUpdate(c, config.algorithm!, Int64(t), n, T.storage, param, grad, (raw(0), raw(1), raw(2)), kernels)
+            try Step.plainUpdate(c, config.algorithm!, Int64(t), n, T.storage, param, grad, StateSlots(raw(0), raw(1), raw(2)), kernels)
         case .adafix:
             let before = p.values
-            let r = try Step.plainAdafix(c, Int64(t), n, T.storage, param, grad, (raw(0), raw(1), nil), lipschitz, kernels)
+            let r = try Step.plainAdafix(c, Int64(t), n, T.storage, param, grad, StateSlots(raw(0), raw(1)), lipschitz, kernels)
             for (i, x) in Problem.newPointGradient(g.values, before: before, after: p.values).enumerated() {
                 next.buffer[i] = T(x)
             }

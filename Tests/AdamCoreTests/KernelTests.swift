@@ -282,7 +282,7 @@ final class KernelTests: XCTestCase {
             func raw(_ b: OwnedBuffer<Float>) -> UnsafeMutableRawPointer? { UnsafeMutableRawPointer(b.buffer.baseAddress) }
             // The raw path, which takes the tier (the array form runs the baseline).
             try Step.plainUpdate(Config.adam(amsgrad: true).raw, .adam, 1, 20, .float32, raw(p), UnsafeRawPointer(raw(g)),
-                                 (raw(state[0]), raw(state[1]), raw(state[2])), kernels)
+                                 StateSlots(raw(state[0]), raw(state[1]), raw(state[2])), kernels)
             XCTAssertTrue(state[2].buffer[3].isNaN && p.buffer[3].isNaN, isaName(kernels))
             XCTAssertEqual(state[2].buffer.enumerated().filter { $0.element.isNaN }.map(\.offset), [3])
             XCTAssertEqual(T(p.buffer[4]), T(p.buffer[19]))

@@ -292,8 +292,9 @@ final class MixedPrecisionTests: XCTestCase {
                         }
                         let a = buffers(), b = buffers(), c = buffers()
                         func streams(_ x: [TypedBuffer], prefetch: Bool = false) -> MixedStreams {
-                            MixedStreams(param: x[0].raw, grad: UnsafeRawPointer(x[1].raw), s0: slots > 0 ? x[2].raw : nil,
-                                         s1: slots > 1 ? x[3].raw : nil, s2: slots > 2 ? x[4].raw : nil,
+                            MixedStreams(param: x[0].raw, grad: UnsafeRawPointer(x[1].raw),
+                                         state: StateSlots(slots > 0 ? x[2].raw : nil, slots > 1 ? x[3].raw : nil,
+                                                           slots > 2 ? x[4].raw : nil),
                                          master: layout.masterWeights ? x[5].raw.assumingMemoryBound(to: Float.self) : nil,
                                          copy: layout.copy == nil ? nil : x[6].raw, layout: layout, stateCount: slots,
                                          key: 99, first: 0, prefetchAhead: prefetch)
