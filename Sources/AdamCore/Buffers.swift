@@ -11,14 +11,15 @@ struct ByteRange: Sendable {
     @usableFromInline let start: UInt
     @usableFromInline let end: UInt
 
-    /// Validates one buffer of `count` elements of `T`: not NULL, aligned, and inside the address space.
+    /// Validates one buffer of `count` elements of `size` bytes, aligned to `size` (a power of two): not NULL,
+    /// aligned, and inside the address space.
     @inlinable
-    init<T>(_ pointer: UnsafeRawPointer?, count: Int, of _: T.Type) throws(AdamCoreError) {
+    init(_ pointer: UnsafeRawPointer?, count: Int, elementSize size: Int) throws(AdamCoreError) {
         guard let pointer else { throw fail(ADAMCORE_E_NULL_POINTER) }
         let address = UInt(bitPattern: pointer)
-        guard address % UInt(MemoryLayout<T>.alignment) == 0 else { throw fail(ADAMCORE_E_MISALIGNED) }
-        let (bytes, overflow) = count.multipliedReportingOverflow(by: MemoryLayout<T>.stride)
-        guard count >= 0, !overflow, bytes <= Int.max else { throw fail(ADAMCORE_E_LENGTH) }
+        guard address & UInt(size - 1) == 0 else { throw fail(ADAMCORE_E_MISALIGNED) }
+        let (bytes, overflow) = count.multipliedReportingOverflow(by: size)
+        guard count >= 0, !overflow else { throw fail(ADAMCORE_E_LENGTH) }
         let (end, wrapped) = address.addingReportingOverflow(UInt(bytes))
         guard !wrapped, end <= ByteRange.addressLimit else { throw fail(ADAMCORE_E_LENGTH) }
         start = address

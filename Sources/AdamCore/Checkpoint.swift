@@ -98,7 +98,7 @@ extension Optimizer {
     /// buffer; returns the bytes written.
     public func saveCheckpoint(into buffer: UnsafeMutableRawBufferPointer) throws(AdamCoreError) -> Int {
         guard let base = buffer.baseAddress else { throw fail(ADAMCORE_E_NULL_POINTER) }
-        let range = try ByteRange(base, count: buffer.count, of: UInt8.self)
+        let range = try ByteRange(base, count: buffer.count, elementSize: 1)
         guard !tensors.contains(where: { $0.overlaps(range) }) else { throw fail(ADAMCORE_E_OVERLAP) }
         guard checkpointSize <= buffer.count else { throw fail(ADAMCORE_E_LENGTH) }
         var at = 0
@@ -168,7 +168,7 @@ extension Optimizer {
     /// (count, dtype, group). Every byte is validated first; on any error the optimizer is unchanged.
     public func loadCheckpoint(_ bytes: UnsafeRawBufferPointer) throws(AdamCoreError) {
         guard let base = bytes.baseAddress else { throw fail(bytes.count == 0 ? ADAMCORE_E_FORMAT : ADAMCORE_E_NULL_POINTER) }
-        let range = try ByteRange(base, count: bytes.count, of: UInt8.self)
+        let range = try ByteRange(base, count: bytes.count, elementSize: 1)
         guard !tensors.contains(where: { $0.overlaps(range) }) else { throw fail(ADAMCORE_E_OVERLAP) }
         let plan = try CheckpointPlan(bytes, for: self)
         // Nothing below can fail.

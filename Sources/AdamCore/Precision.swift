@@ -47,12 +47,9 @@ public enum DType: Sendable, Equatable, CaseIterable {
     public var isSixteenBit: Bool { byteSize == 2 }
 
     /// Validates a buffer of `count` elements of this type: not NULL, aligned to its element size, in range.
+    @inline(__always)
     func range(_ p: UnsafeRawPointer?, _ count: Int) throws(AdamCoreError) -> ByteRange {
-        switch self {
-        case .float32: return try ByteRange(p, count: count, of: Float.self)
-        case .float64: return try ByteRange(p, count: count, of: Double.self)
-        case .bfloat16, .float16: return try ByteRange(p, count: count, of: UInt16.self)
-        }
+        try ByteRange(p, count: count, elementSize: byteSize)   // each type is aligned to its size
     }
 
     /// A library-owned buffer of `count` elements set to `value` rounded to this type (see allocateOwnedBuffer),
