@@ -8,6 +8,19 @@ public struct AdamCoreError: Error, Equatable, Hashable, CustomStringConvertible
     @inlinable
     package init(_ status: adamcore_status) { code = status.rawValue }
 
+    /// The error statuses by name: the header's `ADAMCORE_E_*`, in its order, with its values.
+    public enum Status: Int32, CaseIterable, Sendable {
+        case nullPointer = -1, length = -2, overlap = -3, misaligned = -4, step = -5, structSize = -6
+        case algorithm = -7, flags = -8, lr = -9, beta1 = -10, beta2 = -11, eps = -12, epsRoot = -13
+        case weightDecay = -14, momentum = -15, dampening = -16, nesterov = -17, alpha = -18, lrDecay = -19
+        case initialAccumulator = -20, reserved = -21, state = -22, dtype = -23, handle = -24, index = -25
+        case count = -26, noMemory = -27, sequence = -28, nonfinite = -29, lipschitz = -30, threads = -31
+        case gradScale = -32, io = -33, format = -34, mismatch = -35, isa = -36
+    }
+
+    /// This error's status by name (nil only for a code this library version does not know).
+    public var status: Status? { Status(rawValue: code) }
+
     /// The enumerator's name, e.g. `ADAMCORE_E_BETA1`.
     public var name: String { Self.describe(code).name }
     /// A one-line description, e.g. `beta1 must be finite and in [0, 1)`.

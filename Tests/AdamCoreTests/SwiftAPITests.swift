@@ -107,4 +107,19 @@ final class SwiftAPITests: XCTestCase {
         XCTAssertEqual(Config.adam(), Config.adam())
         XCTAssertNotEqual(Config.adam(), Config.adam(eps: 1e-7))
     }
+
+    /// AdamCoreError.Status is the header's list of errors: same order, values and names (camelCase of the
+    /// enumerator), and a thrown error carries its status.
+    func testErrorStatusesAreTheHeaders() {
+        XCTAssertEqual(AdamCoreError.Status.allCases.map(\.rawValue), AdamCoreError.allCodes.filter { $0 < 0 })
+        for status in AdamCoreError.Status.allCases {
+            var snake = ""
+            for ch in "\(status)" { snake += ch.isUppercase ? "_" + String(ch) : ch.uppercased() }
+            XCTAssertEqual("ADAMCORE_E_" + snake, AdamCoreError.describe(status.rawValue).name)
+        }
+        XCTAssertThrowsError(try Optimizer(.adam(betas: (1, 0.999)))) {
+            XCTAssertEqual(($0 as? AdamCoreError)?.status, .beta1)
+        }
+        XCTAssertNil(AdamCoreError.Status(rawValue: 0), "success is not an error")
+    }
 }
