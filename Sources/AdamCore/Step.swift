@@ -26,10 +26,10 @@ public struct AdaFixResult: Sendable, Equatable {
 /// a registration's are (`TensorBuffers`), and the coefficients, kernels and work items are the optimizer's, so a
 /// stateless step gives the optimizer object's bits.
 ///
-/// The pointer forms mirror the C API (and back it); the buffer-pointer forms check that all buffers have the
-/// gradient's length; the array forms take the state as the config's slots in order (`makeState`).
+/// The pointer forms mirror the C API (whose exports call the same raw paths, `plainUpdate` and its siblings, with
+/// the CPU's kernel tier); the buffer-pointer forms check that all buffers have the gradient's length; the array
+/// forms take the state as the config's slots in order (`makeState`).
 public enum Step {
-
     // MARK: Any layout
 
     /// One step of a tensor of any layout (the C API's adamcore_step_desc): Adam, AdamW, AMSGrad, SGD, RMSprop,
