@@ -445,7 +445,7 @@ extension Tensor {
     /// What a checkpoint stores of this tensor, in order: its state slots (torch's names, the state's dtype) and
     /// its master weights.
     func checkpointBuffers(_ config: ValidConfig) -> [(name: String, pointer: UnsafeMutableRawPointer, dtype: DType)] {
-        var list = (0..<config.stateCount).map { (config.slot($0).rawValue, slot($0)!, layout.state) }
+        var list = (0..<config.stateCount).map { (config.slot($0).rawValue, state[$0]!, layout.state) }
         if let master { list.append(("master", UnsafeMutableRawPointer(master), .float32)) }
         return list
     }

@@ -172,12 +172,6 @@ func forEachVector<S: VectorStreams, P: ArithmeticPolicy>(
 func prefetchOutOfLine<S: VectorStreams>(_ s: S, _ i: Int, _ states: Int) { s.prefetch(i, states: states) }
 
 extension Streams {
-    /// The same buffers from element `offset` on.
-    @inlinable @inline(__always)
-    package func advanced(by offset: Int) -> Streams {
-        Streams(param: param + offset, grad: grad + offset, s0: s0 + offset, s1: s1 + offset, s2: s2 + offset)
-    }
-
     /// Buffers by position: 0 param, 1 grad (never written through this pointer), 2... state slots.
     @inlinable @inline(__always)
     func slot(_ k: Int) -> UnsafeMutablePointer<T> {

@@ -265,7 +265,7 @@ public final class Optimizer {
     public func stateBuffer(tensor: Int, slot: Int) throws(AdamCoreError) -> UnsafeMutableRawPointer {
         guard tensors.indices.contains(tensor) else { throw fail(ADAMCORE_E_INDEX) }
         let t = tensors[tensor]
-        guard slot >= 0, slot < groups[t.group].stateCount, let buffer = t.slot(slot) else { throw fail(ADAMCORE_E_INDEX) }
+        guard slot >= 0, slot < groups[t.group].stateCount, let buffer = t.state[slot] else { throw fail(ADAMCORE_E_INDEX) }
         return buffer
     }
 

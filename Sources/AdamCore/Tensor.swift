@@ -68,8 +68,6 @@ struct Tensor {
     /// float64 tensors compute in float64; every other layout in float32.
     var computesInDouble: Bool { layout.param == .float64 }
 
-    func slot(_ k: Int) -> UnsafeMutableRawPointer? { state[k] }
-
     func withParam(_ p: UnsafeMutableRawPointer, range: ByteRange) -> Tensor {
         let r = ownRanges
         return Tensor(layout: layout, group: group, count: count, param: p, grad: grad, state: state,

@@ -13,22 +13,25 @@ public final class TensorStorage<Element: StorageElement> {
     public init(repeating value: Element, count: Int) {
         precondition(count >= 0, "a negative element count")
         self.count = count
-        let bytes = Swift.max(count, 1) * MemoryLayout<Element>.stride
-        base = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64).bindMemory(to: Element.self,
-                                                                                            capacity: Swift.max(count, 1))
+        base = Self.allocate(count)
         base.initialize(repeating: value, count: count)
     }
 
     /// A copy of `values`.
     public init(_ values: [Element]) {
         count = values.count
-        let bytes = Swift.max(count, 1) * MemoryLayout<Element>.stride
-        base = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64).bindMemory(to: Element.self,
-                                                                                            capacity: Swift.max(count, 1))
+        base = Self.allocate(count)
         values.withUnsafeBufferPointer { if let from = $0.baseAddress { base.initialize(from: from, count: count) } }
     }
 
     deinit { UnsafeMutableRawPointer(base).deallocate() }
+
+    /// Room for `count` elements (at least one byte's worth), 64-byte aligned: a cache line, and any vector load.
+    private static func allocate(_ count: Int) -> UnsafeMutablePointer<Element> {
+        let capacity = Swift.max(count, 1)
+        return UnsafeMutableRawPointer.allocate(byteCount: capacity * MemoryLayout<Element>.stride, alignment: 64)
+            .bindMemory(to: Element.self, capacity: capacity)
+    }
 
     public subscript(index: Int) -> Element {
         get {
