@@ -114,8 +114,42 @@ final class StepJob: ParallelTask {
         }
     }
 
+    @inline(__always) private func workItem(_ item: Int) -> WorkItem {
+        items?[item] ?? WorkItem.chunk(item, of: tensors![0].count)
+    }
+
+    /// Consecutive items on one thread. An update whose kernel returns nothing (every algorithm but AdaFix, whose
+    /// ||dx||^2 is summed per item) runs adjacent chunks of one tensor as one pass: the same elements through the
+    /// same vector code, so the same bits, without a kernel call per 8192 elements.
+    func run(items range: Range<Int>) {
+        var i = range.lowerBound
+        while i < range.upperBound {
+            let w = workItem(i)
+            guard phase == .update, w.end > 0, let g = grads![w.first],
+                  let c = coefficients?[coefficientIndex![w.first]], !c.sumsPerElement else {
+                run(item: i)
+                i += 1
+                continue
+            }
+            var next = i + 1, end = w.end
+            while next < range.upperBound {
+                let x = workItem(next)
+                guard x.end > 0, x.first == w.first, x.start == end else { break }
+                end = x.end
+                next += 1
+            }
+            let tensor = tensors![w.first]
+            partials[i] = perform(.update, tensor, g, w.start..<end, kernels, coefficients: c,
+                                  key: tensorRoundingKey(tensor, seed: roundingSeed, step: tensorSteps![w.first] &+ 1,
+                                                         index: w.first),
+                                  other: nil, threshold: 0, segment: nil, prefetch: prefetch)
+            for k in (i + 1)..<next { partials[k] = 0 }
+            i = next
+        }
+    }
+
     func run(item: Int) {
-        let w = items?[item] ?? WorkItem.chunk(item, of: tensors![0].count)
+        let w = workItem(item)
         var total = 0.0
         for index in w.first..<w.last {
             let segment = phase == .updateWithStats ? segments + segmentStart[item] + (index - w.first) : nil

@@ -42,6 +42,16 @@ enum GroupCoefficients {
         self = inDouble ? .float64(Coefficients(c, step: step, updateV: updateV, gradScale: gradScale))
             : .float32(Coefficients(c, step: step, updateV: updateV, gradScale: gradScale))
     }
+
+    /// Whether the update returns a sum over its elements (AdaFix's ||dx||^2), which is added per work item in a
+    /// fixed order; every other update returns 0 and may run any span of elements in one pass.
+    var sumsPerElement: Bool {
+        switch self {
+        case let .float32(.adam(_, v)): return v.trackStep
+        case let .float64(.adam(_, v)): return v.trackStep
+        default: return false
+        }
+    }
 }
 
 struct Tensor {
