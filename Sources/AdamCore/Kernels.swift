@@ -30,14 +30,6 @@ import Darwin
     }
 }
 
-/// Whether a step over `elements` elements in all runs its loops with software prefetch (`VectorStreams.prefetch`):
-/// when its buffers cannot stay in cache between steps (4M elements: 64 MiB of fp32 Adam buffers, twice the 32 MiB
-/// L3 of a Zen 4 or Zen 5). There the hardware prefetcher alone left one core 10-18% short of what a prefetching
-/// loop streams (Zen 5, fp32 Adam at 16M and 64M elements); in cache the prefetches only cost load slots (1M
-/// elements, L3-resident: about 10%). A constant: the cache size a VM reports can be any number (this Zen 5 VM's
-/// sysconf says 384 MiB of L3).
-func prefetchesAhead(elements: Int) -> Bool { elements >= 1 << 22 }
-
 /// How far ahead the loops prefetch, in elements: the same for every stream of a loop, so 2 KiB of a 32-bit
 /// stream (1 KiB of a 16-bit one, 4 KiB of float64). 1 and 4 KiB measured about the same at 16M; 2 KiB best.
 @usableFromInline package let prefetchElements = 512
@@ -78,6 +70,13 @@ func store<T: KernelScalar>(_ p: UnsafeMutablePointer<T>, _ i: Int, _ v: T.Vecto
     /// Prefetches element i + prefetchElements of every stream the loop reads (param, grad, the first `states`
     /// slots, and whatever else these streams read).
     func prefetch(_ i: Int, states: Int)
+    /// Elements (fewer than a vector) to run through `tail` first so that the vectors after them are 64-byte
+    /// aligned (a cache line: an unaligned 64-byte access touches two); 0 where that cannot help.
+    func alignmentPeel() -> Int
+}
+
+extension VectorStreams {
+    @inlinable @inline(__always) package func alignmentPeel() -> Int { 0 }
 }
 
 extension Streams: VectorStreams {
@@ -96,6 +95,16 @@ extension Streams: VectorStreams {
         if states > 0 { adamcore_shim_prefetch(s0 + ahead) }
         if states > 1 { adamcore_shim_prefetch(s1 + ahead) }
         if states > 2 { adamcore_shim_prefetch(s2 + ahead) }
+    }
+
+    /// Aligns the first state slot (the parameter when there is none: absent slots point at it). numpy places every
+    /// array of 16K elements or more 16 bytes past a page, as glibc's large allocations do, so a stateless call's
+    /// buffers usually share one offset and all become aligned; library-owned state is aligned already.
+    @inlinable @inline(__always)
+    package func alignmentPeel() -> Int {
+        let offset = Int(bitPattern: UnsafeRawPointer(s0)) & 63
+        guard offset % MemoryLayout<T>.stride == 0 else { return 0 }
+        return ((64 &- offset) & 63) / MemoryLayout<T>.stride
     }
 
     @inlinable @inline(__always)
@@ -121,16 +130,25 @@ extension Streams: VectorStreams {
 /// loop, and the loop prefetches when the streams' prefetchAhead says so). `validLanes` is the lane count except in
 /// the tail, where only the first `validLanes` lanes are real.
 /// The last partial vector goes through the same body on zero-padded copies (`VectorStreams.tail`); only its first
-/// lanes are copied back (param, unless `readOnly`, and the first `states` state slots) and summed.
+/// lanes are copied back (param, unless `readOnly`, and the first `states` state slots) and summed. The plain loop
+/// (no sum, no statistics: nothing depends on which elements share a vector) first runs the few elements before
+/// the next cache-line boundary the same way (`alignmentPeel`), so its vectors never straddle lines.
 @inlinable @inline(__always)
 func forEachVector<S: VectorStreams, P: ArithmeticPolicy>(
     _: P.Type, _ s: S, count n: Int, states: Int, readOnly: Bool = false, accumulate: Bool = false,
     largeBody: Bool = false, _ body: (S, Int, Int) -> S.Scalar.Vector
 ) -> Double {
     let lanes = S.Scalar.Vector.scalarCount
-    let fullEnd = n &- n % lanes
     var total = 0.0
     var i = 0
+    if !accumulate && !largeBody && n > lanes {
+        let peel = Swift.min(s.alignmentPeel(), n)
+        if peel > 0 {
+            s.tail(from: 0, count: peel, states: states, readOnly: readOnly) { t in _ = body(t, 0, peel) }
+            i = peel
+        }
+    }
+    let fullEnd = n &- (n &- i) % lanes
     // Prefetch when the streams ask for it, with one loop-invariant test per vector. Inline in the plain loop of the
     // plain kernels; where the body is large (`largeBody`: the statistics kernels) and in the summing loop, through
     // one call: inline there too, the prefetches made the kernels too large for the inliner, which then outlined

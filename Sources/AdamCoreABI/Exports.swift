@@ -15,8 +15,10 @@ import Glibc
 
 // MARK: - Kernel choice
 
-/// Every kernel set this CPU can run, best last; each is built only after its cpuid check, made here in baseline
-/// code. ADAMCORE_ISA (baseline, avx2_fma, avx512) in the environment caps the first choice.
+/// Every kernel set this CPU can run, widest last; each is built only after its cpuid check, made here in baseline
+/// code. The first choice is the CPU's preferred tier (CPUTuning: AVX2 where 512-bit operations are
+/// double-pumped); ADAMCORE_ISA (baseline, avx2_fma, avx512) in the environment chooses instead, capped at what the
+/// CPU runs.
 let runnableKernels: [KernelSet] = {
     var sets: [KernelSet] = [.baseline]
     #if arch(x86_64)
@@ -30,7 +32,8 @@ let runnableKernels: [KernelSet] = {
 let selectedKernels = Atomic<Int>(initialKernelIndex())
 
 func initialKernelIndex() -> Int {
-    let best = runnableKernels.count - 1
+    let widest = runnableKernels.count - 1
+    let best = runnableKernels[widest].isa == ADAMCORE_ISA_AVX512 && !CPUTuning.current.prefersAVX512 ? widest - 1 : widest
     guard let raw = getenv("ADAMCORE_ISA") else { return best }
     let names: [String: adamcore_isa] = ["baseline": ADAMCORE_ISA_BASELINE, "avx2_fma": ADAMCORE_ISA_AVX2_FMA,
                                          "avx2": ADAMCORE_ISA_AVX2_FMA, "avx512": ADAMCORE_ISA_AVX512]

@@ -272,9 +272,25 @@ static inline int adamcore_shim_cpu_has_avx512(void) {
     const unsigned f = 1u << 16, dq = 1u << 17, cd = 1u << 28, bw = 1u << 30, vl = 1u << 31;
     return (b & (f | dq | cd | bw | vl)) == (f | dq | cd | bw | vl);
 }
+/* The CPU's vendor (1 AMD, 2 Intel, 0 other) and its display family and model, as the vendors' manuals define them
+ * (family = base + extended when the base is 15; model extended for families 6 and >= 15): the tuning table's key. */
+static inline void adamcore_shim_cpu_signature(int *_Nonnull vendor, int *_Nonnull family, int *_Nonnull model) {
+    unsigned a, b, c, d;
+    *vendor = 0; *family = 0; *model = 0;
+    if (!__get_cpuid(0, &a, &b, &c, &d)) return;
+    if (b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u) *vendor = 1;      /* "AuthenticAMD" */
+    else if (b == 0x756e6547u && d == 0x49656e69u && c == 0x6c65746eu) *vendor = 2; /* "GenuineIntel" */
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return;
+    unsigned base = (a >> 8) & 0xf, extended = (a >> 20) & 0xff, low = (a >> 4) & 0xf, high = (a >> 16) & 0xf;
+    *family = (int)(base == 0xf ? base + extended : base);
+    *model = (int)(base == 0xf || base == 6 ? (high << 4) | low : low);
+}
 #else
 static inline int adamcore_shim_cpu_has_avx2_fma(void) { return 0; }
 static inline int adamcore_shim_cpu_has_avx512(void) { return 0; }
+static inline void adamcore_shim_cpu_signature(int *_Nonnull vendor, int *_Nonnull family, int *_Nonnull model) {
+    *vendor = 0; *family = 0; *model = 0;
+}
 #endif
 
 #include <unistd.h>

@@ -64,17 +64,18 @@ struct RunResult: Equatable {
 /// Runs `steps` stateless steps of `config` on T buffers with kernel set `kernels`.
 /// `chunk`: take each step as calls of `chunk` elements each (not AdaFix, whose decision is over the whole tensor).
 func runKernel<T: Steppable>(_ config: Config, _ problem: Problem, steps: Int, as _: T.Type,
-                             kernels: KernelSet = .baseline, chunk: Int? = nil) throws -> RunResult {
+                             kernels: KernelSet = .baseline, chunk: Int? = nil,
+                             offsets: [Int] = [0, 0, 0, 0, 0]) throws -> RunResult {
     let total = problem.count
     precondition(chunk == nil || config.algorithm != .adafix)
-    let p = OwnedBuffer<T>(problem.start(as: T.self))
+    let p = OwnedBuffer<T>(problem.start(as: T.self), offset: offsets[0])
     let slots = try config.stateSlots().count
     let initialState = config.algorithm == .adagrad ? config.raw.initial_accumulator_value : 0
-    let state = (0..<3).map { _ in OwnedBuffer<T>(Array(repeating: initialState, count: total)) }
+    let state = (0..<3).map { OwnedBuffer<T>(Array(repeating: initialState, count: total), offset: offsets[2 + $0]) }
     let c = config.raw
     var lipschitz = 0.0
     for t in 1...steps {
-        let g = OwnedBuffer<T>(problem.gradient(t, as: T.self))
+        let g = OwnedBuffer<T>(problem.gradient(t, as: T.self), offset: offsets[1])
         let next = OwnedBuffer<T>(Array(repeating: 0, count: total))
         // Raw pointers do not keep their object alive: pin the gradients until the step has run.
         try withExtendedLifetime((g, next)) {
@@ -254,12 +255,14 @@ let configurations: [(String, Config)] = {
 /// object alive across that call (withExtendedLifetime, or a later use).
 final class OwnedBuffer<T: BinaryFloatingPoint> {
     let buffer: UnsafeMutableBufferPointer<T>
-    init(_ values: [Double]) {
-        let storage = UnsafeMutableBufferPointer<T>.allocate(capacity: Swift.max(values.count, 1))
+    private let storage: UnsafeMutableBufferPointer<T>
+    /// `offset`: the values start that many elements into the allocation (to place them at any alignment).
+    init(_ values: [Double], offset: Int = 0) {
+        storage = UnsafeMutableBufferPointer<T>.allocate(capacity: Swift.max(values.count + offset, 1))
         storage.initialize(repeating: 0)
-        for (i, v) in values.enumerated() { storage[i] = T(v) }
-        buffer = UnsafeMutableBufferPointer(rebasing: storage[0..<values.count])
+        for (i, v) in values.enumerated() { storage[offset + i] = T(v) }
+        buffer = UnsafeMutableBufferPointer(rebasing: storage[offset..<offset + values.count])
     }
     var values: [Double] { buffer.map { Double($0) } }
-    deinit { buffer.baseAddress.map { $0.deallocate() } }
+    deinit { storage.deallocate() }
 }

@@ -108,6 +108,34 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// The plain loops first run the elements before the next cache-line boundary through the tail's code
+    /// (`alignmentPeel`): buffers at every alignment, and at different alignments from each other (param, grad and
+    /// the three state slots each at its own offset: the peel aligns one of them), give the bits of the aligned
+    /// run, for every configuration and tier, both dtypes, sizes around one vector and a few hundred vectors, over
+    /// several steps.
+    func testEveryAlignmentGivesTheSameBits() throws {
+        let sizes = [1, 15, 16, 17, 33, 1000, 4099]
+        for (name, config) in configurations {
+            for kernels in availableKernelSets {
+                for n in sizes {
+                    let problem = Problem(count: n, seed: UInt64(n))
+                    func bits(_ r: RunResult) -> [[UInt64]] { ([r.param] + r.state).map { $0.map(\.bitPattern) } }
+                    let aligned32 = bits(try runKernel(config, problem, steps: 3, as: Float.self, kernels: kernels))
+                    let aligned64 = bits(try runKernel(config, problem, steps: 3, as: Double.self, kernels: kernels))
+                    for shift in 1..<16 {
+                        let offsets = (0..<5).map { (shift * (2 * $0 + 1)) % 16 }
+                        XCTAssertEqual(bits(try runKernel(config, problem, steps: 3, as: Float.self, kernels: kernels,
+                                                          offsets: offsets)), aligned32,
+                                       "\(name) [\(isaName(kernels))] f32 n=\(n) offsets \(offsets)")
+                        XCTAssertEqual(bits(try runKernel(config, problem, steps: 3, as: Double.self, kernels: kernels,
+                                                          offsets: offsets.map { $0 % 8 })), aligned64,
+                                       "\(name) [\(isaName(kernels))] f64 n=\(n) offsets \(offsets)")
+                    }
+                }
+            }
+        }
+    }
+
     /// A step over enough elements to stream from memory runs its loops with software prefetch: the same bits as
     /// the loops without it. A 4M-element stateless step (which prefetches) against the same steps taken in calls of
     /// 8192 elements (which do not; every element's update is its own): one configuration per loop shape and
@@ -116,6 +144,9 @@ final class KernelTests: XCTestCase {
     /// directly with and without prefetch: the same buffers, sums and statistics, bit for bit.
     func testPrefetchingLoopsGiveTheSameBits() throws {
         let n = 1 << 22
+        // Whether this CPU's row prefetches or not, force it on for the whole-tensor runs.
+        prefetchOverride.store(2, ordering: .relaxed)
+        defer { prefetchOverride.store(0, ordering: .relaxed) }
         XCTAssertTrue(prefetchesAhead(elements: n))
         XCTAssertFalse(prefetchesAhead(elements: chunkElements))
         let problem = Problem(count: n, seed: 11)

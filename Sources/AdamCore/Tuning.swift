@@ -1,0 +1,86 @@
+import CAdamCore
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// How steps run on this CPU: the choices that change speed and never a bit of any result. This file is the one
+// place that makes them; every figure behind the table is in docs/PERFORMANCE.md under the CPU it was measured on.
+//
+// 1. The work split is not tuned: each thread streams one contiguous range of every buffer and steals from the
+//    others' ends when it finishes early (WorkerPool). That is right on every CPU measured, so it is not a choice.
+// 2. The kernel tier: the widest the CPU runs, except where its 512-bit operations are double-pumped (two 256-bit
+//    halves: Zen 4). There the AVX-512 tier brought nothing in cache and lost 4-30% from L3 and DRAM against the
+//    AVX2 tier; both tiers give the same bits, so the choice is free.
+// 3. Software prefetch in loops that stream from DRAM (steps of >= 4M elements): only where it was measured to
+//    help. Zen 5: +10-18% from DRAM (one core's hardware prefetcher kept too few lines in flight). Zen 4: -35%
+//    (its hardware prefetchers already keep the streams in flight; the extra prefetches only queue behind them).
+//    Unmeasured CPUs leave it to the hardware.
+//
+// | CPU (cpuid vendor, family, model)                  | tier             | prefetch | measured                  |
+// |----------------------------------------------------|------------------|----------|---------------------------|
+// | AMD family 0x19, models 0x10-0x1f, 0x60-0x7f, 0xa0-0xaf (Zen 4) | AVX2+FMA | off | Zen 4 EPYC, 2026-12-07 |
+// | AMD family 0x19, other models (Zen 3: no AVX-512)  | AVX2+FMA         | off      | not measured for prefetch |
+// | AMD family 0x1a (Zen 5)                            | AVX-512          | on       | Zen 5 EPYC, 2026-12-05    |
+// | every other CPU                                    | widest it runs   | off      | not measured              |
+//
+// The environment fixes either choice for one process: ADAMCORE_ISA=baseline|avx2_fma|avx512 (the C library's
+// tier; read in AdamCoreABI) and ADAMCORE_PREFETCH=0|1.
+
+/// This CPU's row of the table above.
+package struct CPUTuning: Sendable {
+    /// What the table calls this CPU ("Zen 4", ...), for reports.
+    package let name: String
+    /// cpuid's vendor (1 AMD, 2 Intel, 0 other), display family and model.
+    package let vendor: Int, family: Int, model: Int
+    /// Whether the AVX-512 tier is preferred when the CPU runs it (false: AVX2+FMA is used by default).
+    package let prefersAVX512: Bool
+    /// Whether loops that stream from DRAM prefetch ahead (by the table; ADAMCORE_PREFETCH overrides it).
+    package let prefetchFromDRAM: Bool
+
+    package static let current = CPUTuning()
+
+    private init() {
+        var v: Int32 = 0, f: Int32 = 0, m: Int32 = 0
+        adamcore_shim_cpu_signature(&v, &f, &m)
+        vendor = Int(v); family = Int(f); model = Int(m)
+        switch (vendor, family) {
+        case (1, 0x19) where (0x10...0x1f).contains(model) || (0x60...0x7f).contains(model) || (0xa0...0xaf).contains(model):
+            (name, prefersAVX512, prefetchFromDRAM) = ("Zen 4", false, false)
+        case (1, 0x19):
+            (name, prefersAVX512, prefetchFromDRAM) = ("Zen 3", false, false)
+        case (1, 0x1a):
+            (name, prefersAVX512, prefetchFromDRAM) = ("Zen 5", true, true)
+        default:
+            (name, prefersAVX512, prefetchFromDRAM) = ("unlisted CPU", true, false)
+        }
+    }
+}
+
+/// Whether steps prefetch from DRAM in this process: ADAMCORE_PREFETCH=0|1, else the table.
+let prefetchFromEnvironment: Bool? = {
+    guard let raw = getenv("ADAMCORE_PREFETCH") else { return nil }
+    switch String(cString: raw) {
+    case "0": return false
+    case "1": return true
+    default: return nil
+    }
+}()
+
+/// Tests force prefetch on or off (0: as configured, 1: off, 2: on) to check that it never changes a bit.
+package let prefetchOverride = Atomic<Int>(0)
+
+/// Whether a step over `elements` elements in all runs its loops with software prefetch (`VectorStreams.prefetch`):
+/// when the CPU's row says so and its buffers cannot stay in cache between steps (4M elements: 64 MiB of fp32 Adam
+/// buffers, twice the 32 MiB L3 of a Zen 4 or Zen 5; in cache, prefetches only cost load slots). A constant, not
+/// the cache size a VM reports, which can be any number (a Zen 5 VM's sysconf said 384 MiB of L3).
+package func prefetchesAhead(elements: Int) -> Bool {
+    guard elements >= 1 << 22 else { return false }
+    switch prefetchOverride.load(ordering: .relaxed) {
+    case 1: return false
+    case 2: return true
+    default: return prefetchFromEnvironment ?? CPUTuning.current.prefetchFromDRAM
+    }
+}
