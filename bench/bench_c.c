@@ -5,13 +5,16 @@
  *   - a C reference Adam kernel compiled by gcc -O3 -march=native -fno-math-errno (OpenMP for 2 threads).
  * Each contender runs a fixed number of repetitions per round (sized from one timed adamcore call to the budget),
  * rounds alternate between contenders, and the median round is reported with the min, quartiles, max and every
- * round's time (us_rounds=, so ratios can pair rounds up); a 5 ms pause before each contender lets the previous
+ * round's time (us_rounds=, so ratios can pair rounds up); a 20 ms pause before each contender lets the previous
  * one's spinning threads sleep. bytes_per_element is the update's traffic (28 B fp32 Adam/AdamW, 36 AMSGrad), for
  * GB/s. For the many-tensor layouts the roofline runs over the same bytes as one flat buffer. Output: one line per
  * (algorithm, size, threads, contender) in a simple key=value form that bench/report.py turns into tables.
  * Mixed precision (issue 13): Adam over 16-bit layouts through the optimizer object, beside a roofline kernel that
  * moves the same bytes with the same storage types and the float32 object step (algorithm=adam_<layout>).
- * Usage: bench_c [quick] [mixed]   (mixed: only the mixed-precision layouts)
+ * Bandwidth probe (group=bandwidth): this machine's memory limit out of cache, so each report states it: a copy
+ * (8 B/element), the roofline loop, the roofline loop with software prefetch (as adamcore's large steps do), and
+ * the adamcore step, interleaved (algorithm=bandwidth for the loops, adam for adamcore).
+ * Usage: bench_c [quick] [mixed] [bandwidth]   (mixed, bandwidth: only those groups)
  */
 #include <stdint.h>
 #define _GNU_SOURCE /* madvise, MADV_HUGEPAGE */
@@ -38,6 +41,44 @@ static void roofline(size_t n, float *restrict p, const float *restrict g, float
         v[i] = v[i] + x;
         p[i] = p[i] + x;
     }
+}
+
+/* The roofline loop with a software prefetch of each stream 512 elements (2 KiB) ahead, once per cache line: does
+ * running ahead of the hardware prefetcher raise the limit? The tail (n % 16) runs on one thread. */
+static void roofline_prefetch(size_t n, float *restrict p, const float *restrict g, float *restrict m,
+                              float *restrict v) {
+    enum { AHEAD = 512, LINE = 16 };
+    size_t lines = n / LINE;
+#pragma omp parallel for schedule(static)
+    for (size_t b = 0; b < lines; b++) {
+        size_t i = b * LINE;
+        if (i + AHEAD < n) { /* no address past the buffers */
+            __builtin_prefetch(&p[i + AHEAD], 1, 3);
+            __builtin_prefetch(&g[i + AHEAD], 0, 3);
+            __builtin_prefetch(&m[i + AHEAD], 1, 3);
+            __builtin_prefetch(&v[i + AHEAD], 1, 3);
+        }
+        /* The outlined OpenMP body loses restrict: without this, each line would pay gcc's alias checks. */
+#pragma omp simd
+        for (size_t j = i; j < i + LINE; j++) {
+            float x = g[j];
+            m[j] = m[j] + x;
+            v[j] = v[j] + x;
+            p[j] = p[j] + x;
+        }
+    }
+    for (size_t j = lines * LINE; j < n; j++) {
+        float x = g[j];
+        m[j] = m[j] + x;
+        v[j] = v[j] + x;
+        p[j] = p[j] + x;
+    }
+}
+
+/* Read 4 B, write 4 B per element: the plainest stream (the write-allocate read of b is not counted). */
+static void copy(size_t n, float *restrict b, const float *restrict a) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) b[i] = a[i];
 }
 
 static void c_adam(size_t n, float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
@@ -89,7 +130,7 @@ static float *buffer(size_t n, float value) {
         if (s_) { fprintf(stderr, "%s: %s\n", #call, adamcore_status_name(s_)); exit(1); }                           \
     } while (0)
 
-enum { CONTENDERS = 6, MAX_ROUNDS = 32 };
+enum { CONTENDERS = 7, MAX_ROUNDS = 32 };
 static int rounds = 11;
 
 static int compare_double(const void *a, const void *b) {
@@ -104,9 +145,10 @@ static double quantile(const double *x, int n, double q) {
     return i + 1 < n ? x[i] + (pos - i) * (x[i + 1] - x[i]) : x[n - 1];
 }
 static const char *names[CONTENDERS] = {"adamcore", "adamcore_object", "roofline", "c_gcc", "adamcore_object_stats",
-                                        "adamcore_avx2"};
-/* The tier in use (the best this CPU runs), and whether the AVX2 tier is a second one to compare it with. */
-static int best_isa;
+                                        "adamcore_avx2", "adamcore_avx512"};
+/* The tier in use (the library's choice for this CPU), and whether the CPU also runs AVX-512: when the choice is
+ * AVX2 anyway (Zen 4 splits 512-bit operations in two), adamcore_avx512 is the evidence for it. */
+static int best_isa, runs_avx512;
 
 static const char *isa_name(int isa) {
     return isa == ADAMCORE_ISA_AVX512 ? "AVX-512" : isa == ADAMCORE_ISA_AVX2_FMA ? "AVX2+FMA" : "baseline";
@@ -177,8 +219,11 @@ static void bench(const char *algorithm, size_t tensors, size_t per, int threads
             /* The stateless step again on the AVX2 tier, when a higher one is in use: does that tier pay? */
             if (k == 5 && (tensors > 1 || best_isa != ADAMCORE_ISA_AVX512)) continue;
             if (k == 5) CHECK(adamcore_select_isa(ADAMCORE_ISA_AVX2_FMA));
+            /* And on the AVX-512 tier when the CPU runs it but AVX2 was chosen: would it have paid? */
+            if (k == 6 && (tensors > 1 || best_isa != ADAMCORE_ISA_AVX2_FMA || !runs_avx512)) continue;
+            if (k == 6) CHECK(adamcore_select_isa(ADAMCORE_ISA_AVX512));
             /* Let the previous contender's spinning threads (OpenMP's, the pool's) go to sleep first. */
-            nanosleep(&(struct timespec){0, 5000000}, NULL);
+            nanosleep(&(struct timespec){0, 20000000}, NULL);
             double t0 = now();
             for (size_t r = 0; r < reps; r++) {
                 step++;
@@ -190,6 +235,7 @@ static void bench(const char *algorithm, size_t tensors, size_t per, int threads
                 case 1: CHECK(adamcore_optimizer_step(opt, NULL, tensors)); break;
                 case 4: CHECK(adamcore_optimizer_step(measured, NULL, tensors)); break;
                 case 5:
+                case 6:
                     CHECK(ams ? adamcore_adam_step_f32(&c, step, n, p, g, m, v, vmax)
                               : adamcore_adam_step_f32(&c, step, n, p, g, m, v, NULL));
                     break;
@@ -201,7 +247,7 @@ static void bench(const char *algorithm, size_t tensors, size_t per, int threads
                 }
             }
             times[k][done[k]++] = (now() - t0) / reps;
-            if (k == 5) CHECK(adamcore_select_isa(best_isa));
+            if (k == 5 || k == 6) CHECK(adamcore_select_isa(best_isa));
         }
     }
     for (int k = 0; k < CONTENDERS; k++)
@@ -301,7 +347,7 @@ static void bench_mixed(const mixed_layout *l, size_t n, int threads, double bud
     double times[K][MAX_ROUNDS];
     for (int round = 0; round < rounds; round++) {
         for (int k = 0; k < K; k++) {
-            nanosleep(&(struct timespec){0, 5000000}, NULL);
+            nanosleep(&(struct timespec){0, 20000000}, NULL);
             double t0 = now();
             for (size_t r = 0; r < reps; r++) {
                 if (k == 0) CHECK(adamcore_optimizer_step(opt, NULL, 1));
@@ -319,11 +365,102 @@ static void bench_mixed(const mixed_layout *l, size_t n, int threads, double bud
     free(p); free(g); free(copy); free(fp); free(fg); free(rp); free(rm); free(rv); free(rg); free(rc);
 }
 
+/* The memory limit out of cache: copy, the 28-byte roofline loop with and without software prefetch, and the
+ * adamcore step over the same sizes, interleaved round by round like the other groups. */
+static void bench_bandwidth(size_t n, int threads, double budget) {
+    enum { K = 4 };
+    static const char *bw_names[K] = {"copy", "roofline", "roofline_prefetch", "adamcore"};
+    static const int bw_bytes[K] = {8, 28, 28, 28};
+    /* g is read by all; copy writes cb; both roofline loops share rp, rm, rv (adds only, values stay finite);
+     * adamcore has its own p, m, v (the loops' v would go negative). */
+    float *g = buffer(n, 0.1f), *cb = buffer(n, 0), *rp = buffer(n, 1), *rm = buffer(n, 0), *rv = buffer(n, 0);
+    float *p = buffer(n, 1), *m = buffer(n, 0), *v = buffer(n, 0);
+    adamcore_config c;
+    CHECK(adamcore_config_init(&c, ADAMCORE_ADAM));
+    CHECK(adamcore_set_num_threads(threads));
+    omp_set_num_threads(threads);
+    int64_t step = 0;
+    double once = 0;
+    for (int w = 0; w < 2; w++) {
+        double t0 = now();
+        CHECK(adamcore_adam_step_f32(&c, ++step, n, p, g, m, v, NULL));
+        once = now() - t0;
+    }
+    /* Each loop once too, so no contender's first round starts its OpenMP threads. */
+    copy(n, cb, g);
+    roofline(n, rp, g, rm, rv);
+    roofline_prefetch(n, rp, g, rm, rv);
+    size_t reps = (size_t)(budget / rounds / (once > 1e-7 ? once : 1e-7));
+    if (reps < 1) reps = 1;
+    if (reps > 200000) reps = 200000;
+    double times[K][MAX_ROUNDS];
+    for (int round = 0; round < rounds; round++) {
+        for (int k = 0; k < K; k++) {
+            nanosleep(&(struct timespec){0, 20000000}, NULL);
+            double t0 = now();
+            for (size_t r = 0; r < reps; r++) {
+                switch (k) {
+                case 0: copy(n, cb, g); break;
+                case 1: roofline(n, rp, g, rm, rv); break;
+                case 2: roofline_prefetch(n, rp, g, rm, rv); break;
+                case 3: CHECK(adamcore_adam_step_f32(&c, ++step, n, p, g, m, v, NULL)); break;
+                }
+            }
+            times[k][round] = (now() - t0) / reps;
+        }
+    }
+    for (int k = 0; k < K; k++)
+        report(k == 3 ? "adam" : "bandwidth", "bandwidth", bw_names[k], 1, n, threads, times[k], rounds, reps,
+               bw_bytes[k]);
+    fflush(stdout);
+    free(g); free(cb); free(rp); free(rm); free(rv); free(p); free(m); free(v);
+}
+
+/* AMD's core generation from family and model (as bench_py.py names it), or NULL. */
+static const char *amd_core(int family, int model) {
+    if (family == 23) return model < 0x30 ? "Zen/Zen+" : "Zen 2";
+    if (family == 25)
+        return (model >= 0x10 && model < 0x20) || (model >= 0x60 && model < 0x80) || (model >= 0xa0 && model < 0xb0)
+                   ? "Zen 4" : "Zen 3";
+    if (family == 26) return "Zen 5";
+    return NULL;
+}
+
+/* "# cpu: <model name>, <vendor> family F model M (0xF/0xM)[ = core]" from the first processor in /proc/cpuinfo,
+ * so every table of the report can say which machine it measured. */
+static void print_cpu(void) {
+    char name[256] = "unknown", vendor[64] = "?", line[1024];
+    int family = -1, model = -1;
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f && fgets(line, sizeof line, f)) {
+        if (line[0] == '\n') break; /* the first processor only */
+        char *colon = strchr(line, ':');
+        if (!colon) continue;
+        char *value = colon + 1 + (colon[1] == ' '), *key_end = colon;
+        value[strcspn(value, "\n")] = 0;
+        while (key_end > line && (key_end[-1] == ' ' || key_end[-1] == '\t')) key_end--;
+        *key_end = 0;
+        if (strcmp(line, "model name") == 0) snprintf(name, sizeof name, "%s", value);
+        else if (strcmp(line, "vendor_id") == 0) snprintf(vendor, sizeof vendor, "%s", value);
+        else if (strcmp(line, "cpu family") == 0) family = atoi(value);
+        else if (strcmp(line, "model") == 0) model = atoi(value);
+    }
+    if (f) fclose(f);
+    printf("# cpu: %s, %s", name, vendor);
+    if (family >= 0 && model >= 0) {
+        const char *core = strcmp(vendor, "AuthenticAMD") == 0 ? amd_core(family, model) : NULL;
+        printf(" family %d model %d (0x%x/0x%x)%s%s", family, model, family, model, core ? " = " : "",
+               core ? core : "");
+    }
+    printf("\n");
+}
+
 int main(int argc, char **argv) {
-    int quick = 0, mixed_only = 0;
+    int quick = 0, mixed_only = 0, bandwidth_only = 0;
     for (int a = 1; a < argc; a++) {
         if (strcmp(argv[a], "quick") == 0) quick = 1;
         if (strcmp(argv[a], "mixed") == 0) mixed_only = 1;
+        if (strcmp(argv[a], "bandwidth") == 0) bandwidth_only = 1;
     }
     double budget = quick ? 0.02 : 0.25;
     rounds = quick ? 5 : 11;
@@ -332,8 +469,15 @@ int main(int argc, char **argv) {
     size_t sizes[] = {4096, 65536, 1 << 20, 1 << 24, 1 << 26};
     int nsizes = quick ? 3 : 5;
     best_isa = adamcore_active_isa();
+    /* Does the CPU (and build) run AVX-512 though the library chose less? Try it, then put the choice back. */
+    runs_avx512 = adamcore_select_isa(ADAMCORE_ISA_AVX512) == 0;
+    CHECK(adamcore_select_isa(best_isa));
+    print_cpu();
     printf("# adamcore %s, kernels %s, %d CPUs available\n", adamcore_version_string(), isa_name(best_isa),
            omp_get_num_procs());
+    if (runs_avx512 && best_isa == ADAMCORE_ISA_AVX2_FMA)
+        printf("# C kernels: AVX2+FMA chosen though this CPU runs AVX-512; adamcore_avx512 is the stateless step on "
+               "the AVX-512 tier\n");
     printf("# C rounds: %d interleaved per figure, median reported (spread: min, quartiles, max); budget %g s per "
            "contender and size\n", rounds, budget);
     char mode[128] = "unknown";
@@ -344,11 +488,18 @@ int main(int argc, char **argv) {
     }
     printf("# C buffers >= 4 MiB: %s (transparent huge pages: %s)\n",
            use_thp ? "MADV_HUGEPAGE, as numpy's" : "no huge-page advice (ADAMCORE_BENCH_THP=0)", mode);
-    size_t mixed_sizes[] = {65536, 1 << 24, 1 << 26};
-    for (size_t l = 0; l < sizeof layouts / sizeof layouts[0]; l++)
+    /* The machine's limit first, so the report can state it before the groups it bounds. */
+    size_t bandwidth_sizes[] = {1 << 24, 1 << 26}, quick_bandwidth_sizes[] = {1 << 20};
+    if (!mixed_only || bandwidth_only)
         for (int threads = 1; threads <= 2; threads++)
-            for (int s = 0; s < (quick ? 1 : 3); s++) bench_mixed(&layouts[l], mixed_sizes[s], threads, budget);
-    if (mixed_only) return 0;
+            for (int s = 0; s < (quick ? 1 : 2); s++)
+                bench_bandwidth(quick ? quick_bandwidth_sizes[s] : bandwidth_sizes[s], threads, budget);
+    size_t mixed_sizes[] = {65536, 1 << 24, 1 << 26};
+    if (!bandwidth_only || mixed_only)
+        for (size_t l = 0; l < sizeof layouts / sizeof layouts[0]; l++)
+            for (int threads = 1; threads <= 2; threads++)
+                for (int s = 0; s < (quick ? 1 : 3); s++) bench_mixed(&layouts[l], mixed_sizes[s], threads, budget);
+    if (mixed_only || bandwidth_only) return 0;
     const char *algorithms[] = {"adam", "amsgrad", "adamw"};
     for (int a = 0; a < (quick ? 1 : 3); a++) {
         for (int threads = 1; threads <= 2; threads++) {

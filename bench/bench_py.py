@@ -2,7 +2,7 @@
 adamcore.torch drop-in), numpy, torch.optim.Adam (foreach and fused) and DeepSpeed's CPUAdam, interleaved round by
 round on the same machine, 1 and 2 threads. Prints key=value lines for bench/report.py.
 
-Every figure is the median over interleaved rounds (each contender in turn, a 5 ms pause before each), with the
+Every figure is the median over interleaved rounds (each contender in turn, a 20 ms pause before each), with the
 min, max and quartiles of those rounds and the per-round times themselves (us_rounds=) so the report can show the
 spread and pair rounds up for ratios. bytes_per_element is the traffic of the update (fp32 Adam: read p, g, m, v;
 write p, m, v = 28 B), from which the report computes GB/s.
@@ -480,8 +480,9 @@ def run_group(specs, threads, budget, rounds, group, skip, only=(), cap=None):
             if cap is not None and len(entry.times) >= 2 and entry.spent > cap:
                 continue
             # Let the previous contender's spinning threads (OpenMP, adamcore's pool) go to sleep first, so no
-            # contender runs against another's busy-waiting on these 2 cores.
-            time.sleep(0.005)
+            # contender runs against another's busy-waiting on these 2 cores: torch's OpenMP worker was measured
+            # spinning ~5 ms after each parallel region (CPU time used during a sleep), adamcore's pool ~20 us.
+            time.sleep(0.02)
             try:
                 t0 = time.perf_counter()
                 entry.times.append(entry.round(entry.reps))

@@ -5,6 +5,8 @@ Each figure is the median over interleaved rounds with its min-max, and GB/s fro
 adamcore_py); adamcore.torch against torch.optim.Adam(fused=True) is its own table, with the ratio taken round by
 round (the rounds are interleaved, so each pair ran under the same machine load). Contenders that could not run are
 shown as missing with their reason. Also reads the older one-figure-per-line files (best-of-7, no spread).
+The C bandwidth probe (group=bandwidth) comes first: this machine's memory limit, with adamcore against the best
+28-byte loop. Every table names the CPU of its side's run (bench_c's '# cpu:' line, bench_py's '# machine: cpu:').
 
 Usage: report.py RESULTS... [--png FILE] [--markdown FILE]
 """
@@ -96,8 +98,9 @@ def ratio_text(r):
     return f"{med:.2f}x" + (f" ({lo:.2f}–{hi:.2f})" if lo is not None else "")
 
 
-ORDER = ["adamcore", "adamcore_avx2", "adamcore_object", "adamcore_object_stats", "roofline", "c_gcc", "adamcore_py",
-         "adamcore_py_stateless", "adamcore_torch", "numpy", "torch_foreach", "torch_fused", "deepspeed"]
+ORDER = ["adamcore", "adamcore_avx2", "adamcore_avx512", "adamcore_object", "adamcore_object_stats", "roofline",
+         "c_gcc", "adamcore_py", "adamcore_py_stateless", "adamcore_torch", "numpy", "torch_foreach", "torch_fused",
+         "deepspeed"]
 BASE = {"c": "adamcore", "py": "adamcore_py"}
 
 
@@ -110,12 +113,28 @@ def footnotes(missing_rows):
 
 
 def roofline_for(rows):
-    """(algorithm, tensors, elements, threads) -> the C roofline row."""
+    """(algorithm, tensors, elements, threads) -> the C roofline row of the size sweep."""
     return {(r["algorithm"], r["tensors"], r["elements"], r["threads"]): r for r in rows
-            if r["side"] == "c" and r["contender"] == "roofline"}
+            if r["side"] == "c" and r["contender"] == "roofline" and r["group"] == "sizes"}
 
 
-def tables(rows, missing):
+def cpus(notes):
+    """side -> the CPU its run measured ('' when its file has no CPU line), distinct lines joined."""
+    found = {"c": [], "py": []}
+    for note in notes:
+        for side, prefix in (("c", "# cpu:"), ("py", "# machine: cpu:")):
+            if note.startswith(prefix):
+                text = note[len(prefix):].strip()
+                if text not in found[side]:
+                    found[side].append(text)
+    return {side: "; ".join(texts) for side, texts in found.items()}
+
+
+def on(cpu):
+    return f"; CPU: {cpu}" if cpu else ""
+
+
+def tables(rows, missing, cpu):
     out = []
     roof = roofline_for(rows)
     groups = collections.OrderedDict()
@@ -136,7 +155,7 @@ def tables(rows, missing):
         out.append(f"\n{title}, fp32 {algorithm}, {threads} thread{'s' if threads > 1 else ''}: ns per element, "
                    + (f"median (min–max) of {rounds} interleaved rounds" if rounds else "best round")
                    + f"; GB/s at {bytes_per_element(items[0]) if items else 28} B/element; ratio = contender / "
-                   f"{BASE[side]} (> 1 means adamcore is faster)\n")
+                   f"{BASE[side]} (> 1 means adamcore is faster){on(cpu[side])}\n")
         header = contenders + (["roofline (C)"] if with_roof else [])
         out.append("| size | " + " | ".join(header) + " |")
         out.append("|---" * (len(header) + 1) + "|")
@@ -171,7 +190,7 @@ def tables(rows, missing):
     return "\n".join(out)
 
 
-def torch_table(rows, missing):
+def torch_table(rows, missing, cpu):
     """adamcore.torch against torch.optim.Adam(fused=True), layout by layout, from the Python size sweep."""
     py = [r for r in rows if r["side"] == "py" and r["group"] == "sizes" and r["algorithm"] == "adam"]
     lost = [m for m in missing if m["side"] == "py" and m["group"] == "sizes"]
@@ -184,7 +203,8 @@ def torch_table(rows, missing):
     keys = list(dict.fromkeys((r["threads"], size_label(r), r["tensors"], r["elements"]) for r in py + lost))
     out = ["\nadamcore.torch.Adam vs torch.optim.Adam(fused=True), Python, fp32 CPU tensors, grads set once, only "
            "opt.step() timed. us per step: median (min–max) of interleaved rounds; speedup = torch fused time / "
-           "adamcore.torch time, the median (min–max) of the per-round ratios; GB/s at 28 B/element\n",
+           "adamcore.torch time, the median (min–max) of the per-round ratios; GB/s at 28 B/element"
+           f"{on(cpu['py'])}\n",
            "| threads | layout | torch fused us | adamcore.torch us | speedup | adamcore.torch GB/s | "
            "torch fused GB/s | roofline (C) GB/s | other processes' CPUs |",
            "|---|---|---|---|---|---|---|---|---|"]
@@ -204,7 +224,7 @@ def torch_table(rows, missing):
     return "\n".join(out)
 
 
-def pertensor_tables(rows, missing):
+def pertensor_tables(rows, missing, cpu):
     pt = [r for r in rows if r["side"] == "py" and r["group"] == "pertensor"]
     lost = [m for m in missing if m["side"] == "py" and m["group"] == "pertensor"]
     if not pt and not lost:
@@ -213,7 +233,7 @@ def pertensor_tables(rows, missing):
     threads_list = sorted({r["threads"] for r in pt + lost})
     out = ["\nPer-tensor overhead, Python (1000x64 and 1x64000 interleaved in the same rounds): "
            "(t[1000x64] − t[1x64000]) / 1000, i.e. the step's cost per extra tensor beyond the same elements in one "
-           "tensor; median (min–max) over the per-round differences\n",
+           f"tensor; median (min–max) over the per-round differences{on(cpu['py'])}\n",
            "| threads | contender | 1000x64 us | 1x64000 us | overhead per tensor, ns |",
            "|---|---|---|---|---|"]
     for threads in threads_list:
@@ -235,7 +255,7 @@ def pertensor_tables(rows, missing):
     out += ["\nGradient objects, Python, 1000x64, only opt.step() timed (each step timed alone after an untimed "
             "gradient update): 'in place' rewrites the same .grad tensors (zero_grad(set_to_none=False) + backward), "
             "'new' assigns new tensors after setting .grad to None (zero_grad(set_to_none=True) + backward); "
-            "us per step, median (min–max); new / in place per round\n",
+            f"us per step, median (min–max); new / in place per round{on(cpu['py'])}\n",
             "| threads | optimizer | grads set once | in place | new tensors | new / in place |",
             "|---|---|---|---|---|---|"]
     for threads in threads_list:
@@ -255,7 +275,7 @@ def pertensor_tables(rows, missing):
     return "\n".join(out)
 
 
-def mixed_tables(rows, missing):
+def mixed_tables(rows, missing, cpu):
     """Mixed precision (issue 13). C: each layout's object step beside the roofline of the same bytes and the
     float32 object step, ratios of times taken round by round. Python: bf16 parameters through every face, against
     torch's fused step in its own layout (bf16 state) and DeepSpeed's CPUAdam (float32 state)."""
@@ -268,7 +288,7 @@ def mixed_tables(rows, missing):
     layouts = list(dict.fromkeys(r["algorithm"] for r in mixed if r["side"] == "c"))
     if layouts:
         out += ["\nMixed precision, C (optimizer object, Adam): ns per element (GB/s); time / roofline's and time / "
-                "the float32 object step's, median (min–max) over paired rounds\n",
+                f"the float32 object step's, median (min–max) over paired rounds{on(cpu['c'])}\n",
                 "| layout | B/elem | size | threads | adamcore | roofline, same bytes | / roofline | float32 step | / float32 |",
                 "|---|---|---|---|---|---|---|---|---|"]
         for layout in layouts:
@@ -289,7 +309,7 @@ def mixed_tables(rows, missing):
     if py or lost:
         out += ["\nMixed precision, Python, bf16 parameters and gradients (Adam): ns per element (B/elem); speedup = "
                 "torch fused's time / this one's (torch keeps bf16 state), and DeepSpeed CPUAdam's / this one's "
-                "(float32 state both), per paired round\n",
+                f"(float32 state both), per paired round{on(cpu['py'])}\n",
                 "| size | threads | contender | B/elem | ns/element | vs torch fused bf16 | vs DeepSpeed |",
                 "|---|---|---|---|---|---|---|"]
         for threads in (1, 2):
@@ -307,6 +327,58 @@ def mixed_tables(rows, missing):
                     vs_ds = ratio_text(paired(ds_row, r)) if ds_row and name.startswith("adamcore") else ""
                     out.append(f"| {size_label(r)} | {threads} | {name} | {bytes_per_element(r)} | {spread(r)} | "
                                f"{vs_torch} | {vs_ds} |")
+    return "\n".join(out)
+
+
+BANDWIDTH = ["copy", "roofline", "roofline_prefetch", "adamcore"]
+
+
+def best_loop_ratio(loops, mine):
+    """Best 28-byte loop's time / adamcore's, per interleaved round (the faster loop of each round): (median, min,
+    max), or from the medians for rows without rounds."""
+    rounds = [r.get("us_rounds") for r in loops]
+    if all(rounds) and mine.get("us_rounds"):
+        ratios = sorted(min(ts) / m for *ts, m in zip(*rounds, mine["us_rounds"]) if m > 0)
+        if ratios:
+            return statistics.median(ratios), ratios[0], ratios[-1]
+    return min(r["us_per_call"] for r in loops) / mine["us_per_call"], None, None
+
+
+def bandwidth_table(rows, cpu):
+    """The C bandwidth probe: this machine's memory limit out of cache, and adamcore's step against it."""
+    bw = [r for r in rows if r["side"] == "c" and r["group"] == "bandwidth"]
+    if not bw:
+        return ""
+    by = {(r["elements"], r["threads"], r["contender"]): r for r in bw}
+    rounds = max(r.get("rounds", 0) for r in bw)
+    out = [f"\nMemory bandwidth probe (C){on(cpu['c'])}. ns per element, median (min–max) of {rounds} interleaved "
+           "rounds, and GB/s at the bytes each moves: copy 8 B/element (b = a; the write-allocate read of b is not "
+           "counted), the 28-byte loops and adamcore's fp32 Adam step 28 B (read p, g, m, v; write p, m, v). "
+           "roofline_prefetch is the roofline loop with a software prefetch of each stream 2 KiB ahead. adamcore / "
+           "best 28-byte loop = the faster loop's time / adamcore's, per round (≥ 1: adamcore runs at this "
+           "machine's limit)\n",
+           "| size | threads | " + " | ".join(BANDWIDTH) + " | adamcore / best 28-byte loop |",
+           "|---" * (len(BANDWIDTH) + 3) + "|"]
+    limits = []
+    for n in sorted({r["elements"] for r in bw}):
+        for threads in sorted({r["threads"] for r in bw if r["elements"] == n}):
+            found = [by.get((n, threads, c)) for c in BANDWIDTH]
+            cells = [f"{spread(r)}, {gbps(r):.1f} GB/s" if r else "" for r in found]
+            loops, mine = [r for r in found[1:3] if r], found[3]
+            cells.append(ratio_text(best_loop_ratio(loops, mine)) if loops and mine else "")
+            size = size_label(next(r for r in found if r))
+            out.append(f"| {size} | {threads} | " + " | ".join(cells) + " |")
+            if loops:
+                best = min(loops, key=lambda r: r["ns_per_element"])
+                limits.append((n, threads, size, found[0], best))
+    largest = max(n for n, *_ in limits) if limits else None
+    stated = [f"{threads} thread{'s' if threads > 1 else ''}: {gbps(best):.1f} GB/s ({best['contender']})"
+              + (f", copy {gbps(c):.1f} GB/s" if c else "")
+              for n, threads, size, c, best in limits if n == largest]
+    if stated:
+        # The footprint says whether the size is out of cache (quick runs probe 1M: 16 MiB, L3-resident on many CPUs).
+        out.append(f"\nThis machine's limit for a 28-byte update at {size_label({'elements': largest, 'tensors': 1})}"
+                   f" (p, g, m, v: {16 * largest / 2 ** 20:.0f} MiB): " + "; ".join(stated) + ".")
     return "\n".join(out)
 
 
@@ -350,8 +422,11 @@ def main():
     rows, notes, missing = read(args.results)
     if not rows and not missing:
         raise SystemExit("no results")
-    parts = ["\n".join(notes), tables(rows, missing), torch_table(rows, missing), pertensor_tables(rows, missing),
-             mixed_tables(rows, missing)]
+    cpu = cpus(notes)
+    # The CPU first, so the report's header names the machine before anything else.
+    notes = [n for n in notes if n.startswith("# cpu:")] + [n for n in notes if not n.startswith("# cpu:")]
+    parts = ["\n".join(notes), bandwidth_table(rows, cpu), tables(rows, missing, cpu), torch_table(rows, missing, cpu),
+             pertensor_tables(rows, missing, cpu), mixed_tables(rows, missing, cpu)]
     text = "\n".join(p for p in parts if p) + "\n"
     print(text)
     if args.markdown:
