@@ -45,10 +45,18 @@ def _numpy_dtype(dtype):
     return np.dtype(dtype)
 
 
-def _hyperparameters(group: Dict[str, Any]) -> List[Any]:
-    """What a step compares with what it last gave the core: any edit of a group (item assignment, update, |=,
-    pop, setdefault, ...) shows as a difference here, with no need to intercept each way of making it."""
-    return [(k, v) for k, v in group.items() if k != "params"]
+def _hyperparameters(group: Dict[str, Any]) -> Dict[str, Any]:
+    """What a step compares with what it last gave the core (`_unchanged`): a shallow copy, so that any edit of a
+    group (item assignment, update, |=, pop, setdefault, ...) shows as a difference, with no need to intercept each
+    way of making it. Compared as dicts, in C: a step's check costs ~0.1 us where a rebuilt list cost ~1 us."""
+    return dict(group)
+
+
+def _unchanged(group: Dict[str, Any], pushed: Dict[str, Any]) -> bool:
+    try:
+        return group == pushed   # values that are the same object compare equal without calling __eq__
+    except Exception:            # a value whose == is not a bool (an array put in a group): treat as changed
+        return False
 
 
 class Optimizer:
@@ -78,7 +86,7 @@ class Optimizer:
         if not isinstance(groups[0], dict):
             groups = [{"params": groups}]
         self.param_groups: List[Dict[str, Any]] = []
-        self._pushed: List[List[Any]] = []  # per group: _hyperparameters() as the core has them
+        self._pushed: List[Dict[str, Any]] = []  # per group: _hyperparameters() as the core has them
         self.state: Dict[int, Dict[str, Any]] = {}
         self._params: List[Any] = []
         self._core: Optional[_core.Optimizer] = None
@@ -144,10 +152,9 @@ class Optimizer:
 
     def _sync(self) -> None:
         for index, group in enumerate(self.param_groups):
-            values = _hyperparameters(group)
-            if values != self._pushed[index]:
+            if not _unchanged(group, self._pushed[index]):
                 self._core.set_config(index, self._config(group))
-                self._pushed[index] = values
+                self._pushed[index] = _hyperparameters(group)
 
     # -- stepping -----------------------------------------------------------------------------------------------
     def step(self, grads: Sequence[Any], *, grad_scale: Optional[float] = None, found_inf: bool = False) -> bool:
