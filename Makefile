@@ -143,13 +143,15 @@ test-abi: $(LIB)
 	Tests/abi/check_linkage.sh $(LIB) libadamcore.so.$(SOMAJOR)
 
 # The C test program, compiled against an installed copy (make install into build/) through pkg-config, run on
-# every kernel tier (the best this CPU has, then capped to AVX2 and to the baseline; it also compares the tiers);
+# every kernel tier (the CPU's preferred one, AVX-512, then capped to AVX2 and to the baseline; it also compares the
+# tiers);
 # and a 0.1.0 caller, compiled against 0.1.0's header, run against this library.
 test-c: $(LIB)
 	$(MAKE) --no-print-directory install PREFIX=$(BUILD)/test-install
 	$(CC) $(CFLAGS) -pthread Tests/c/test_abi.c -o $(BUILD)/test_abi \
 		$$(PKG_CONFIG_PATH=$(BUILD)/test-install/lib/pkgconfig pkg-config --cflags --libs adamcore) -lm
 	$(BUILD)/test_abi
+	ADAMCORE_ISA=avx512 $(BUILD)/test_abi
 	ADAMCORE_ISA=avx2_fma $(BUILD)/test_abi
 	ADAMCORE_ISA=baseline $(BUILD)/test_abi
 	$(CC) $(CFLAGS) Tests/c/test_v010_caller.c -o $(BUILD)/test_v010_caller -ITests/fixtures/v0.1.0 \

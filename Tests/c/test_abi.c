@@ -122,6 +122,13 @@ static void test_version_and_statuses(void) {
     if (forced && strcmp(forced, "avx2_fma") == 0) /* a cap: the baseline on a CPU without AVX2 */
         CHECK(isa == ADAMCORE_ISA_AVX2_FMA || (isa == ADAMCORE_ISA_BASELINE && adamcore_select_isa(ADAMCORE_ISA_AVX2_FMA) != 0),
               "ADAMCORE_ISA=avx2_fma honoured");
+    /* Whether this CPU runs the AVX-512 tier (selecting it, then restoring the first choice). */
+    int runs_avx512 = adamcore_select_isa(ADAMCORE_ISA_AVX512) == ADAMCORE_OK;
+    CHECK(adamcore_select_isa(isa) == ADAMCORE_OK && adamcore_active_isa() == isa, "first choice restored");
+    if (forced && strcmp(forced, "avx512") == 0) /* a choice over the CPU's preferred tier, capped at what it runs */
+        CHECK(isa == ADAMCORE_ISA_AVX512 || !runs_avx512, "ADAMCORE_ISA=avx512 honoured");
+    if (!forced) /* the preferred tier: the widest, or AVX2 where 512-bit operations are double-pumped */
+        CHECK(isa == ADAMCORE_ISA_AVX512 || !runs_avx512 || isa == ADAMCORE_ISA_AVX2_FMA, "default tier");
     printf("kernels: %s\n", isa == ADAMCORE_ISA_AVX512 ? "AVX-512" : isa == ADAMCORE_ISA_AVX2_FMA ? "AVX2+FMA" : "baseline");
     EXPECT_STATUS(ADAMCORE_E_ISA, adamcore_select_isa(3));
     EXPECT_STATUS(ADAMCORE_E_ISA, adamcore_select_isa(-1));
