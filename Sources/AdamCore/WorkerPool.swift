@@ -40,8 +40,10 @@ extension ParallelTask {
     private static let indexMask = (1 << indexBits) - 1
     /// The most threads one job uses (Threading.setThreadCount's limit).
     static let maximumSlots = 256
-    /// Items an owner takes from its own slot at once (run as one pass where the task allows): about 32K
-    /// elements, so the per-item cost vanishes, while thieves, which take one item, still balance the end.
+    /// The most items an owner takes from its own slot at once (run as one pass where the task allows): about 32K
+    /// elements, so the per-item cost vanishes. Never more than a quarter of what is left in the slot, so the last
+    /// items go one at a time and a thread that finishes early can still take them from a slower one (these
+    /// VMs' vCPUs differ by up to 1.5x: with whole batches, a 64K-element step waited for the slow half).
     static let ownerBatch = 4
 
     private let ticket = Atomic<Int>(0)          // generation << 32 | next free slot (indexMask: closed)
@@ -132,7 +134,7 @@ extension ParallelTask {
                 let word = slots[own].load(ordering: .relaxed)
                 let front = word >> Self.indexBits, back = word & Self.indexMask
                 guard front < back else { break }
-                let end = min(front + Self.ownerBatch, back)
+                let end = front + min(Self.ownerBatch, max(1, (back - front) / 4))
                 if slots[own].compareExchange(expected: word, desired: Self.pack(front: end, back: back),
                                               ordering: .relaxed).exchanged {
                     task.run(items: front..<end)
@@ -206,7 +208,7 @@ extension ParallelTask {
     private func workerLoop() {
         var seen = ticket.load(ordering: .acquiring) >> Self.indexBits
         while true {
-            // Wait for a new generation: spin about 20 us, then sleep.
+            // Wait for a new generation: spin (measured: ~90 us of CPU time on a Zen 4 VM), then sleep.
             var generation = seen
             var spins = 0
             while generation == seen {
