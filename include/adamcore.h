@@ -568,10 +568,11 @@ typedef enum adamcore_isa {
     ADAMCORE_ISA_AVX512 = 2    /* x86-64 with AVX-512 F/CD/BW/DQ/VL (x86-64-v4): 512-bit vectors, 32 registers */
 } adamcore_isa;
 
-/** The kernel set in use: the fastest this CPU runs, chosen at first use by cpuid: the widest, except AVX2 where
- *  512-bit operations are split in two halves (AMD Zen 4; the table is in docs/PERFORMANCE.md, "How a step is
- *  tuned to the CPU"). ADAMCORE_ISA in the environment (baseline, avx2_fma or avx512) chooses instead, capped at
- *  what the CPU runs, and adamcore_select_isa changes it. The AVX2 and AVX-512 sets
+/** The kernel set in use: the fastest this CPU runs, chosen at first use by cpuid: the widest, except where
+ *  512-bit operations are split in two halves (AMD Zen 4), which runs float32/float64 tensors on AVX2 (reported
+ *  here) and 16-bit layouts on AVX-512 (the table is in docs/PERFORMANCE.md, "How a step is tuned to the CPU").
+ *  ADAMCORE_ISA in the environment (baseline, avx2_fma or avx512) chooses one set instead, capped at what the CPU
+ *  runs, and adamcore_select_isa changes it. The AVX2 and AVX-512 sets
  *  give bitwise the same updates; the baseline differs from them by a few float ulps per step (README:
  *  "Instruction sets"). */
 ADAMCORE_API int adamcore_active_isa(void);

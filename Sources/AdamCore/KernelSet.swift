@@ -57,6 +57,20 @@ import CAdamCore
         stagedRead = { stagedReadKernel(P.self, $0, $1, $2, $3, $4, $5) }
     }
 
+    /// The float32/float64 kernels of `streams` with the 16-bit layouts' kernels (mixed Adam, the staged pass and
+    /// staged reads) of `sixteenBit`: for a CPU where the two do best on different tiers (CPUTuning). Tiers that
+    /// fuse multiply-adds give the same bits, so a step's results do not depend on the split. Reports
+    /// `streams`' tier.
+    @usableFromInline package init(streams s: KernelSet, sixteenBit w: KernelSet) {
+        isa = s.isa
+        adam32 = s.adam32; adam64 = s.adam64; adamStats32 = s.adamStats32; adamStats64 = s.adamStats64
+        sgd32 = s.sgd32; sgd64 = s.sgd64; rmsprop32 = s.rmsprop32; rmsprop64 = s.rmsprop64
+        adagrad32 = s.adagrad32; adagrad64 = s.adagrad64; maxAbs32 = s.maxAbs32; maxAbs64 = s.maxAbs64
+        diffNormSquared32 = s.diffNormSquared32; diffNormSquared64 = s.diffNormSquared64
+        nonFiniteCount32 = s.nonFiniteCount32; nonFiniteCount64 = s.nonFiniteCount64
+        staged = w.staged; mixedAdam = w.mixedAdam; stagedRead = w.stagedRead
+    }
+
     /// The portable kernels: separate multiply and add, compiled for the baseline CPU.
     @usableFromInline package static let baseline = KernelSet(policy: UnfusedArithmetic.self, isa: ADAMCORE_ISA_BASELINE)
 }

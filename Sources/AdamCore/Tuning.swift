@@ -11,20 +11,22 @@ import Darwin
 //
 // 1. The work split is not tuned: each thread streams one contiguous range of every buffer and steals from the
 //    others' ends when it finishes early (WorkerPool). That is right on every CPU measured, so it is not a choice.
-// 2. The kernel tier: the widest the CPU runs, except where its 512-bit operations are double-pumped (two 256-bit
-//    halves: Zen 4). There the AVX-512 tier brought nothing in cache and lost 4-30% from L3 and DRAM against the
-//    AVX2 tier; both tiers give the same bits, so the choice is free.
+// 2. The kernel tier: the widest the CPU runs, except for the memory-bound float32/float64 kernels where 512-bit
+//    operations are double-pumped (two 256-bit halves: Zen 4). There the AVX-512 tier lost 3-28% against AVX2
+//    from 64K elements up (L2, L3, DRAM; +7-10% only at 4K), while the 16-bit layouts' kernels, bound by their
+//    conversions, ran 1.1-1.6x faster on it (32 registers). So such a CPU runs each family on its better tier
+//    (KernelSet(streams:sixteenBit:)). Tiers that fuse multiply-adds give the same bits, so the choice is free.
 // 3. Software prefetch in loops that stream from DRAM (steps of >= 4M elements): only where it was measured to
 //    help. Zen 5: +10-18% from DRAM (one core's hardware prefetcher kept too few lines in flight). Zen 4: -35%
 //    (its hardware prefetchers already keep the streams in flight; the extra prefetches only queue behind them).
 //    Unmeasured CPUs leave it to the hardware.
 //
-// | CPU (cpuid vendor, family, model)                  | tier             | prefetch | measured                  |
-// |----------------------------------------------------|------------------|----------|---------------------------|
-// | AMD family 0x19, models 0x10-0x1f, 0x60-0x7f, 0xa0-0xaf (Zen 4) | AVX2+FMA | off | Zen 4 EPYC, 2026-12-07 |
-// | AMD family 0x19, other models (Zen 3: no AVX-512)  | AVX2+FMA         | off      | not measured for prefetch |
-// | AMD family 0x1a (Zen 5)                            | AVX-512          | on       | Zen 5 EPYC, 2026-12-05    |
-// | every other CPU                                    | widest it runs   | off      | not measured              |
+// | CPU (cpuid vendor, family, model)              | float32/64 tier | 16-bit tier   | prefetch | measured            |
+// |------------------------------------------------|-----------------|---------------|----------|---------------------|
+// | AMD 0x19, models 0x10-0x1f, 0x60-0x7f, 0xa0-0xaf (Zen 4) | AVX2+FMA | AVX-512 | off   | Zen 4 EPYC, 2026-12-07 |
+// | AMD 0x19, other models (Zen 3: no AVX-512)     | AVX2+FMA        | AVX2+FMA      | off      | not for prefetch    |
+// | AMD 0x1a (Zen 5)                               | AVX-512         | AVX-512       | on       | Zen 5 EPYC, 2026-12-03 |
+// | every other CPU                                | widest it runs  | widest        | off      | not measured        |
 //
 // The environment fixes either choice for one process: ADAMCORE_ISA=baseline|avx2_fma|avx512 (the C library's
 // tier; read in AdamCoreABI) and ADAMCORE_PREFETCH=0|1.
@@ -35,8 +37,9 @@ package struct CPUTuning: Sendable {
     package let name: String
     /// cpuid's vendor (1 AMD, 2 Intel, 0 other), display family and model.
     package let vendor: Int, family: Int, model: Int
-    /// Whether the AVX-512 tier is preferred when the CPU runs it (false: AVX2+FMA is used by default).
-    package let prefersAVX512: Bool
+    /// Whether the memory-bound float32/float64 kernels use the AVX-512 tier when the CPU runs it (false: AVX2+FMA
+    /// for those, AVX-512 still for the 16-bit layouts' kernels).
+    package let avx512ForStreams: Bool
     /// Whether loops that stream from DRAM prefetch ahead (by the table; ADAMCORE_PREFETCH overrides it).
     package let prefetchFromDRAM: Bool
 
@@ -48,13 +51,13 @@ package struct CPUTuning: Sendable {
         vendor = Int(v); family = Int(f); model = Int(m)
         switch (vendor, family) {
         case (1, 0x19) where (0x10...0x1f).contains(model) || (0x60...0x7f).contains(model) || (0xa0...0xaf).contains(model):
-            (name, prefersAVX512, prefetchFromDRAM) = ("Zen 4", false, false)
+            (name, avx512ForStreams, prefetchFromDRAM) = ("Zen 4", false, false)
         case (1, 0x19):
-            (name, prefersAVX512, prefetchFromDRAM) = ("Zen 3", false, false)
+            (name, avx512ForStreams, prefetchFromDRAM) = ("Zen 3", false, false)
         case (1, 0x1a):
-            (name, prefersAVX512, prefetchFromDRAM) = ("Zen 5", true, true)
+            (name, avx512ForStreams, prefetchFromDRAM) = ("Zen 5", true, true)
         default:
-            (name, prefersAVX512, prefetchFromDRAM) = ("unlisted CPU", true, false)
+            (name, avx512ForStreams, prefetchFromDRAM) = ("unlisted CPU", true, false)
         }
     }
 }

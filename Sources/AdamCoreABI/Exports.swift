@@ -16,9 +16,7 @@ import Glibc
 // MARK: - Kernel choice
 
 /// Every kernel set this CPU can run, widest last; each is built only after its cpuid check, made here in baseline
-/// code. The first choice is the CPU's preferred tier (CPUTuning: AVX2 where 512-bit operations are
-/// double-pumped); ADAMCORE_ISA (baseline, avx2_fma, avx512) in the environment chooses instead, capped at what the
-/// CPU runs.
+/// code.
 let runnableKernels: [KernelSet] = {
     var sets: [KernelSet] = [.baseline]
     #if arch(x86_64)
@@ -28,21 +26,31 @@ let runnableKernels: [KernelSet] = {
     return sets
 }()
 
-/// Index into runnableKernels of the set in use (adamcore_select_isa changes it).
+/// The default: the widest set, or, on a CPU whose row in Tuning.swift says so (AVX-512 double-pumped), the AVX2
+/// set's float32/float64 kernels with the AVX-512 set's 16-bit ones.
+let tunedKernels: KernelSet = {
+    let widest = runnableKernels[runnableKernels.count - 1]
+    guard widest.isa == ADAMCORE_ISA_AVX512, !CPUTuning.current.avx512ForStreams else { return widest }
+    return KernelSet(streams: runnableKernels[runnableKernels.count - 2], sixteenBit: widest)
+}()
+
+/// The set in use: -1 the tuned default, else an index into runnableKernels. ADAMCORE_ISA (baseline, avx2_fma,
+/// avx512) in the environment chooses one tier instead, capped at what the CPU runs; adamcore_select_isa changes it.
 let selectedKernels = Atomic<Int>(initialKernelIndex())
 
 func initialKernelIndex() -> Int {
-    let widest = runnableKernels.count - 1
-    let best = runnableKernels[widest].isa == ADAMCORE_ISA_AVX512 && !CPUTuning.current.prefersAVX512 ? widest - 1 : widest
-    guard let raw = getenv("ADAMCORE_ISA") else { return best }
+    guard let raw = getenv("ADAMCORE_ISA") else { return -1 }
     let names: [String: adamcore_isa] = ["baseline": ADAMCORE_ISA_BASELINE, "avx2_fma": ADAMCORE_ISA_AVX2_FMA,
                                          "avx2": ADAMCORE_ISA_AVX2_FMA, "avx512": ADAMCORE_ISA_AVX512]
-    guard let cap = names[String(cString: raw)] else { return best }
+    guard let cap = names[String(cString: raw)] else { return -1 }
     return runnableKernels.lastIndex { $0.isa.rawValue <= cap.rawValue } ?? 0
 }
 
 /// The kernel set of a stateless call or a new optimizer.
-var activeKernels: KernelSet { runnableKernels[selectedKernels.load(ordering: .relaxed)] }
+var activeKernels: KernelSet {
+    let index = selectedKernels.load(ordering: .relaxed)
+    return index < 0 ? tunedKernels : runnableKernels[index]
+}
 
 @inline(__always)
 func status(_ body: () throws(AdamCoreError) -> Void) -> Int32 {

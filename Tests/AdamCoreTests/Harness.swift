@@ -10,7 +10,12 @@ let availableKernelSets: [KernelSet] = {
     var sets: [KernelSet] = [.baseline]
     #if arch(x86_64)
     if adamcore_shim_cpu_has_avx2_fma() != 0 { sets.append(makeAVX2Kernels()) }
-    if adamcore_shim_cpu_has_avx512() != 0 { sets.append(makeAVX512Kernels()) }
+    if adamcore_shim_cpu_has_avx512() != 0 {
+        sets.append(makeAVX512Kernels())
+        // The C library's default on a CPU that double-pumps 512-bit operations: AVX2 for float32/float64,
+        // AVX-512 for the 16-bit layouts. Every test over the tiers covers it too.
+        sets.append(KernelSet(streams: sets[1], sixteenBit: sets[2]))
+    }
     #endif
     return sets
 }()
@@ -18,7 +23,8 @@ let availableKernelSets: [KernelSet] = {
 func kernelSet(_ isa: adamcore_isa) -> KernelSet? { availableKernelSets.first { $0.isa == isa } }
 
 func isaName(_ k: KernelSet) -> String {
-    k.isa == ADAMCORE_ISA_AVX512 ? "avx512" : k.isa == ADAMCORE_ISA_AVX2_FMA ? "avx2" : "baseline"
+    let name = k.isa == ADAMCORE_ISA_AVX512 ? "avx512" : k.isa == ADAMCORE_ISA_AVX2_FMA ? "avx2" : "baseline"
+    return k === kernelSet(k.isa) ? name : name + "+avx512 (16-bit)"
 }
 
 /// Test problem: parameters and per-step gradients, identical for kernel and reference. Gradient scales span
