@@ -223,3 +223,24 @@ def test_a_model_cast_to_float64_after_steps_continues_with_its_state_cast():
         assert p.dtype == torch.float64 and a.state[p]["exp_avg"].dtype == torch.float64
         torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
     assert float(a.state[next(model.parameters())]["step"]) == 10
+
+
+def test_import_without_torch_says_what_is_missing():
+    """Without torch, `import adamcore` works and `import adamcore.torch` is an ImportError that names torch and
+    how to install it (not a bare ModuleNotFoundError from inside the module). torch is hidden from a child
+    interpreter: None in sys.modules makes its import fail as a missing module's does."""
+    import subprocess
+    import sys
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "import adamcore, numpy as np\n"
+            "w = np.ones(3, np.float32); adamcore.SGD([w], lr=0.5).step([np.ones(3, np.float32)])\n"
+            "assert (w == 0.5).all()\n"
+            "try:\n"
+            "    import adamcore.torch\n"
+            "except ImportError as e:\n"
+            "    print('message:', e)\n"
+            "else:\n"
+            "    raise SystemExit('adamcore.torch imported without torch')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "adamcore.torch needs PyTorch" in out.stdout and "pip install torch" in out.stdout, out.stdout

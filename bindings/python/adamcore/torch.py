@@ -34,7 +34,13 @@ from itertools import chain
 from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
-import torch
+
+try:
+    import torch
+except ImportError as _missing:  # adamcore itself needs only numpy; this face is torch's
+    raise ImportError("adamcore.torch needs PyTorch, which is not installed in this environment "
+                      f"({_missing}): pip install torch (its CPU build is enough). The numpy face, "
+                      "`import adamcore`, works without it.") from _missing
 from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
 from . import _configs, _core
