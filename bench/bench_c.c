@@ -6,7 +6,9 @@
  * Each contender runs a fixed number of repetitions per round (sized from one timed adamcore call to the budget),
  * rounds alternate between contenders, and the median round is reported with the min, quartiles, max and every
  * round's time (us_rounds=, so ratios can pair rounds up); a 20 ms pause before each contender lets the previous
- * one's spinning threads sleep. bytes_per_element is the update's traffic (28 B fp32 Adam/AdamW, 36 AMSGrad), for
+ * one's spinning threads sleep, then one untimed call refills the caches (the idle VM's were found emptied), and
+ * every other round runs the contenders in reverse order, so that none is always first. bytes_per_element is the
+ * update's traffic (28 B fp32 Adam/AdamW, 36 AMSGrad), for
  * GB/s. For the many-tensor layouts the roofline runs over the same bytes as one flat buffer. Output: one line per
  * (algorithm, size, threads, contender) in a simple key=value form that bench/report.py turns into tables.
  * Mixed precision (issue 13): Adam over 16-bit layouts through the optimizer object, beside a roofline kernel that
@@ -213,7 +215,8 @@ static void bench(const char *algorithm, size_t tensors, size_t per, int threads
     double times[CONTENDERS][MAX_ROUNDS];
     int done[CONTENDERS] = {0};
     for (int round = 0; round < rounds; round++) {
-        for (int k = 0; k < CONTENDERS; k++) {
+        for (int j = 0; j < CONTENDERS; j++) {
+            int k = round & 1 ? CONTENDERS - 1 - j : j; /* every other round backwards: no contender always first */
             /* The many-tensor layout is the object's case (and the roofline's, over the same bytes flat). */
             if (tensors > 1 && k != 1 && k != 4 && k != 2) continue;
             /* The stateless step again on the AVX2 tier, when a higher one is in use: does that tier pay? */
@@ -225,7 +228,8 @@ static void bench(const char *algorithm, size_t tensors, size_t per, int threads
             /* Let the previous contender's spinning threads (OpenMP's, the pool's) go to sleep first. */
             nanosleep(&(struct timespec){0, 20000000}, NULL);
             double t0 = now();
-            for (size_t r = 0; r < reps; r++) {
+            for (size_t r = 0; r <= reps; r++) {
+                if (r == 1) t0 = now(); /* the first call is untimed: it refills the caches the pause let go */
                 step++;
                 switch (k) {
                 case 0:
@@ -346,10 +350,12 @@ static void bench_mixed(const mixed_layout *l, size_t n, int threads, double bud
     if (reps > 200000) reps = 200000;
     double times[K][MAX_ROUNDS];
     for (int round = 0; round < rounds; round++) {
-        for (int k = 0; k < K; k++) {
+        for (int j = 0; j < K; j++) {
+            int k = round & 1 ? K - 1 - j : j;
             nanosleep(&(struct timespec){0, 20000000}, NULL);
             double t0 = now();
-            for (size_t r = 0; r < reps; r++) {
+            for (size_t r = 0; r <= reps; r++) {
+                if (r == 1) t0 = now(); /* the first call is untimed: it refills the caches the pause let go */
                 if (k == 0) CHECK(adamcore_optimizer_step(opt, NULL, 1));
                 else if (k == 1) mixed_roofline(l, n, rp, rg, rm, rv, rc);
                 else CHECK(adamcore_optimizer_step(fp32, NULL, 1));
@@ -395,10 +401,12 @@ static void bench_bandwidth(size_t n, int threads, double budget) {
     if (reps > 200000) reps = 200000;
     double times[K][MAX_ROUNDS];
     for (int round = 0; round < rounds; round++) {
-        for (int k = 0; k < K; k++) {
+        for (int j = 0; j < K; j++) {
+            int k = round & 1 ? K - 1 - j : j;
             nanosleep(&(struct timespec){0, 20000000}, NULL);
             double t0 = now();
-            for (size_t r = 0; r < reps; r++) {
+            for (size_t r = 0; r <= reps; r++) {
+                if (r == 1) t0 = now(); /* the first call is untimed: it refills the caches the pause let go */
                 switch (k) {
                 case 0: copy(n, cb, g); break;
                 case 1: roofline(n, rp, g, rm, rv); break;

@@ -234,6 +234,11 @@ class Contender:
         self.times, self.spent = [], 0.0
 
     def round(self, reps):
+        # One untimed step first: it refills the caches that the pause before each round let go (on these VMs an
+        # idle core's caches were found emptied by the time it ran again).
+        if self.prep is not None:
+            self.prep()
+        self.fn()
         if self.prep is None:
             t0 = time.perf_counter()
             for _ in range(reps):
@@ -475,8 +480,9 @@ def run_group(specs, threads, budget, rounds, group, skip, only=(), cap=None):
                     traceback.print_exc()
         emit_missing(name, tensors, per, threads, reason, group)
     start = _cpu_snapshot()
-    for _ in range(rounds):
-        for entry in list(entries):
+    for round_index in range(rounds):
+        # Every other round backwards, so that no contender always runs first (or right after the same one).
+        for entry in (list(entries) if round_index % 2 == 0 else list(reversed(entries))):
             if cap is not None and len(entry.times) >= 2 and entry.spent > cap:
                 continue
             # Let the previous contender's spinning threads (OpenMP, adamcore's pool) go to sleep first, so no
