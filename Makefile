@@ -23,37 +23,69 @@ SWIFT_LIB_FLAGS := -c release --product adamcore --scratch-path $(SWIFT_LIB_SCRA
 	-Xlinker --version-script=$(CURDIR)/Sources/AdamCoreABI/exports.map \
 	-Xlinker -soname=libadamcore.so.$(SOMAJOR)
 
-.PHONY: all deps lib python python-hooks demo demo-c seeds test test-swift test-tsan test-abi test-c test-swift-example test-python test-stubs test-pip test-bench bench \
+.PHONY: all help deps system-deps demo-deps lib python wheel test-wheel python-hooks demo demo-c seeds test test-swift test-tsan test-abi test-c test-swift-example test-python test-stubs test-pip test-bench bench \
 	fuzz test-fuzz test-asan asan-lib install uninstall clean
 
 all: lib python $(BUILD)/logreg
 	@echo "built: $(LIB), the Python package in $(BUILD)/python (PYTHONPATH=$(BUILD)/python), $(BUILD)/logreg"
 
+help:
+	@echo "make            build the library, the Python package (build/python) and the C example"
+	@echo "make demo       build, install what the demo imports, run the main demo (examples/python)"
+	@echo "make demo-c     build and run the C example (examples/c/logreg.c)"
+	@echo "make seeds      the research seeds' claims, measured (docs/SEEDS.md)"
+	@echo "make test       install the test stack (make deps) and run every test; CI runs exactly this"
+	@echo "make bench      the benchmarks, side by side with torch, DeepSpeed, gcc and a roofline (minutes)"
+	@echo "make lib        only the C library (needs Swift, nothing else)"
+	@echo "make install    PREFIX=/usr/local: library, header, adamcore.pc (needs neither Python nor network)"
+	@echo "make wheel      a manylinux wheel in build/wheel (offline; pip install it where no Swift is)"
+	@echo "make fuzz       FUZZ_SECONDS=300 of libFuzzer on the C API (ASan, UBSan)"
+	@echo "make test-asan  the C and Swift tests under AddressSanitizer"
+	@echo "make deps | demo-deps | system-deps   install the test stack | what the demos import | Debian tools"
+	@echo "make clean      remove build/ and .build/"
+
 # ---------------------------------------------------------------------------------------------------------------
-# Set-up: the Debian packages the build and tests need (installed when run as root, else named), and the Python
-# packages (pip, into the interpreter that runs the tests and the demo; module:package where the names differ).
+# Set-up, in three levels, so that each target installs only what it uses. Building the library and `make install`
+# need the Swift toolchain and nothing else (no Python package, no network). `system-deps`: the Debian packages
+# the Python extension and the examples build with (installed when run as root, else named). `demo-deps`: what the
+# demos import. `deps`: the whole test stack (pip, into the interpreter that runs the tests; module:package where
+# the names differ).
 PYTHON ?= python3
 DEBIAN_TOOLS := pkg-config:pkg-config objdump:binutils nm:binutils
-PYTHON_PACKAGES := numpy pytest hypothesis wheel sklearn:scikit-learn matplotlib tqdm safetensors torch mypy ml_dtypes
-deps:
+DEMO_PACKAGES := numpy sklearn:scikit-learn matplotlib tqdm
+TEST_PACKAGES := $(DEMO_PACKAGES) pytest hypothesis wheel safetensors torch mypy ml_dtypes
+# pip-install the module:package pairs of $(1) that do not import.
+define pip_missing
+	@pip_missing=""; for pair in $(1); do $(PYTHON) -c "import $${pair%%:*}" 2>/dev/null || pip_missing="$$pip_missing $${pair##*:}"; done; \
+	if [ -n "$${pip_missing:-}" ]; then echo "pip installing:$$pip_missing"; $(PYTHON) -m pip install -q $$pip_missing; fi
+endef
+
+system-deps:
 	@missing=""; for pair in $(DEBIAN_TOOLS); do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; done; \
 	$(PYTHON) -c "import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" \
 	  || missing="$$missing python3-dev"; \
-	command -v swift >/dev/null 2>&1 || { echo "adamcore needs the Swift toolchain (swift, swiftc) on PATH"; exit 1; }; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else echo "missing packages; run: sudo apt-get install$$missing"; exit 1; fi; \
-	fi; \
-	pip_missing=""; for pair in $(PYTHON_PACKAGES); do $(PYTHON) -c "import $${pair%%:*}" 2>/dev/null || pip_missing="$$pip_missing $${pair##*:}"; done; \
-	if [ -n "$${pip_missing:-}" ]; then echo "pip installing:$$pip_missing"; $(PYTHON) -m pip install -q $$pip_missing; fi
+	fi
+
+demo-deps: system-deps
+	$(call pip_missing,$(DEMO_PACKAGES))
+
+deps: system-deps
+	$(call pip_missing,$(TEST_PACKAGES))
+
+# The Swift toolchain, checked only when something is to be compiled with it.
+SWIFT_CHECK = @command -v swift >/dev/null 2>&1 || { echo "building adamcore needs the Swift toolchain (swift, swiftc) on PATH"; exit 1; }
 
 # ---------------------------------------------------------------------------------------------------------------
 # The library, staged as an install tree under build/ (lib, include, pkgconfig) for the examples and tests.
 lib: $(LIB)
 
-$(LIB): $(SWIFT_SOURCES) | deps
+$(LIB): $(SWIFT_SOURCES)
+	$(SWIFT_CHECK)
 	swift build $(SWIFT_LIB_FLAGS)
 	mkdir -p $(BUILD)/lib/pkgconfig $(BUILD)/include
 	cp $(SWIFT_LIB_SCRATCH)/release/libadamcore.so $@
@@ -75,7 +107,7 @@ PY_C_SOURCES := $(addprefix $(PY_SRC)/,_core.c _buffers.c _config.c _stateless.c
 
 python: $(PY_EXT) $(patsubst $(PY_SRC)/%,$(PY_OUT)/%,$(PY_FILES))
 
-$(PY_EXT): $(PY_C_SOURCES) $(PY_SRC)/_core.h include/adamcore.h $(LIB)
+$(PY_EXT): $(PY_C_SOURCES) $(PY_SRC)/_core.h include/adamcore.h $(LIB) | system-deps
 	mkdir -p $(PY_OUT)
 	$(CC) -O2 -g -std=c11 -Wall -Wextra -Werror -Wno-missing-field-initializers -fPIC -shared \
 		-I$(PY_INCLUDE) -Iinclude $(PY_C_SOURCES) -o $@ -L$(BUILD)/lib -ladamcore -lm -Wl,-rpath,'$$ORIGIN/../../lib'
@@ -104,23 +136,23 @@ $(PY_HOOKS_OUT)/%: $(PY_SRC)/%
 # Examples and demo
 export PKG_CONFIG_PATH := $(BUILD)/lib/pkgconfig$(if $(PKG_CONFIG_PATH),:$(PKG_CONFIG_PATH))
 
-$(BUILD)/logreg: examples/c/logreg.c $(LIB)
+$(BUILD)/logreg: examples/c/logreg.c $(LIB) | system-deps
 	$(CC) $(CFLAGS) $< -o $@ $$(pkg-config --cflags --libs adamcore) -lm
 
 # The main demo: the AdaFix paper's optimizer comparison in miniature (Python); the C example is `make demo-c`.
-demo: all
+demo: all demo-deps
 	PYTHONPATH=$(BUILD)/python $(PYTHON) examples/python/digits_demo.py --out $(BUILD)/demo
 
 demo-c: all
 	$(BUILD)/logreg
 
 # The research seeds' claims, measured (docs/SEEDS.md).
-seeds: all
+seeds: all demo-deps
 	PYTHONPATH=$(BUILD)/python $(PYTHON) examples/seeds/seeds.py all --out $(BUILD)/seeds
 
 # ---------------------------------------------------------------------------------------------------------------
 # Tests
-test: test-swift test-tsan test-abi test-swift-example test-python test-stubs test-pip test-bench test-c test-fuzz
+test: test-swift test-tsan test-abi test-swift-example test-python test-stubs test-pip test-wheel test-bench test-c test-fuzz
 	@echo "make test: all suites passed"
 
 # Swift unit tests (release: the kernels are SIMD code that is meaningless to test unoptimised).
@@ -135,7 +167,7 @@ test-tsan: | deps
 # The library's promises: exports = header = Swift's view with the same types; the Swift product's public API =
 # its reviewed list; the statuses' docs = their list; each tier's code only behind its cpuid check; no Swift
 # runtime dependency; a SONAME.
-test-abi: $(LIB)
+test-abi: $(LIB) | system-deps
 	Tests/abi/check_header.sh $(LIB) $(SWIFT_LIB_SCRATCH)/release/Modules
 	Tests/abi/check_swift_api.sh $(SWIFT_LIB_SCRATCH)/release/Modules
 	Tests/abi/check_errors.sh
@@ -146,7 +178,7 @@ test-abi: $(LIB)
 # every kernel tier (the CPU's preferred one, AVX-512, then capped to AVX2 and to the baseline; it also compares the
 # tiers);
 # and a 0.1.0 caller, compiled against 0.1.0's header, run against this library.
-test-c: $(LIB)
+test-c: $(LIB) | system-deps
 	$(MAKE) --no-print-directory install PREFIX=$(BUILD)/test-install
 	$(CC) $(CFLAGS) -pthread Tests/c/test_abi.c -o $(BUILD)/test_abi \
 		$$(PKG_CONFIG_PATH=$(BUILD)/test-install/lib/pkgconfig pkg-config --cflags --libs adamcore) -lm
@@ -154,6 +186,11 @@ test-c: $(LIB)
 	ADAMCORE_ISA=avx512 $(BUILD)/test_abi
 	ADAMCORE_ISA=avx2_fma $(BUILD)/test_abi
 	ADAMCORE_ISA=baseline $(BUILD)/test_abi
+	@# README's C program, as printed there, against the installed copy through pkg-config.
+	awk '/^## C$$/{c=1} c && /^```c$$/{p=1; next} p && /^```$$/{exit} p' README.md > $(BUILD)/readme_app.c
+	$(CC) $(CFLAGS) $(BUILD)/readme_app.c -o $(BUILD)/readme_app \
+		$$(PKG_CONFIG_PATH=$(BUILD)/test-install/lib/pkgconfig pkg-config --cflags --libs adamcore)
+	$(BUILD)/readme_app | grep -q '^w\[0\] = 0\.09' && echo "README's C program: ok"
 	$(CC) $(CFLAGS) Tests/c/test_v010_caller.c -o $(BUILD)/test_v010_caller -ITests/fixtures/v0.1.0 \
 		-L$(BUILD)/test-install/lib -ladamcore -Wl,-rpath,$(BUILD)/test-install/lib
 	$(BUILD)/test_v010_caller
@@ -161,18 +198,18 @@ test-c: $(LIB)
 # Python: pytest over the in-place build (run from Tests/python so the source tree is not imported instead).
 # The torch drop-in tests run twice: against adamcore.torch, and with torch.optim in its place, which proves that
 # each of them states torch's own behaviour.
-test-python: python python-hooks
+test-python: python python-hooks | deps
 	cd Tests/python && PYTHONPATH=$(BUILD)/python $(PYTHON) -m pytest -q -p no:cacheprovider --ignore=test_gil.py
 	cd Tests/python && PYTHONPATH=$(BUILD)/python-hooks $(PYTHON) -m pytest -q -p no:cacheprovider test_gil.py
 	cd Tests/python && ADAMCORE_TORCH_SELFTEST=1 PYTHONPATH=$(BUILD)/python $(PYTHON) -m pytest -q -p no:cacheprovider \
 		-W ignore test_torch_dropin.py test_torch_distributed.py
 
 # The type stubs of the C extension say what the module is (mypy's stubtest against the built module).
-test-stubs: python
+test-stubs: python | deps
 	PYTHONPATH=$(BUILD)/python $(PYTHON) -m mypy.stubtest adamcore._core
 
 # `pip install` as a user would, offline (no build isolation), into a throwaway virtual environment.
-test-pip: $(LIB)
+test-pip: $(LIB) | deps
 	rm -rf $(BUILD)/pip-venv
 	$(PYTHON) -m venv --system-site-packages $(BUILD)/pip-venv
 	$(BUILD)/pip-venv/bin/python -m pip install -q --no-build-isolation ./bindings/python
@@ -180,6 +217,31 @@ test-pip: $(LIB)
 		assert adamcore.__file__.startswith('$(BUILD)/pip-venv'), adamcore.__file__; \
 		w = np.ones(3, np.float32); adamcore.SGD([w], lr=0.5).step([np.ones(3, np.float32)]); \
 		assert (w == 0.5).all(); print('pip install: ok', adamcore.__version__, adamcore.__file__)"
+
+# The binary wheel (bindings/python/make_wheel.py: standard library only, offline): the package, its extension
+# linked with RUNPATH $ORIGIN, and the stripped library beside it, tagged manylinux_2_N by the glibc and libstdc++
+# versions the two use. test-wheel installs it offline into a fresh venv, with no Swift on PATH, and runs the
+# Python tests against that installed copy.
+WHEEL_EXT := $(BUILD)/wheel-ext/$(notdir $(PY_EXT))
+$(WHEEL_EXT): $(PY_C_SOURCES) $(PY_SRC)/_core.h include/adamcore.h $(LIB) | system-deps
+	mkdir -p $(dir $@)
+	$(CC) -O2 -std=c11 -Wall -Wextra -Werror -Wno-missing-field-initializers -fPIC -shared -s \
+		-I$(PY_INCLUDE) -Iinclude $(PY_C_SOURCES) -o $@ -L$(BUILD)/lib -ladamcore -lm -Wl,-rpath,'$$ORIGIN'
+
+wheel: $(WHEEL_EXT) $(LIB)
+	rm -rf $(BUILD)/wheel
+	$(PYTHON) bindings/python/make_wheel.py --library $(LIB) --extension $(WHEEL_EXT) --out $(BUILD)/wheel
+
+test-wheel: wheel | deps
+	rm -rf $(BUILD)/wheel-venv
+	$(PYTHON) -m venv --system-site-packages $(BUILD)/wheel-venv
+	env PATH=/usr/bin:/bin $(BUILD)/wheel-venv/bin/python -m pip install -q --no-index --no-deps $(BUILD)/wheel/*.whl
+	cd / && env PATH=/usr/bin:/bin $(BUILD)/wheel-venv/bin/python -c "import adamcore, numpy as np; \
+		assert adamcore.__file__.startswith('$(BUILD)/wheel-venv'), adamcore.__file__; \
+		w = np.ones(3, np.float32); adamcore.SGD([w], lr=0.5).step([np.ones(3, np.float32)]); \
+		assert (w == 0.5).all(); print('wheel installed:', adamcore.__file__)"
+	cd Tests/python && env -u PYTHONPATH PATH=/usr/bin:/bin $(BUILD)/wheel-venv/bin/python -m pytest -q -p no:cacheprovider \
+		--ignore=test_gil.py
 
 # A separate package that depends on AdamCore by path, as a user's would.
 test-swift-example: | deps
@@ -202,6 +264,7 @@ export LSAN_OPTIONS := suppressions=$(CURDIR)/Tests/fuzz/lsan.supp:print_suppres
 
 asan-lib: $(ASAN_LIB)
 $(ASAN_LIB): $(SWIFT_SOURCES) | deps
+	$(SWIFT_CHECK)
 	swift build -c release --product adamcore --scratch-path $(ASAN_SCRATCH) --sanitize=address -Xswiftc -static-stdlib \
 		-Xswiftc -sanitize=fuzzer \
 		-Xlinker --version-script=$(CURDIR)/Sources/AdamCoreABI/exports.map -Xlinker -soname=libadamcore.so.$(SOMAJOR)
@@ -240,7 +303,7 @@ test-asan: $(ASAN_LIB)
 $(BUILD)/bench_c: bench/bench_c.c $(LIB)
 	$(CC) -O3 -march=native -fno-math-errno -fopenmp -std=gnu11 $< -o $@ $$(pkg-config --cflags --libs adamcore) -lm
 
-bench: $(BUILD)/bench_c python
+bench: $(BUILD)/bench_c python | deps
 	$(PYTHON) -c "import matplotlib" 2>/dev/null || $(PYTHON) -m pip install -q matplotlib
 	@# DeepSpeed's CPUAdam is a contender when it installs (its op builds on first use); else it is reported missing.
 	$(PYTHON) -c "import deepspeed" 2>/dev/null || $(PYTHON) -m pip install -q deepspeed ninja py-cpuinfo \
@@ -253,7 +316,7 @@ bench: $(BUILD)/bench_c python
 		--markdown $(BUILD)/bench/report.md
 
 # A quick smoke run: the benchmark programs work (their timings are not judged).
-test-bench: $(BUILD)/bench_c python
+test-bench: $(BUILD)/bench_c python | deps
 	mkdir -p $(BUILD)/bench
 	$(BUILD)/bench_c quick > $(BUILD)/bench/c-quick.txt
 	PYTHONPATH=$(BUILD)/python $(PYTHON) bench/bench_py.py --quick > $(BUILD)/bench/py-quick.txt

@@ -89,8 +89,10 @@ def test_load_state_dict_checks_everything_before_changing_anything():
 # Parity with the C API (ctypes over the same library): bit-identical.
 
 def _library():
-    lib = ctypes.CDLL(os.path.join(os.path.dirname(_core.__file__), "..", "..", "lib", "libadamcore.so.0"))
-    return lib
+    """The libadamcore the extension loaded (build/lib in the build tree, beside the extension in a wheel)."""
+    with open("/proc/self/maps") as maps:
+        path = next(line.split()[-1] for line in maps if "libadamcore.so" in line)
+    return ctypes.CDLL(path)
 
 
 class CConfig(ctypes.Structure):

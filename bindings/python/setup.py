@@ -14,7 +14,10 @@ VERSION = re.search(r'#define ADAMCORE_VERSION_STRING "(.*)"', (ROOT / "include"
 
 class BuildWithLibrary(build_ext):
     def run(self):
-        subprocess.run(["make", "-C", str(ROOT), "lib"], check=True)
+        # Only when it is missing: a built library needs no Swift toolchain on PATH (sudo's PATH, a CI image).
+        # `make lib` installs nothing: it needs the Swift toolchain and no Python package.
+        if not (ROOT / "build" / "lib" / f"libadamcore.so.{VERSION}").exists():
+            subprocess.run(["make", "-C", str(ROOT), "lib"], check=True)
         super().run()
         package = Path(self.build_lib) / "adamcore"
         package.mkdir(parents=True, exist_ok=True)
