@@ -111,6 +111,7 @@ typedef enum adamcore_status {
 #define ADAMCORE_STATUS_ENUMERATOR_(name, value, message) ADAMCORE_##name = value,
     ADAMCORE_STATUS_MAP(ADAMCORE_STATUS_ENUMERATOR_)
 #undef ADAMCORE_STATUS_ENUMERATOR_
+    ADAMCORE_STATUS_MAP_END_ = 0 /* not a status: ends the list without a trailing comma (C89, C++98) */
 } adamcore_status;
 
 /** 0.1.0's name for ADAMCORE_E_STRUCT_SIZE, kept so that its callers compile. */

@@ -49,5 +49,15 @@ C
 if ! clang -std=c11 -fsyntax-only -Werror -Wall -Wno-nullability-completeness -I "$top/include" -I "$work" "$work/check.c"; then
   echo "check_header: FAIL: Swift's declarations conflict with include/adamcore.h"; fail=1
 fi
+# The header alone, in the oldest dialects it promises (README, "C"), strictly: C89, C99, C++98, C++11.
+printf '#include "adamcore.h"\nint main(void) { return ADAMCORE_OK; }\n' > "$work/dialects.c"
+for std in c89 c99; do
+  cc -std=$std -pedantic -Werror -Wall -Wextra -fsyntax-only -I "$top/include" "$work/dialects.c" \
+    || { echo "check_header: FAIL: include/adamcore.h is not clean $std"; fail=1; }
+done
+for std in c++98 c++11; do
+  c++ -x c++ -std=$std -pedantic -Werror -Wall -Wextra -fsyntax-only -I "$top/include" "$work/dialects.c" \
+    || { echo "check_header: FAIL: include/adamcore.h is not clean $std"; fail=1; }
+done
 [ $fail -eq 0 ] && echo "check_header: ok: $(wc -l < "$work/header.txt") functions, same set in header, Swift and library, same types"
 exit $fail

@@ -13,11 +13,16 @@ import argparse
 import os
 import time
 
-import numpy as np
-from sklearn.datasets import load_digits
-from tqdm import tqdm
+# One BLAS thread, set before numpy loads its BLAS: the MLP's matrix products are small, and BLAS threads that
+# spin between them made the run time and the us/step column swing 4-10x with the machine's load (a user's
+# OPENBLAS_NUM_THREADS / OMP_NUM_THREADS still win).
+BLAS_THREADS = {name: os.environ.setdefault(name, "1") for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
 
-import adamcore
+import numpy as np  # noqa: E402
+from sklearn.datasets import load_digits  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+import adamcore  # noqa: E402
 
 OPTIMIZERS = ("sgdm", "adam", "amsgrad", "adafix")
 LABELS = {"sgdm": "SGD+momentum", "adam": "Adam", "amsgrad": "AMSGrad", "adafix": "AdaFix"}
@@ -197,7 +202,8 @@ def main(argv=None):
             parser.error(f"unknown optimizer {n!r}; choose from {', '.join(OPTIMIZERS)}")
 
     print(f"adamcore {adamcore.__version__}: MLP 64-{args.hidden}-10 on sklearn digits (1437 train / 360 test), "
-          f"batch {args.batch}, {args.epochs} epochs, {args.seeds} seeds per optimizer")
+          f"batch {args.batch}, {args.epochs} epochs, {args.seeds} seeds per optimizer; BLAS threads: "
+          + ", ".join(f"{k}={v}" for k, v in BLAS_THREADS.items()))
     for advisory in adamcore.advise("adam", lr=args.lr):
         print(f"  adamcore.advise('adam', lr={args.lr}): {advisory}")
     started = time.perf_counter()
