@@ -23,7 +23,7 @@ SWIFT_LIB_FLAGS := -c release --product adamcore --scratch-path $(SWIFT_LIB_SCRA
 	-Xlinker --version-script=$(CURDIR)/Sources/AdamCoreABI/exports.map \
 	-Xlinker -soname=libadamcore.so.$(SOMAJOR)
 
-.PHONY: all help deps system-deps demo-deps lib python wheel test-wheel python-hooks demo demo-c seeds test test-swift test-tsan test-abi test-c test-swift-example test-python test-stubs test-pip test-bench bench \
+.PHONY: all help deps system-deps demo-deps lib python wheel test-wheel demo-torch python-hooks demo demo-c seeds test test-swift test-tsan test-abi test-c test-swift-example test-python test-stubs test-pip test-bench bench \
 	fuzz test-fuzz test-asan asan-lib install uninstall clean
 
 all: lib python $(BUILD)/logreg
@@ -33,6 +33,7 @@ help:
 	@echo "make            build the library, the Python package (build/python) and the C example"
 	@echo "make demo       build, install what the demo imports, run the main demo (examples/python)"
 	@echo "make demo-c     build and run the C example (examples/c/logreg.c)"
+	@echo "make demo-torch a tiny transformer trained with torch's fused AdamW and adamcore.torch.AdamW (installs torch)"
 	@echo "make seeds      the research seeds' claims, measured (docs/SEEDS.md)"
 	@echo "make test       install the test stack (make deps) and run every test; CI runs exactly this"
 	@echo "make bench      the benchmarks, side by side with torch, DeepSpeed, gcc and a roofline (minutes)"
@@ -145,6 +146,12 @@ demo: all demo-deps
 
 demo-c: all
 	$(BUILD)/logreg
+
+# The drop-in story in one picture: a tiny transformer trained from scratch with torch's fused AdamW and with
+# adamcore.torch.AdamW (same weights, same data): same loss curve, the step times side by side.
+demo-torch: all demo-deps
+	$(call pip_missing,torch)
+	PYTHONPATH=$(BUILD)/python $(PYTHON) examples/python/transformer_demo.py --out $(BUILD)/demo-torch
 
 # The research seeds' claims, measured (docs/SEEDS.md).
 seeds: all demo-deps

@@ -46,3 +46,19 @@ def test_torch_drop_in_example_trains_like_torch(capsys):
     assert "adamcore: final loss" in out and "torch: final loss" in out and "us per step" in out
     assert ours == pytest.approx(theirs, rel=1e-3), (ours, theirs)
     assert ours < 0.2  # it learned (the target's variance is about 0.25)
+
+
+def test_transformer_demo_trains_like_torch(tmp_path, capsys):
+    """make demo-torch's script at small settings: adamcore.torch.AdamW and torch's fused AdamW train the same
+    transformer from the same weights on the same batches to the same losses (the first steps agree to float32
+    rounding; the run stays close), the loss falls well below its start, and the plot is written."""
+    runs, entropy = _load(EXAMPLES / "transformer_demo.py").main(
+        ["--steps", "60", "--width", "32", "--layers", "1", "--out", str(tmp_path)])
+    (torch_loss, _), (ours_loss, _) = runs.values()
+    assert np.abs(torch_loss[:5] - ours_loss[:5]).max() < 1e-4
+    assert np.abs(torch_loss - ours_loss).max() < 2e-2
+    assert ours_loss[-10:].mean() < 0.8 * ours_loss[0]
+    assert entropy < ours_loss[0]
+    out = capsys.readouterr().out
+    assert "largest |loss difference|" in out and "optimizer.step()" in out
+    assert (tmp_path / "transformer_adamw.png").stat().st_size > 10_000
