@@ -156,6 +156,19 @@ static const char *isa_name(int isa) {
     return isa == ADAMCORE_ISA_AVX512 ? "AVX-512" : isa == ADAMCORE_ISA_AVX2_FMA ? "AVX2+FMA" : "baseline";
 }
 
+/* Repetitions per round: about budget/rounds seconds of a call that took `once` (timed after a warm-up: the
+ * first call pays the page faults), between 1 and 200000. */
+static size_t reps_for(double budget, double once) {
+    size_t reps = (size_t)(budget / rounds / (once > 1e-7 ? once : 1e-7));
+    return reps < 1 ? 1 : reps > 200000 ? 200000 : reps;
+}
+
+/* The j-th contender of round `round` of `count`: every other round backwards, so that none is always first. */
+static int contender_at(int round, int j, int count) { return round & 1 ? count - 1 - j : j; }
+
+/* Before each contender's round: let the previous contender's spinning threads (OpenMP's, the pool's) sleep. */
+static void pause_between_contenders(void) { nanosleep(&(struct timespec){0, 20000000}, NULL); }
+
 /* One result line: the median of `r` rounds' times (seconds per call) with its spread, and every round's time. */
 static void report(const char *algorithm, const char *group, const char *contender, size_t tensors, size_t n,
                    int threads, const double *times, int r, size_t reps, int bytes) {
@@ -198,8 +211,6 @@ static void bench(const char *algorithm, size_t tensors, size_t per, int threads
     CHECK(adamcore_set_num_threads(threads));
     omp_set_num_threads(threads);
 
-    /* Repetitions per round: about budget/rounds seconds of the adamcore step timed once after a warm-up (the
-     * first call pays the page faults), at least one. */
     int64_t step = 0;
     double once = 0;
     for (int w = 0; w < 2; w++) {
@@ -209,14 +220,12 @@ static void bench(const char *algorithm, size_t tensors, size_t per, int threads
         else CHECK(adamcore_adam_step_f32(&c, step, n, p, g, m, v, ams ? vmax : NULL));
         once = now() - t0;
     }
-    size_t reps = (size_t)(budget / rounds / (once > 1e-7 ? once : 1e-7));
-    if (reps < 1) reps = 1;
-    if (reps > 200000) reps = 200000;
+    size_t reps = reps_for(budget, once);
     double times[CONTENDERS][MAX_ROUNDS];
     int done[CONTENDERS] = {0};
     for (int round = 0; round < rounds; round++) {
         for (int j = 0; j < CONTENDERS; j++) {
-            int k = round & 1 ? CONTENDERS - 1 - j : j; /* every other round backwards: no contender always first */
+            int k = contender_at(round, j, CONTENDERS);
             /* The many-tensor layout is the object's case (and the roofline's, over the same bytes flat). */
             if (tensors > 1 && k != 1 && k != 4 && k != 2) continue;
             /* The stateless step again on the AVX2 tier, when a higher one is in use: does that tier pay? */
@@ -225,8 +234,7 @@ static void bench(const char *algorithm, size_t tensors, size_t per, int threads
             /* And on the AVX-512 tier when the CPU runs it but AVX2 was chosen: would it have paid? */
             if (k == 6 && (tensors > 1 || best_isa != ADAMCORE_ISA_AVX2_FMA || !runs_avx512)) continue;
             if (k == 6) CHECK(adamcore_select_isa(ADAMCORE_ISA_AVX512));
-            /* Let the previous contender's spinning threads (OpenMP's, the pool's) go to sleep first. */
-            nanosleep(&(struct timespec){0, 20000000}, NULL);
+            pause_between_contenders();
             double t0 = now();
             for (size_t r = 0; r <= reps; r++) {
                 if (r == 1) t0 = now(); /* the first call is untimed: it refills the caches the pause let go */
@@ -251,7 +259,7 @@ static void bench(const char *algorithm, size_t tensors, size_t per, int threads
                 }
             }
             times[k][done[k]++] = (now() - t0) / reps;
-            if (k == 5 || k == 6) CHECK(adamcore_select_isa(best_isa));
+            if (k == 5 || k == 6) CHECK(adamcore_select_isa(ADAMCORE_ISA_DEFAULT));
         }
     }
     for (int k = 0; k < CONTENDERS; k++)
@@ -345,14 +353,12 @@ static void bench_mixed(const mixed_layout *l, size_t n, int threads, double bud
         once = now() - t0;
     }
     CHECK(adamcore_optimizer_step(fp32, NULL, 1));
-    size_t reps = (size_t)(budget / rounds / (once > 1e-7 ? once : 1e-7));
-    if (reps < 1) reps = 1;
-    if (reps > 200000) reps = 200000;
+    size_t reps = reps_for(budget, once);
     double times[K][MAX_ROUNDS];
     for (int round = 0; round < rounds; round++) {
         for (int j = 0; j < K; j++) {
-            int k = round & 1 ? K - 1 - j : j;
-            nanosleep(&(struct timespec){0, 20000000}, NULL);
+            int k = contender_at(round, j, K);
+            pause_between_contenders();
             double t0 = now();
             for (size_t r = 0; r <= reps; r++) {
                 if (r == 1) t0 = now(); /* the first call is untimed: it refills the caches the pause let go */
@@ -396,14 +402,12 @@ static void bench_bandwidth(size_t n, int threads, double budget) {
     copy(n, cb, g);
     roofline(n, rp, g, rm, rv);
     roofline_prefetch(n, rp, g, rm, rv);
-    size_t reps = (size_t)(budget / rounds / (once > 1e-7 ? once : 1e-7));
-    if (reps < 1) reps = 1;
-    if (reps > 200000) reps = 200000;
+    size_t reps = reps_for(budget, once);
     double times[K][MAX_ROUNDS];
     for (int round = 0; round < rounds; round++) {
         for (int j = 0; j < K; j++) {
-            int k = round & 1 ? K - 1 - j : j;
-            nanosleep(&(struct timespec){0, 20000000}, NULL);
+            int k = contender_at(round, j, K);
+            pause_between_contenders();
             double t0 = now();
             for (size_t r = 0; r <= reps; r++) {
                 if (r == 1) t0 = now(); /* the first call is untimed: it refills the caches the pause let go */
@@ -479,12 +483,12 @@ int main(int argc, char **argv) {
     best_isa = adamcore_active_isa();
     /* Does the CPU (and build) run AVX-512 though the library chose less? Try it, then put the choice back. */
     runs_avx512 = adamcore_select_isa(ADAMCORE_ISA_AVX512) == 0;
-    CHECK(adamcore_select_isa(best_isa));
+    CHECK(adamcore_select_isa(ADAMCORE_ISA_DEFAULT)); /* not best_isa: the default may mix tiers by layout */
     print_cpu();
     printf("# adamcore %s, kernels %s, %d CPUs available\n", adamcore_version_string(), isa_name(best_isa),
            omp_get_num_procs());
     if (runs_avx512 && best_isa == ADAMCORE_ISA_AVX2_FMA)
-        printf("# C kernels: AVX2+FMA chosen though this CPU runs AVX-512; adamcore_avx512 is the stateless step on "
+        printf("# C kernels: AVX2+FMA chosen for float32 (16-bit layouts: AVX-512) though this CPU runs AVX-512; adamcore_avx512 is the stateless step on "
                "the AVX-512 tier\n");
     printf("# C rounds: %d interleaved per figure, median reported (spread: min, quartiles, max); budget %g s per "
            "contender and size\n", rounds, budget);

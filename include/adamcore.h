@@ -566,7 +566,8 @@ ADAMCORE_API int adamcore_get_num_threads(int *threads);
 typedef enum adamcore_isa {
     ADAMCORE_ISA_BASELINE = 0, /* portable SIMD for the architecture's baseline (SSE2 on x86-64) */
     ADAMCORE_ISA_AVX2_FMA = 1, /* x86-64 with AVX2 and FMA (x86-64-v3): 256-bit vectors, fused multiply-add */
-    ADAMCORE_ISA_AVX512 = 2    /* x86-64 with AVX-512 F/CD/BW/DQ/VL (x86-64-v4): 512-bit vectors, 32 registers */
+    ADAMCORE_ISA_AVX512 = 2,   /* x86-64 with AVX-512 F/CD/BW/DQ/VL (x86-64-v4): 512-bit vectors, 32 registers */
+    ADAMCORE_ISA_DEFAULT = 3   /* adamcore_select_isa only: back to the choice made at first use */
 } adamcore_isa;
 
 /** The kernel set in use: the fastest this CPU runs, chosen at first use by cpuid: the widest, except where
@@ -578,8 +579,10 @@ typedef enum adamcore_isa {
  *  "Instruction sets"). */
 ADAMCORE_API int adamcore_active_isa(void);
 /** Makes `isa` the kernel set of the stateless steps and of optimizers created afterwards (an optimizer keeps the
- *  set it was created with). ADAMCORE_E_ISA, and nothing changed, if `isa` is unknown or this CPU (or build) cannot
- *  run it. Process-wide; thread-safe. For tests and benchmarks that compare the tiers. */
+ *  set it was created with): that one tier for every layout. ADAMCORE_ISA_DEFAULT restores the choice made at
+ *  first use (which may take the 16-bit layouts' kernels from another tier than the one adamcore_active_isa
+ *  reports, so selecting that tier is not the same). ADAMCORE_E_ISA, and nothing changed, if `isa` is unknown or
+ *  this CPU (or build) cannot run it. Process-wide; thread-safe. For tests and benchmarks that compare the tiers. */
 ADAMCORE_API int adamcore_select_isa(int isa);
 
 #ifdef __cplusplus

@@ -168,6 +168,10 @@ public func adamcore_active_isa_() -> Int32 { Int32(activeKernels.isa.rawValue) 
 @_cdecl("adamcore_select_isa")
 public func adamcore_select_isa_(_ isa: Int32) -> Int32 {
     status { () throws(AdamCoreError) in
+        if isa == Int32(ADAMCORE_ISA_DEFAULT.rawValue) {
+            selectedKernels.store(initialKernelIndex(), ordering: .relaxed)
+            return
+        }
         guard let index = runnableKernels.firstIndex(where: { Int32($0.isa.rawValue) == isa }) else {
             throw AdamCoreError(ADAMCORE_E_ISA)
         }

@@ -124,18 +124,21 @@ static void test_version_and_statuses(void) {
               "ADAMCORE_ISA=avx2_fma honoured");
     /* Whether this CPU runs the AVX-512 tier (selecting it, then restoring the first choice). */
     int runs_avx512 = adamcore_select_isa(ADAMCORE_ISA_AVX512) == ADAMCORE_OK;
-    CHECK(adamcore_select_isa(isa) == ADAMCORE_OK && adamcore_active_isa() == isa, "first choice restored");
+    CHECK(adamcore_select_isa(ADAMCORE_ISA_DEFAULT) == ADAMCORE_OK && adamcore_active_isa() == isa, "first choice restored");
     if (forced && strcmp(forced, "avx512") == 0) /* a choice over the CPU's preferred tier, capped at what it runs */
         CHECK(isa == ADAMCORE_ISA_AVX512 || !runs_avx512, "ADAMCORE_ISA=avx512 honoured");
     if (!forced) /* the preferred tier: the widest, or AVX2 where 512-bit operations are double-pumped */
         CHECK(isa == ADAMCORE_ISA_AVX512 || !runs_avx512 || isa == ADAMCORE_ISA_AVX2_FMA, "default tier");
     printf("kernels: %s\n", isa == ADAMCORE_ISA_AVX512 ? "AVX-512" : isa == ADAMCORE_ISA_AVX2_FMA ? "AVX2+FMA" : "baseline");
-    EXPECT_STATUS(ADAMCORE_E_ISA, adamcore_select_isa(3));
+    EXPECT_STATUS(ADAMCORE_E_ISA, adamcore_select_isa(4));
     EXPECT_STATUS(ADAMCORE_E_ISA, adamcore_select_isa(-1));
     CHECK(adamcore_active_isa() == isa, "a refused selection changes nothing");
     CHECK(adamcore_select_isa(ADAMCORE_ISA_BASELINE) == ADAMCORE_OK && adamcore_active_isa() == ADAMCORE_ISA_BASELINE,
           "the baseline can always be selected");
     CHECK(adamcore_select_isa(isa) == ADAMCORE_OK && adamcore_active_isa() == isa, "and the first choice again");
+    CHECK(adamcore_select_isa(ADAMCORE_ISA_BASELINE) == ADAMCORE_OK &&
+              adamcore_select_isa(ADAMCORE_ISA_DEFAULT) == ADAMCORE_OK && adamcore_active_isa() == isa,
+          "ADAMCORE_ISA_DEFAULT restores the first choice");
 }
 
 /* Every tier this CPU runs, through the C face: 200 Adam (AMSGrad, AdamW) steps over 37 floats (tails included).
