@@ -109,7 +109,10 @@ static void train(const char *name, int algorithm, unsigned flags) {
 int main(void) {
     make_data();
     printf("adamcore %s (kernels: %s), logistic regression, %d samples x %d features, batch %d, lr 0.05\n",
-           adamcore_version_string(), adamcore_active_isa() == ADAMCORE_ISA_AVX2_FMA ? "AVX2+FMA" : "baseline",
+           adamcore_version_string(),
+           adamcore_active_isa() == ADAMCORE_ISA_AVX512   ? "AVX-512"
+           : adamcore_active_isa() == ADAMCORE_ISA_AVX2_FMA ? "AVX2+FMA"
+                                                          : "baseline",
            SAMPLES, FEATURES, BATCH);
     printf("full-data loss after epoch   1          10        20        30        40\n");
     train("Adam", ADAMCORE_ADAM, 0);
