@@ -48,7 +48,7 @@ def _numpy_dtype(dtype):
 def _hyperparameters(group: Dict[str, Any]) -> Dict[str, Any]:
     """What a step compares with what it last gave the core (`_unchanged`): a shallow copy, so that any edit of a
     group (item assignment, update, |=, pop, setdefault, ...) shows as a difference, with no need to intercept each
-    way of making it. Compared as dicts, in C: a step's check costs ~0.1 us where a rebuilt list cost ~1 us."""
+    way of making it. Compared as dicts, in C: a step's check costs ~0.3 us where a rebuilt list cost ~1.1 us."""
     return dict(group)
 
 
