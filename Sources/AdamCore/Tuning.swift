@@ -17,9 +17,9 @@ import Darwin
 //    conversions, ran 1.1-1.6x faster on it (32 registers). So such a CPU runs each family on its better tier
 //    (KernelSet(streams:sixteenBit:)). Tiers that fuse multiply-adds give the same bits, so the choice is free.
 // 3. Software prefetch in loops that stream from DRAM (steps of >= 4M elements): only where it was measured to
-//    help. Zen 5: +10-18% from DRAM (one core's hardware prefetcher kept too few lines in flight). Zen 4: -35%
-//    (its hardware prefetchers already keep the streams in flight; the extra prefetches only queue behind them).
-//    Unmeasured CPUs leave it to the hardware.
+//    help. Zen 5: +10-18% from DRAM (measured with the earlier, interleaved split). Zen 4: -35% (why was not
+//    found without counters; its hardware prefetchers alone keep a plain loop at the roofline). Unmeasured CPUs
+//    leave it to the hardware; the bench's bandwidth probe shows on any CPU whether it pays.
 //
 // | CPU (cpuid vendor, family, model)              | float32/64 tier | 16-bit tier   | prefetch | measured            |
 // |------------------------------------------------|-----------------|---------------|----------|---------------------|
