@@ -23,7 +23,7 @@ SWIFT_LIB_FLAGS := -c release --product adamcore --scratch-path $(SWIFT_LIB_SCRA
 	-Xlinker --version-script=$(CURDIR)/Sources/AdamCoreABI/exports.map \
 	-Xlinker -soname=libadamcore.so.$(SOMAJOR)
 
-.PHONY: all help deps system-deps demo-deps lib python wheel test-wheel demo-torch python-hooks demo demo-c seeds test test-swift test-tsan test-abi test-c test-swift-example test-python test-stubs test-pip test-bench bench \
+.PHONY: all help deps system-deps demo-deps bench-deps lib python wheel test-wheel demo-torch python-hooks demo demo-c seeds test test-swift test-tsan test-abi test-c test-swift-example test-python test-stubs test-pip test-bench bench \
 	fuzz test-fuzz test-asan asan-lib install uninstall clean
 
 all: lib python $(BUILD)/logreg
@@ -36,7 +36,8 @@ help:
 	@echo "make demo-torch a tiny transformer trained with torch's fused AdamW and adamcore.torch.AdamW (installs torch)"
 	@echo "make seeds      the research seeds' claims, measured (docs/SEEDS.md)"
 	@echo "make test       install the test stack (make deps) and run every test; CI runs exactly this"
-	@echo "make bench      the benchmarks, side by side with torch, DeepSpeed, gcc and a roofline (minutes)"
+	@echo "make bench      the benchmarks, side by side with gcc, a roofline and whatever of torch and DeepSpeed is installed"
+	@echo "make bench-deps install every bench contender (torch, DeepSpeed) and matplotlib for its plot"
 	@echo "make lib        only the C library (needs Swift, nothing else)"
 	@echo "make install    PREFIX=/usr/local: library, header, adamcore.pc (needs neither Python nor network)"
 	@echo "make wheel      a manylinux wheel in build/wheel (offline; pip install it where no Swift is)"
@@ -310,17 +311,21 @@ test-asan: $(ASAN_LIB)
 $(BUILD)/bench_c: bench/bench_c.c $(LIB)
 	$(CC) -O3 -march=native -fno-math-errno -fopenmp -std=gnu11 $< -o $@ $$(pkg-config --cflags --libs adamcore) -lm
 
-bench: $(BUILD)/bench_c python | deps
-	$(PYTHON) -c "import matplotlib" 2>/dev/null || $(PYTHON) -m pip install -q matplotlib
-	@# DeepSpeed's CPUAdam is a contender when it installs (its op builds on first use); else it is reported missing.
+# `make bench` installs nothing: it runs the contenders that are installed and reports the others as missing,
+# with the reason. `make bench-deps` installs them all: torch (fused, foreach, adamcore.torch), DeepSpeed's CPUAdam
+# (its op builds on first use, with ninja), and matplotlib for the plot.
+bench-deps: system-deps
+	$(call pip_missing,numpy torch matplotlib)
 	$(PYTHON) -c "import deepspeed" 2>/dev/null || $(PYTHON) -m pip install -q deepspeed ninja py-cpuinfo \
-		|| echo "deepspeed did not install: the bench reports it as missing"
+		|| echo "deepspeed did not install: the bench will report it as missing"
+
+bench: $(BUILD)/bench_c python
 	mkdir -p $(BUILD)/bench
 	$(BUILD)/bench_c | tee $(BUILD)/bench/c.txt
 	PYTHONPATH=$(BUILD)/python$${ADAMCORE_BENCH_PYTHONPATH:+:$$ADAMCORE_BENCH_PYTHONPATH} \
 		$(PYTHON) bench/bench_py.py | tee $(BUILD)/bench/py.txt
-	$(PYTHON) bench/report.py $(BUILD)/bench/c.txt $(BUILD)/bench/py.txt --png $(BUILD)/bench/bench.png \
-		--markdown $(BUILD)/bench/report.md
+	$(PYTHON) bench/report.py $(BUILD)/bench/c.txt $(BUILD)/bench/py.txt --markdown $(BUILD)/bench/report.md \
+		$$($(PYTHON) -c "import matplotlib" 2>/dev/null && echo --png $(BUILD)/bench/bench.png || echo "")
 
 # A quick smoke run: the benchmark programs work (their timings are not judged).
 test-bench: $(BUILD)/bench_c python | deps
