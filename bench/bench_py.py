@@ -487,7 +487,7 @@ def run_group(specs, threads, budget, rounds, group, skip, only=(), cap=None):
                 continue
             # Let the previous contender's spinning threads (OpenMP, adamcore's pool) go to sleep first, so no
             # contender runs against another's busy-waiting on these 2 cores: torch's OpenMP worker was measured
-            # spinning ~5 ms after each parallel region (CPU time used during a sleep), adamcore's pool ~20 us.
+            # spinning ~5 ms after each parallel region (CPU time used during a sleep), adamcore's pool ~0.1 ms.
             time.sleep(0.02)
             try:
                 t0 = time.perf_counter()
