@@ -83,7 +83,7 @@ func adamLoop<S: VectorStreams, T: KernelScalar, P: ArithmeticPolicy, A: StatsSi
     // alias that, and every vector would then reload and store the accumulators (measured: statistics tripled the
     // cost of an in-cache AVX-512 step); a local the compiler sees whole stays in registers.
     var sink = A()
-    let result = forEachVector(P.self, s, count: n, states: states, accumulate: trackStep, largeBody: collect) {
+    let result = forEachVector(P.self, s, count: n, states: states, accumulate: trackStep, statistics: collect) {
         s, i, valid in
         let g = s.grad(i)
         let old = s.param(i)

@@ -136,12 +136,12 @@ extension Streams: VectorStreams {
 @inlinable @inline(__always)
 func forEachVector<S: VectorStreams, P: ArithmeticPolicy>(
     _: P.Type, _ s: S, count n: Int, states: Int, readOnly: Bool = false, accumulate: Bool = false,
-    largeBody: Bool = false, _ body: (S, Int, Int) -> S.Scalar.Vector
+    statistics: Bool = false, _ body: (S, Int, Int) -> S.Scalar.Vector
 ) -> Double {
     let lanes = S.Scalar.Vector.scalarCount
     var total = 0.0
     var i = 0
-    if !accumulate && !largeBody && n > lanes {
+    if !accumulate && !statistics && n > lanes {
         let peel = Swift.min(s.alignmentPeel(), n)
         if peel > 0 {
             s.tail(from: 0, count: peel, states: states, readOnly: readOnly) { t in _ = body(t, 0, peel) }
@@ -150,7 +150,7 @@ func forEachVector<S: VectorStreams, P: ArithmeticPolicy>(
     }
     let fullEnd = n &- (n &- i) % lanes
     // Prefetch when the streams ask for it, with one loop-invariant test per vector. Inline in the plain loop of the
-    // plain kernels; where the body is large (`largeBody`: the statistics kernels) and in the summing loop, through
+    // plain kernels; where the body is large (`statistics`: it feeds a sink) and in the summing loop, through
     // one call: inline there too, the prefetches made the kernels too large for the inliner, which then outlined
     // adamLoop with its options as runtime flags. (The call costs nothing that shows from DRAM, the only place
     // the streams ask for prefetch.)
@@ -158,7 +158,7 @@ func forEachVector<S: VectorStreams, P: ArithmeticPolicy>(
     if !accumulate {
         while i < fullEnd {
             if prefetch {
-                if largeBody { prefetchOutOfLine(s, i, states) } else { s.prefetch(i, states: states) }
+                if statistics { prefetchOutOfLine(s, i, states) } else { s.prefetch(i, states: states) }
             }
             _ = body(s, i, lanes)
             i &+= lanes

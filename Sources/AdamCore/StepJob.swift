@@ -138,11 +138,7 @@ final class StepJob: ParallelTask {
                 end = x.end
                 next += 1
             }
-            let tensor = tensors![w.first]
-            partials[i] = perform(.update, tensor, g, w.start..<end, kernels, coefficients: c,
-                                  key: tensorRoundingKey(tensor, seed: roundingSeed, step: tensorSteps![w.first] &+ 1,
-                                                         index: w.first),
-                                  other: nil, threshold: 0, segment: nil, prefetch: prefetch)
+            partials[i] = run(tensor: w.first, grad: g, w.start..<end, segment: nil)
             for k in (i + 1)..<next { partials[k] = 0 }
             i = next
         }
@@ -157,15 +153,21 @@ final class StepJob: ParallelTask {
                 segment?.pointee = KernelStats()
                 continue
             }
-            let tensor = tensors![index]
-            let result = perform(phase, tensor, g, w.range(of: tensor), kernels,
-                                 coefficients: coefficients.map { $0[coefficientIndex![index]] },
-                                 key: tensorRoundingKey(tensor, seed: roundingSeed, step: tensorSteps![index] &+ 1, index: index),
-                                 other: others?[index], threshold: phase == .gate ? thresholds[tensor.group] : 0,
-                                 segment: segment, prefetch: prefetch)
+            let result = run(tensor: index, grad: g, w.range(of: tensors![index]), segment: segment)
             total = phase == .maxAbs ? Swift.max(total, result) : total + result
         }
         partials[item] = total
+    }
+
+    /// This job's phase over elements `range` of tensor `index`, whose gradient is `g`.
+    @inline(__always)
+    private func run(tensor index: Int, grad g: UnsafeRawPointer, _ range: Range<Int>,
+                     segment: UnsafeMutablePointer<KernelStats>?) -> Double {
+        let tensor = tensors![index]
+        return perform(phase, tensor, g, range, kernels, coefficients: coefficients.map { $0[coefficientIndex![index]] },
+                       key: tensorRoundingKey(tensor, seed: roundingSeed, step: tensorSteps![index] &+ 1, index: index),
+                       other: others?[index], threshold: phase == .gate ? thresholds[tensor.group] : 0,
+                       segment: segment, prefetch: prefetch)
     }
 
     /// Runs `phase` over the `itemCount` items, in parallel when they hold `elements` >= Threading.minimumElements,

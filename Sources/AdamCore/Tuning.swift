@@ -33,10 +33,6 @@ import Darwin
 
 /// This CPU's row of the table above.
 package struct CPUTuning: Sendable {
-    /// What the table calls this CPU ("Zen 4", ...), for reports.
-    package let name: String
-    /// cpuid's vendor (1 AMD, 2 Intel, 0 other), display family and model.
-    package let vendor: Int, family: Int, model: Int
     /// Whether the memory-bound float32/float64 kernels use the AVX-512 tier when the CPU runs it (false: AVX2+FMA
     /// for those, AVX-512 still for the 16-bit layouts' kernels).
     package let avx512ForStreams: Bool
@@ -46,18 +42,17 @@ package struct CPUTuning: Sendable {
     package static let current = CPUTuning()
 
     private init() {
-        var v: Int32 = 0, f: Int32 = 0, m: Int32 = 0
-        adamcore_shim_cpu_signature(&v, &f, &m)
-        vendor = Int(v); family = Int(f); model = Int(m)
+        var vendor: Int32 = 0, family: Int32 = 0, model: Int32 = 0   // vendor: 1 AMD, 2 Intel, 0 other
+        adamcore_shim_cpu_signature(&vendor, &family, &model)
         switch (vendor, family) {
         case (1, 0x19) where (0x10...0x1f).contains(model) || (0x60...0x7f).contains(model) || (0xa0...0xaf).contains(model):
-            (name, avx512ForStreams, prefetchFromDRAM) = ("Zen 4", false, false)
+            (avx512ForStreams, prefetchFromDRAM) = (false, false)   // Zen 4
         case (1, 0x19):
-            (name, avx512ForStreams, prefetchFromDRAM) = ("Zen 3", false, false)
+            (avx512ForStreams, prefetchFromDRAM) = (false, false)   // Zen 3 (no AVX-512)
         case (1, 0x1a):
-            (name, avx512ForStreams, prefetchFromDRAM) = ("Zen 5", true, true)
+            (avx512ForStreams, prefetchFromDRAM) = (true, true)     // Zen 5
         default:
-            (name, avx512ForStreams, prefetchFromDRAM) = ("unlisted CPU", true, false)
+            (avx512ForStreams, prefetchFromDRAM) = (true, false)
         }
     }
 }
