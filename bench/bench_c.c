@@ -166,8 +166,19 @@ static size_t reps_for(double budget, double once) {
 /* The j-th contender of round `round` of `count`: every other round backwards, so that none is always first. */
 static int contender_at(int round, int j, int count) { return round & 1 ? count - 1 - j : j; }
 
-/* Before each contender's round: let the previous contender's spinning threads (OpenMP's, the pool's) sleep. */
-static void pause_between_contenders(void) { nanosleep(&(struct timespec){0, 20000000}, NULL); }
+/* One contender's round: seconds per run of the statement `...`, `reps` times, timed after a 20 ms pause (the
+ * previous contender's spinning threads, OpenMP's or the pool's, go to sleep) and one untimed run (it refills the
+ * caches the pause let go). A macro, so each group's contenders stay a statement over its own buffers. */
+#define TIMED_ROUND(reps, ...)                                                                                       \
+    ({                                                                                                               \
+        nanosleep(&(struct timespec){0, 20000000}, NULL);                                                            \
+        double t0_ = now();                                                                                          \
+        for (size_t r_ = 0; r_ <= (reps); r_++) {                                                                    \
+            if (r_ == 1) t0_ = now();                                                                                \
+            __VA_ARGS__;                                                                                             \
+        }                                                                                                            \
+        (now() - t0_) / (reps);                                                                                      \
+    })
 
 /* One result line: the median of `r` rounds' times (seconds per call) with its spread, and every round's time. */
 static void report(const char *algorithm, const char *group, const char *contender, size_t tensors, size_t n,
@@ -234,31 +245,18 @@ static void bench(const char *algorithm, size_t tensors, size_t per, int threads
             /* And on the AVX-512 tier when the CPU runs it but AVX2 was chosen: would it have paid? */
             if (k == 6 && (tensors > 1 || best_isa != ADAMCORE_ISA_AVX2_FMA || !runs_avx512)) continue;
             if (k == 6) CHECK(adamcore_select_isa(ADAMCORE_ISA_AVX512));
-            pause_between_contenders();
-            double t0 = now();
-            for (size_t r = 0; r <= reps; r++) {
-                if (r == 1) t0 = now(); /* the first call is untimed: it refills the caches the pause let go */
-                step++;
-                switch (k) {
-                case 0:
-                    CHECK(ams ? adamcore_adam_step_f32(&c, step, n, p, g, m, v, vmax)
-                              : adamcore_adam_step_f32(&c, step, n, p, g, m, v, NULL));
-                    break;
+            times[k][done[k]++] = TIMED_ROUND(reps, step++; switch (k) {
+                case 0: /* the stateless step; 5 and 6: the same on the AVX2 / AVX-512 tier */
+                case 5:
+                case 6: CHECK(adamcore_adam_step_f32(&c, step, n, p, g, m, v, ams ? vmax : NULL)); break;
                 case 1: CHECK(adamcore_optimizer_step(opt, NULL, tensors)); break;
                 case 4: CHECK(adamcore_optimizer_step(measured, NULL, tensors)); break;
-                case 5:
-                case 6:
-                    CHECK(ams ? adamcore_adam_step_f32(&c, step, n, p, g, m, v, vmax)
-                              : adamcore_adam_step_f32(&c, step, n, p, g, m, v, NULL));
-                    break;
                 case 2: roofline(n, rp, g, rm, rv); break;
                 case 3:
                     if (ams) c_amsgrad(n, p, g, m, v, vmax, 1e-3f / 0.1f, 1000.0f, 0.9f, 0.999f, 1e-8f);
                     else c_adam(n, p, g, m, v, 1e-3f / 0.1f, 1000.0f, 0.9f, 0.999f, 1e-8f);
                     break;
-                }
-            }
-            times[k][done[k]++] = (now() - t0) / reps;
+            });
             if (k == 5 || k == 6) CHECK(adamcore_select_isa(ADAMCORE_ISA_DEFAULT));
         }
     }
@@ -358,15 +356,9 @@ static void bench_mixed(const mixed_layout *l, size_t n, int threads, double bud
     for (int round = 0; round < rounds; round++) {
         for (int j = 0; j < K; j++) {
             int k = contender_at(round, j, K);
-            pause_between_contenders();
-            double t0 = now();
-            for (size_t r = 0; r <= reps; r++) {
-                if (r == 1) t0 = now(); /* the first call is untimed: it refills the caches the pause let go */
-                if (k == 0) CHECK(adamcore_optimizer_step(opt, NULL, 1));
-                else if (k == 1) mixed_roofline(l, n, rp, rg, rm, rv, rc);
-                else CHECK(adamcore_optimizer_step(fp32, NULL, 1));
-            }
-            times[k][round] = (now() - t0) / reps;
+            times[k][round] = TIMED_ROUND(reps, if (k == 0) CHECK(adamcore_optimizer_step(opt, NULL, 1));
+                                                else if (k == 1) mixed_roofline(l, n, rp, rg, rm, rv, rc);
+                                                else CHECK(adamcore_optimizer_step(fp32, NULL, 1)));
         }
     }
     for (int k = 0; k < K; k++)
@@ -407,18 +399,12 @@ static void bench_bandwidth(size_t n, int threads, double budget) {
     for (int round = 0; round < rounds; round++) {
         for (int j = 0; j < K; j++) {
             int k = contender_at(round, j, K);
-            pause_between_contenders();
-            double t0 = now();
-            for (size_t r = 0; r <= reps; r++) {
-                if (r == 1) t0 = now(); /* the first call is untimed: it refills the caches the pause let go */
-                switch (k) {
+            times[k][round] = TIMED_ROUND(reps, switch (k) {
                 case 0: copy(n, cb, g); break;
                 case 1: roofline(n, rp, g, rm, rv); break;
                 case 2: roofline_prefetch(n, rp, g, rm, rv); break;
                 case 3: CHECK(adamcore_adam_step_f32(&c, ++step, n, p, g, m, v, NULL)); break;
-                }
-            }
-            times[k][round] = (now() - t0) / reps;
+            });
         }
     }
     for (int k = 0; k < K; k++)
@@ -426,16 +412,6 @@ static void bench_bandwidth(size_t n, int threads, double budget) {
                bw_bytes[k]);
     fflush(stdout);
     free(g); free(cb); free(rp); free(rm); free(rv); free(p); free(m); free(v);
-}
-
-/* AMD's core generation from family and model (as bench_py.py names it), or NULL. */
-static const char *amd_core(int family, int model) {
-    if (family == 23) return model < 0x30 ? "Zen/Zen+" : "Zen 2";
-    if (family == 25)
-        return (model >= 0x10 && model < 0x20) || (model >= 0x60 && model < 0x80) || (model >= 0xa0 && model < 0xb0)
-                   ? "Zen 4" : "Zen 3";
-    if (family == 26) return "Zen 5";
-    return NULL;
 }
 
 /* "# cpu: <model name>, <vendor> family F model M (0xF/0xM)[ = core]" from the first processor in /proc/cpuinfo,
@@ -459,11 +435,7 @@ static void print_cpu(void) {
     }
     if (f) fclose(f);
     printf("# cpu: %s, %s", name, vendor);
-    if (family >= 0 && model >= 0) {
-        const char *core = strcmp(vendor, "AuthenticAMD") == 0 ? amd_core(family, model) : NULL;
-        printf(" family %d model %d (0x%x/0x%x)%s%s", family, model, family, model, core ? " = " : "",
-               core ? core : "");
-    }
+    if (family >= 0 && model >= 0) printf(" family %d model %d (0x%x/0x%x)", family, model, family, model);
     printf("\n");
 }
 
@@ -488,8 +460,8 @@ int main(int argc, char **argv) {
     printf("# adamcore %s, kernels %s, %d CPUs available\n", adamcore_version_string(), isa_name(best_isa),
            omp_get_num_procs());
     if (runs_avx512 && best_isa == ADAMCORE_ISA_AVX2_FMA)
-        printf("# C kernels: AVX2+FMA chosen for float32 (16-bit layouts: AVX-512) though this CPU runs AVX-512; adamcore_avx512 is the stateless step on "
-               "the AVX-512 tier\n");
+        printf("# C kernels: AVX2+FMA for float32 (16-bit layouts: AVX-512) though this CPU runs AVX-512; "
+               "adamcore_avx512 is the stateless step on the AVX-512 tier\n");
     printf("# C rounds: %d interleaved per figure, median reported (spread: min, quartiles, max); budget %g s per "
            "contender and size\n", rounds, budget);
     char mode[128] = "unknown";

@@ -26,9 +26,10 @@ PACKAGE = Path(__file__).resolve().parent / "adamcore"
 # Libraries every manylinux system provides (auditwheel's policy; the dynamic loader itself included).
 MANYLINUX_LIBRARIES = {"libc.so.6", "libm.so.6", "libstdc++.so.6", "libgcc_s.so.1", "libpthread.so.0", "libdl.so.2",
                        "librt.so.1", "ld-linux-x86-64.so.2"}
-# The newest libstdc++ symbol version each manylinux_2_N may use (auditwheel's policy for N >= 34; older tags are
-# out of reach anyway while the library needs glibc 2.35).
-GLIBCXX_CEILING = {34: (3, 4, 29), 35: (3, 4, 30), 36: (3, 4, 30), 37: (3, 4, 30), 38: (3, 4, 32), 39: (3, 4, 33)}
+# The newest libstdc++ symbol version each manylinux_2_N may use on x86_64, as auditwheel's manylinux-policy.json
+# lists them (checked there for 2_35 to 2_37 and 2_39; 2_34 is AlmaLinux 9's gcc 11). Older tags are out of reach
+# while the library needs glibc 2.35; a tag missing here stops the build rather than guess.
+GLIBCXX_CEILING = {34: (3, 4, 29), 35: (3, 4, 30), 36: (3, 4, 30), 37: (3, 4, 30), 39: (3, 4, 33)}
 
 
 def versions(path, prefix):
